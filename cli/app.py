@@ -1,0 +1,47 @@
+"""The `v2ht-kg` command line."""
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ..kg.errors import V2HTError
+from . import data_cmd
+from .common import fail
+
+app = typer.Typer(
+    name="v2ht-kg",
+    help="Long-tail hashtag recommendation (V2HT, CIKM'19) over a typed hashtag knowledge graph.\n\n"
+    "Typical flow: `v2ht-kg build SOURCE --format F` (prepare data, build the cp/ss/po/co graph in the store), "
+    "`v2ht-kg train`, `v2ht-kg recommend RUN --post ID --explain`, and `v2ht-kg cypher` / `v2ht-kg query` to explore.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data_cmd.app, name="data")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except V2HTError as e:
+        fail(str(e))
+    except OSError as e:  # unreadable files, full disks: the user's to fix, not a bug
+        fail(f"{e.filename or ''}: {e.strerror or e}")
+    except KeyboardInterrupt:
+        fail("interrupted")
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except Exception as e:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(2)
+        if isinstance(e, click.exceptions.Abort):
+            fail("aborted")
+        raise
+
+
+if __name__ == "__main__":
+    main()
