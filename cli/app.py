@@ -7,7 +7,7 @@ import typer
 
 from ..kg.errors import V2HTError
 from . import data_cmd
-from .common import fail
+from .common import err_console
 
 app = typer.Typer(
     name="v2ht-kg",
@@ -21,15 +21,20 @@ app = typer.Typer(
 app.add_typer(data_cmd.app, name="data")
 
 
+def _die(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)
     except V2HTError as e:
-        fail(str(e))
+        _die(str(e))
     except OSError as e:  # unreadable files, full disks: the user's to fix, not a bug
-        fail(f"{e.filename or ''}: {e.strerror or e}")
+        _die(f"{e.filename or ''}: {e.strerror or e}")
     except KeyboardInterrupt:
-        fail("interrupted")
+        _die("interrupted")
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except Exception as e:  # click usage errors arrive here in non-standalone mode
@@ -39,7 +44,7 @@ def main() -> None:
             e.show()
             sys.exit(2)
         if isinstance(e, click.exceptions.Abort):
-            fail("aborted")
+            _die("aborted")
         raise
 
 
