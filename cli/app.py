@@ -27,25 +27,16 @@ def _die(message: str) -> None:
 
 
 def main() -> None:
+    # Standalone mode: click prints usage errors itself (exit 2); everything
+    # else propagates here, so user errors become one line instead of a trace.
     try:
-        app(standalone_mode=False)
+        app()
     except V2HTError as e:
         _die(str(e))
     except OSError as e:  # unreadable files, full disks: the user's to fix, not a bug
         _die(f"{e.filename or ''}: {e.strerror or e}")
     except KeyboardInterrupt:
         _die("interrupted")
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except Exception as e:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(2)
-        if isinstance(e, click.exceptions.Abort):
-            _die("aborted")
-        raise
 
 
 if __name__ == "__main__":
