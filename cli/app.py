@@ -6,7 +6,7 @@ import sys
 import typer
 
 from ..kg.errors import V2HTError
-from . import data_cmd
+from . import data_cmd, graph_cmd
 from .common import err_console
 
 app = typer.Typer(
@@ -19,6 +19,11 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_cmd.app, name="data")
+app.command()(graph_cmd.build)
+app.command()(graph_cmd.cypher)
+app.command()(graph_cmd.query)
+app.command()(graph_cmd.export)
+app.add_typer(graph_cmd.store_app, name="store")
 
 
 def _die(message: str) -> None:

@@ -41,7 +41,7 @@ def generate(
     """Write a synthetic micro-video data set in the raw folder format (read it back with --format synthetic)."""
     from ..kg import synthetic
 
-    info = synthetic.generate_preset(out, preset=preset, seed=seed)
+    info = synthetic.generate_preset(preset, out, seed=seed)
     if json_out:
         print_json(info)
     else:

@@ -199,7 +199,7 @@ def read_posts(source: Path, fmt: str, skip_bad: bool = False) -> tuple[Iterator
     if fmt in ("jsonl", "csv", "synthetic"):
         from .rawdata import read_raw_posts
 
-        return read_raw_posts(source, bad=bad), bad
+        return read_raw_posts(source), bad
     raise DataError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
 
 

@@ -1,0 +1,210 @@
+"""`v2ht-kg build`, `cypher`, `query`, `export`, `store ...`: the graph."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from ..kg import cypher_lib
+from ..kg.errors import V2HTError
+from ..kg.prepare import default_params
+from ..kg.readers import FORMATS, guess_format
+from .common import JsonOpt, StoreOpt, WorkdirOpt, console, print_json, progress_bar, workdir
+from .data_cmd import _render_stats, prepare_options
+
+ParamOpt = typer.Option(None, "--param", "-p", help="Query parameter key=value (repeatable); JSON values are parsed (n=5, tags='[\"a\",\"b\"]').")
+
+
+def build(
+    source: Optional[Path] = typer.Argument(None, help="Data folder (not needed for --format synthetic, which generates one)."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help=f"Source format: {', '.join(FORMATS)}."),
+    wd: Optional[Path] = WorkdirOpt,
+    store: Optional[str] = StoreOpt,
+    fresh: bool = typer.Option(False, "--fresh", help="Clear the store before loading (a rebuild without it MERGEs and gives the same graph)."),
+    preset: str = typer.Option("small", help="Synthetic preset: tiny | small | insvideo."),
+    min_tag_count: Optional[int] = prepare_options()["min_tag_count"],
+    min_user_posts: Optional[int] = prepare_options()["min_user_posts"],
+    split: Optional[str] = prepare_options()["split"],
+    longtail_threshold: Optional[int] = prepare_options()["longtail_threshold"],
+    max_posts: Optional[int] = prepare_options()["max_posts"],
+    seed: int = prepare_options()["seed"],
+    wup_threshold: float = typer.Option(0.9, help="po: WUP similarity of the best senses at least this."),
+    ss_max_depth: int = typer.Option(2, help="ss: hypernym hops between the two senses at most this."),
+    co_min_count: int = typer.Option(2, help="co: shared training posts at least this."),
+    no_wordnet: bool = typer.Option(False, "--no-wordnet", help="Skip ss/po (e.g. non-English hashtags)."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip malformed input lines (counted)."),
+    json_out: bool = JsonOpt,
+):
+    """Prepare the data set and build the typed cp/ss/po/co hashtag graph in the store.
+
+    Example: v2ht-kg build ../shared/data/twitter-hashtags-2013 --format twitter-hashtags-2013 --workdir DIR
+    """
+    from ..kg.pipeline import build_graph, prepare_source
+    from ..kg.relations import RelationParams
+    from ..kg.stats import prepared_stats
+    from ..kg.store import open_store
+
+    fmt = fmt or ("synthetic" if source is None else guess_format(source))
+    params = default_params(fmt, min_tag_count=min_tag_count, min_user_posts=min_user_posts, split=split,
+                            longtail_threshold=longtail_threshold, max_posts=max_posts, seed=seed)
+    w = workdir(wd)
+    rel = RelationParams(wup_threshold=wup_threshold, ss_max_depth=ss_max_depth, co_min_count=co_min_count)
+    with progress_bar(not json_out) as prog:
+        ds, report = prepare_source(source, fmt, w, params, skip_bad=skip_bad, preset=preset, progress=prog)
+        with open_store(store, w.root) as gs:
+            summary = build_graph(ds, gs, w, rel, fresh=fresh, use_wordnet=not no_wordnet, progress=prog)
+    data, _ = prepared_stats(ds)
+    out = {"data": {**data, "bad_lines_skipped": report["bad_lines_skipped"]}, "graph": summary}
+    if json_out:
+        print_json(out)
+        return
+    _render_stats("prepared data set", out["data"])
+    t = Table(title="hashtag graph")
+    t.add_column("relation")
+    t.add_column("edges", justify="right")
+    t.add_column("before priority", justify="right")
+    for r, n in summary["edges"].items():
+        t.add_row(r, str(n), str((summary["edges_before_priority"] or {}).get(r, "")))
+    console.print(t)
+    st = summary["relation_stats"] or {}
+    console.print(f"overridden relations: {summary['overridden']}")
+    console.print(f"long-tail tags with a cp/ss/po neighbour: {st.get('longtail_with_semantic_neighbour')} of {st.get('longtail')}"
+                  f"; isolated tags: {st.get('isolated')}")
+    console.print(f"training posts loaded: {summary['train_posts_loaded']} ({summary['tagged_edges']} TAGGED edges); "
+                  f"seconds: {summary['seconds']}")
+
+
+def _rows_table(keys: list[str], rows: list[dict], title: str | None = None) -> Table:
+    import json
+
+    t = Table(title=title)
+    for k in keys:
+        t.add_column(k)
+    for r in rows:
+        t.add_row(*[v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str) for v in (r.get(k) for k in keys)])
+    return t
+
+
+def cypher(
+    query: str = typer.Argument(..., help="A Cypher statement; pass values with --param, never pasted into the text."),
+    param: Optional[List[str]] = ParamOpt,
+    write: bool = typer.Option(False, "--write", help="Allow writing clauses (CREATE, MERGE, SET, DELETE ...). Read-only without it."),
+    wd: Optional[Path] = WorkdirOpt,
+    store: Optional[str] = StoreOpt,
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON array, one object per row."),
+):
+    """Run a Cypher statement against the store (read-only unless --write)."""
+    from ..kg.store import open_store
+    from .common import parse_params
+
+    params = parse_params(param)
+    with open_store(store, workdir(wd).root) as gs:
+        _warn_incomplete(gs, json_out)
+        keys, rows = gs.run(query, params, write=write)
+    if json_out:
+        print_json(rows)
+    else:
+        console.print(_rows_table(keys, rows))
+        console.print(f"{len(rows)} row(s)")
+
+
+def _warn_incomplete(gs, quiet: bool) -> None:
+    from .common import err_console
+
+    info = gs.build_info()
+    if info is not None and info.get("status") != "complete":
+        err_console.print("[yellow]warning:[/] the last build did not complete; the graph may be partial (rerun `v2ht-kg build`).")
+
+
+def query(
+    name: Optional[str] = typer.Argument(None, help="Query name from cypher/queries (see --list)."),
+    param: Optional[List[str]] = ParamOpt,
+    list_: bool = typer.Option(False, "--list", "-l", help="List the query library with parameters."),
+    wd: Optional[Path] = WorkdirOpt,
+    store: Optional[str] = StoreOpt,
+    json_out: bool = JsonOpt,
+):
+    """Run a named query of the library in cypher/queries/ (read-only)."""
+    from ..kg.store import open_store
+    from .common import parse_params
+
+    library = {q.name.split("/", 1)[1]: q for q in cypher_lib.list_queries("queries")}
+    if list_ or not name:
+        if json_out:
+            print_json([{"name": n, "description": q.description, "params": q.params} for n, q in library.items()])
+            return
+        t = Table(title="query library (cypher/queries)")
+        t.add_column("name")
+        t.add_column("parameters (sample)")
+        t.add_column("what it returns")
+        for n, q in library.items():
+            t.add_row(n, ", ".join(f"{k}={v!r}" for k, v in q.params.items()), q.description)
+        console.print(t)
+        return
+    if name not in library:
+        raise V2HTError(f"no query {name!r}; `v2ht-kg query --list` shows the library")
+    q = library[name]
+    params = dict(q.params)
+    params.update(parse_params(param, q.params))
+    with open_store(store, workdir(wd).root) as gs:
+        _warn_incomplete(gs, json_out)
+        rows = gs.read(q.name, **params)
+    if json_out:
+        print_json(rows)
+    else:
+        keys = list(rows[0].keys()) if rows else []
+        console.print(_rows_table(keys, rows, title=f"{name}: {q.description}"))
+        console.print(f"{len(rows)} row(s)")
+
+
+def export(
+    fmt: str = typer.Option("pyg", "--format", "-f", help="pyg (torch_geometric Data, .pt) | graphml | csv (folder)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file (pyg, graphml) or folder (csv)."),
+    wd: Optional[Path] = WorkdirOpt,
+    store: Optional[str] = StoreOpt,
+    json_out: bool = JsonOpt,
+):
+    """Export the hashtag graph from the store (one query per relation type)."""
+    from ..kg.dataset import PreparedDataset
+    from ..kg.export import export_graph
+    from ..kg.store import open_store
+
+    w = workdir(wd)
+    names = fp = None
+    if (w.data / "manifest.json").exists():
+        ds = PreparedDataset(w.data)
+        names, fp = [h.name for h in ds.hashtags], ds.fingerprint
+    with open_store(store, w.root) as gs:
+        info = export_graph(gs, out, fmt, names=names, fingerprint=fp or "")
+    if json_out:
+        print_json(info)
+    else:
+        console.print(f"exported {fmt} to {out}: {info}")
+
+
+store_app = typer.Typer(help="The embedded graph store.", no_args_is_help=True)
+
+
+@store_app.command("serve")
+def store_serve(wd: Optional[Path] = WorkdirOpt):
+    """Keep the embedded ArcadeDB server of this work directory running (Ctrl-C stops it) and print how to connect."""
+    from ..kg.embedded import serve_forever
+
+    serve_forever(workdir(wd).ensure().store)
+
+
+@store_app.command("status")
+def store_status(wd: Optional[Path] = WorkdirOpt, store: Optional[str] = StoreOpt, json_out: bool = JsonOpt):
+    """Counts by label and relationship type, and the last build's status."""
+    from ..kg.store import open_store
+
+    with open_store(store, workdir(wd).root) as gs:
+        out = {"build": gs.build_info(), "counts": gs.counts()}
+    if json_out:
+        print_json(out)
+    else:
+        console.print(out)
+        if out["build"] and out["build"].get("status") != "complete":
+            console.print("[yellow]warning:[/] the last build did not complete")
