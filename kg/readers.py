@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .errors import DataError
+from .normalize import MAX_TAG_CHARS
 from .records import UNKNOWN_USER, Post
 
 FORMATS = ("twitter-hashtags-2013", "tweets2011", "kuairec", "jsonl", "csv", "synthetic")
@@ -39,8 +40,9 @@ class BadLines:
             self.examples.append(str(err))
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, decoded line without newline), strict UTF-8 per line."""
+def _lines(path: Path, bad: BadLines) -> Iterator[tuple[int, str]]:
+    """(line number, decoded line without newline), strict UTF-8 per line;
+    undecodable lines go to ``bad`` (raised, or counted under --skip-bad)."""
     if not path.is_file():
         raise DataError("file not found", str(path))
     with open(path, "rb") as f:
@@ -48,7 +50,8 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise DataError(f"not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})", str(path), i) from None
+                bad.handle(DataError(f"not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})", str(path), i))
+                continue
             yield i, line.rstrip("\r\n")
 
 
@@ -62,10 +65,16 @@ def _require_dir(path: Path, files: list[str]) -> None:
         raise DataError(f"missing {', '.join(missing)}", str(path))
 
 
-def _clean_tags(tags: list[str]) -> list[str]:
+
+
+def _clean_tags(tags: list[str], path: Path, line: int) -> list[str]:
     # Empty tag fields occur in the real sets (documented); such a post is
     # still a post (it counts in the raw statistics) and preparation drops it.
-    return [t.strip() for t in tags if t.strip()]
+    out = [t.strip() for t in tags if t.strip()]
+    for t in out:
+        if len(t) > MAX_TAG_CHARS:
+            raise DataError(f"hashtag too long ({len(t)} characters, at most {MAX_TAG_CHARS}): {t[:30]!r}...", str(path), line)
+    return out
 
 
 def read_twitter_2013(root: Path, bad: BadLines) -> Iterator[Post]:
@@ -74,15 +83,7 @@ def read_twitter_2013(root: Path, bad: BadLines) -> Iterator[Post]:
     _require_dir(root, ["train.csv", "valid.csv", "test.csv"])
     for split in ("train", "valid", "test"):
         path = root / f"{split}.csv"
-        lines = _lines(path)
-        while True:
-            try:
-                i, line = next(lines)
-            except StopIteration:
-                break
-            except DataError as e:
-                bad.handle(e)
-                continue
+        for i, line in _lines(path, bad):
             if not line.strip():
                 continue
             try:
@@ -92,7 +93,7 @@ def read_twitter_2013(root: Path, bad: BadLines) -> Iterator[Post]:
                 user = fields[1].strip()
                 if not user.isdigit():
                     raise DataError(f"user id must be numeric, found {user[:40]!r}", str(path), i)
-                tags = _clean_tags(fields[2:])
+                tags = _clean_tags(fields[2:], path, i)
                 yield Post(id=f"{split}-{i}", user=user, hashtags=tags, text=fields[0], split=split)
             except DataError as e:
                 bad.handle(e)
@@ -106,15 +107,7 @@ def read_tweets2011(root: Path, bad: BadLines) -> Iterator[Post]:
     for name in ("trainSet.csv", "testSet.csv"):
         path = root / name
         header = None
-        lines = _lines(path)
-        while True:
-            try:
-                i, line = next(lines)
-            except StopIteration:
-                break
-            except DataError as e:
-                bad.handle(e)
-                continue
+        for i, line in _lines(path, bad):
             if header is None:
                 header = line.split("\t")
                 if header[:5] != ["tweet_id", "user_id", "time", "content", "hashtag"]:
@@ -139,7 +132,7 @@ def read_tweets2011(root: Path, bad: BadLines) -> Iterator[Post]:
                     continue
                 seen.add(tid)
                 text = INLINE_TAG.sub(" ", content)
-                yield Post(id=tid, user=user, hashtags=_clean_tags(list(tags)), text=text, time=time)
+                yield Post(id=tid, user=user, hashtags=_clean_tags(list(tags), path, i), text=text, time=time)
             except DataError as e:
                 bad.handle(e)
 
@@ -173,7 +166,11 @@ def read_kuairec(root: Path, bad: BadLines) -> Iterator[Post]:
         if not (raw.startswith("[") and raw.endswith("]")):
             bad.handle(DataError(f"topic_tag must look like [a,b], found {raw[:40]!r}", str(path), line))
             continue
-        tags = [t.strip() for t in raw[1:-1].split(",") if t.strip()]
+        try:
+            tags = _clean_tags(raw[1:-1].split(","), path, line)
+        except DataError as e:
+            bad.handle(e)
+            continue
         if not tags:
             continue
         caption = row.get("caption") or ""
