@@ -146,7 +146,9 @@ def query(
     if name not in library:
         raise V2HTError(f"no query {name!r}; `v2ht-kg query --list` shows the library")
     q = library[name]
-    params = dict(q.params)
+    # Parameters left out are null (the queries treat null as "no filter" or
+    # "default"); the header samples are for the linter, not defaults.
+    params = {k: None for k in q.params}
     params.update(parse_params(param, q.params))
     with open_store(store, workdir(wd).root) as gs:
         _warn_incomplete(gs, json_out)

@@ -38,7 +38,19 @@ class Edge:
         if self.type not in PRIORITY:
             raise ValueError(f"unknown relation type {self.type!r}")
         if self.a > self.b:
+            # Evidence names its ends (synset_a, direction "a_hypernym_of_b"):
+            # it must turn with the pair, or it describes the wrong hashtag.
             self.a, self.b = self.b, self.a
+            ev = {}
+            for k, v in self.evidence.items():
+                if k.endswith("_a"):
+                    k = k[:-2] + "_b"
+                elif k.endswith("_b"):
+                    k = k[:-2] + "_a"
+                if k == "direction" and isinstance(v, str):
+                    v = {"a_hypernym_of_b": "b_hypernym_of_a", "b_hypernym_of_a": "a_hypernym_of_b"}.get(v, v)
+                ev[k] = v
+            self.evidence = ev
 
     @property
     def key(self) -> tuple[str, str]:

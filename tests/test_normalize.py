@@ -1,0 +1,176 @@
+"""Hashtag and text normalisation (kg/normalize.py), on real spaCy and word counts."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from v2ht_kg.kg.errors import DataError
+from v2ht_kg.kg.normalize import MAX_TAG_CHARS, Normalizer, NormalizedTag
+
+GOLD = Path(__file__).resolve().parent / "data" / "segmentation_gold.tsv"
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def norm() -> Normalizer:
+    return Normalizer()
+
+
+def name(norm: Normalizer, raw: str) -> str | None:
+    t = norm.tag(raw)
+    return None if t is None else t.name
+
+
+def test_concatenations_are_segmented_and_lemmatised(norm):
+    assert name(norm, "kiddancer") == "kid dancer"
+    assert name(norm, "skatedamnday") == "skate damn day"
+    assert name(norm, "kidsdancers") == "kid dancer"
+    t = norm.tag("#KidDancers")
+    assert t == NormalizedTag("kid dancer", ["kid", "dancer"], "#KidDancers")
+
+
+def test_separators_and_camel_case_give_one_name(norm):
+    forms = ["KidDancer", "kid_dancer", "kid-dancer", "kid dancer", "#kiddancer", "KIDDANCER"]
+    assert {name(norm, f) for f in forms} == {"kid dancer"}
+    assert {name(norm, f) for f in ["hiphop", "HipHop", "hip_hop", "Hip Hop"]} == {"hip hop"}
+    # camelCase is honoured even against the dictionary...
+    assert name(norm, "CheckOut") == "check out"
+    # ...but never cuts a social-media word.
+    assert name(norm, "iPhone") == "iphone"
+    assert name(norm, "YouTube") == "youtube"
+
+
+def test_social_media_words_are_not_split(norm):
+    for w in ["instagram", "selfie", "tbt", "ootd", "vlog", "hashtag", "tiktok", "youtube", "retweet"]:
+        assert norm.segment(w) == [w]
+    assert name(norm, "instagood") == "insta good"
+    assert name(norm, "selfiesunday") == "selfie sunday"
+    assert name(norm, "selfies") == "selfie"
+    assert name(norm, "picoftheday") == "pic of the day"
+
+
+def test_digits_are_own_tokens_except_known_alphanumerics(norm):
+    assert norm.segment("tbt2013") == ["tbt", "2013"]
+    assert norm.segment("iPhone4") == ["iphone", "4"]
+    assert norm.segment("top10") == ["top", "10"]
+    assert norm.segment("1dfeatjustinbieber") == ["1d", "feat", "justin", "bieber"]
+    assert norm.segment("mp3") == ["mp3"]
+    assert name(norm, "2013") == "2013"
+
+
+def test_nfkc_full_width_input(norm):
+    t = norm.tag("＃ＫｉｄＤａｎｃｅｒ")
+    assert t is not None and t.name == "kid dancer"
+    assert t.surface == "＃ＫｉｄＤａｎｃｅｒ"  # the surface form is kept as written
+
+
+def test_empty_and_symbol_only_tags_are_none(norm):
+    for raw in ["", "   ", "#", "##", "😀😀", "❤️", "!!!", "#🔥"]:
+        assert norm.tag(raw) is None, raw
+    assert name(norm, "#❤️love") == "love"
+
+
+def test_over_long_tag_raises(norm):
+    assert name(norm, "a" * MAX_TAG_CHARS) is not None
+    with pytest.raises(DataError, match=rf"hashtag too long \({MAX_TAG_CHARS + 1} characters, at most {MAX_TAG_CHARS}\)"):
+        norm.tag("a" * (MAX_TAG_CHARS + 1))
+
+
+def test_non_latin_tags_kept_whole(norm):
+    assert name(norm, "搞笑") == "搞笑"
+    assert name(norm, "#感谢快手我要上热门") == "感谢快手我要上热门"
+    assert norm.tag("五爱市场").words == ["五爱市场"]
+    assert name(norm, "नमस्ते") == "नमस्ते"  # combining marks stay inside the word
+
+
+def test_lemmatisation_is_plural_only_and_guarded(norm):
+    assert name(norm, "recipes") == "recipe"
+    assert name(norm, "celebrities") == "celebrity"
+    assert name(norm, "taxes") == "tax"
+    assert name(norm, "women") == "woman"
+    for kept in ["news", "physics", "politics", "this", "glasses", "texas", "steelers"]:
+        assert name(norm, kept) == kept
+    # verbs and adjectives inside a name are not lemmatised
+    assert name(norm, "bestfriends") == "best friend"
+    assert name(norm, "nowplaying") == "now playing"
+
+
+def test_tags_dedups_by_name_keeping_first(norm):
+    out = norm.tags(["KidDancer", "kid_dancers", "😀", "tbt", "#TBT", "  "])
+    assert [(t.name, t.surface) for t in out] == [("kid dancer", "KidDancer"), ("tbt", "tbt")]
+
+
+def test_cache_returns_independent_word_lists(norm):
+    a = norm.tag("kiddancer")
+    a.words.append("x")
+    assert norm.tag("kiddancer").words == ["kid", "dancer"]
+
+
+def test_text_tokens(norm):
+    toks = norm.tokens("RT @bob: I'm loving the kids' dancers at http://t.co/xyz #tbt in 2013!!! www.x.com #KidDancer")
+    assert toks == ["rt", "love", "kid", "dancer"]
+    assert norm.tokens("ＨＥＬＬＯ world, the end") == ["hello", "world", "end"]
+    assert norm.tokens("dogs cats birds fish", max_tokens=2) == ["dog", "cat"]
+    assert norm.tokens("dogs", max_tokens=0) == []
+    assert norm.tokens("") == []
+    # inline tags go whole, with what sticks to them; HTML entities decoded
+    assert norm.tokens("mixtape #MusikAmerica.com fish&amp;chips&nbsp;now") == ["mixtape", "fish&chips"]
+
+
+def test_tokens_many_matches_tokens(norm):
+    texts = ["the kids are dancing #dance", "", "@a http://x.y 123 456", "Cats and DOGS"]
+    assert norm.tokens_many(texts, 3) == [norm.tokens(t, 3) for t in texts]
+    assert norm.tokens_many(texts)[2] == []
+
+
+def test_spell_correction_fixes_typos_not_known_words():
+    speller = Normalizer(spell=True)
+    assert name(speller, "happpy") == "happy"
+    assert name(speller, "birthdayy") == "birthday"
+    # Words the vocabulary knows stay, even common misspellings of the web.
+    for known in ["kid dancer", "instagram", "selfie", "tbt", "news", "bieber", "lovato", "recieve"]:
+        assert name(speller, known) == known
+    # off by default
+    assert name(Normalizer(), "happpy") != "happy"
+
+
+def _read_gold() -> list[tuple[str, str, str]]:
+    rows = []
+    for line in GOLD.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("# "):
+            f = line.split("\t")
+            rows.append((f[0], f[1], f[2] if len(f) > 2 else f[1]))
+    return rows
+
+
+def test_gold_list_accuracy_floor(norm):
+    gold = _read_gold()
+    assert len(gold) >= 100
+    seg_ok = sum(" ".join(norm.segment(tag)) == words for tag, words, _ in gold)
+    name_ok = sum(name(norm, tag) == want for tag, _, want in gold)
+    # Measured 98.9% for both; 90% leaves room for word-list changes but
+    # fails if segmentation or lemmatisation breaks.
+    assert seg_ok / len(gold) >= 0.90, seg_ok
+    assert name_ok / len(gold) >= 0.90, name_ok
+
+
+def test_real_twitter_tags_normalise_fast():
+    train = DATA / "twitter-hashtags-2013" / "train.csv"
+    if not train.exists():
+        pytest.skip(f"real data absent: {train}")
+    import time
+
+    tags: set[str] = set()
+    with open(train, encoding="utf-8") as f:
+        for line in f:
+            tags.update(t for t in line.rstrip("\n").split("\t")[2:] if t.strip())
+    fresh = Normalizer()
+    t = time.perf_counter()
+    out = [fresh.tag(x) for x in tags]
+    dt = time.perf_counter() - t
+    names = {o.name for o in out if o is not None}
+    assert len(tags) > 10_000
+    # Distinct surfaces mostly stay distinct names, but some merge (plurals, case).
+    assert 0.9 * len(tags) < len(names) < len(tags)
+    assert dt < 20, dt  # the brief's budget for ~20k tags on one core
