@@ -6,7 +6,7 @@ import sys
 import typer
 
 from ..kg.errors import V2HTError
-from . import data_cmd, graph_cmd
+from . import data_cmd, graph_cmd, train_cmd
 from .common import err_console
 
 app = typer.Typer(
@@ -24,6 +24,9 @@ app.command()(graph_cmd.cypher)
 app.command()(graph_cmd.query)
 app.command()(graph_cmd.export)
 app.add_typer(graph_cmd.store_app, name="store")
+app.command()(train_cmd.train)
+app.command()(train_cmd.evaluate)
+app.command()(train_cmd.recommend)
 
 
 def _die(message: str) -> None:

@@ -1,0 +1,214 @@
+"""`v2ht-kg train`, `evaluate`, `recommend`: the V2HT recommender."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from ..kg.errors import DataError, V2HTError
+from ..kg.workdir import Workdir
+from .common import JsonOpt, StoreOpt, WorkdirOpt, console, err_console, print_json, workdir
+
+VARIANTS = ("full", "wo_u", "wo_p", "wo_up")
+RunArg = typer.Argument(..., help="Run folder, or a run name under <workdir>/runs.")
+
+
+def resolve_run(run: str, w: Workdir) -> Path:
+    p = Path(run)
+    if (p / "config.json").exists():
+        return p
+    q = w.runs / run
+    if (q / "config.json").exists():
+        return q
+    known = sorted(x.name for x in w.runs.iterdir() if (x / "config.json").exists()) if w.runs.is_dir() else []
+    raise DataError(f"no run {run!r} (not a run folder, not in {w.runs}); runs here: {', '.join(known) or 'none'}")
+
+
+def _modalities(value: Optional[str]) -> list[str] | None:
+    if not value:
+        return None
+    mods = [m.strip() for m in value.split(",") if m.strip()]
+    bad = [m for m in mods if m not in ("visual", "acoustic", "text")]
+    if bad:
+        raise V2HTError(f"unknown modality {bad[0]!r}; choose from visual, acoustic, text")
+    return mods
+
+
+def _metrics_table(title: str, rows: dict[str, dict]) -> Table:
+    keys = ["recall@5", "ndcg@5", "hit@5", "recall@10", "ndcg@10", "hit@10"]
+    t = Table(title=title)
+    t.add_column("model", no_wrap=True)
+    for k in keys:
+        t.add_column(k.replace("recall", "R").replace("ndcg", "NDCG").replace("hit", "Hit"), justify="right")
+    t.add_column("posts", justify="right")
+    for name, m in rows.items():
+        t.add_row(name, *[f"{m.get(k, float('nan')):.4f}" for k in keys], str(m.get("n_posts", "")))
+    return t
+
+
+def train(
+    wd: Optional[Path] = WorkdirOpt,
+    run: Optional[str] = typer.Option(None, "--run", help="Run name under <workdir>/runs [default: VARIANT-MODALITIES-seedSEED]."),
+    variant: str = typer.Option("full", help="full | wo_u (no user) | wo_p (no propagation) | wo_up (neither): paper Table 2."),
+    modalities: Optional[str] = typer.Option(None, help="Comma-separated subset of visual,acoustic,text [default: all the data set has]."),
+    epochs: int = typer.Option(10, help="Maximum epochs (early stopping on validation NDCG@10)."),
+    batch_size: int = typer.Option(256, help="Posts per mini-batch (each brings its tags + 6 negatives per tag)."),
+    lr: float = typer.Option(1e-3, help="Adam learning rate."),
+    d_hashtag: int = typer.Option(64, help="Hashtag/user/common-space dimension."),
+    patience: int = typer.Option(3, help="Stop after this many epochs without a better validation NDCG@10."),
+    valid_posts: Optional[int] = typer.Option(None, help="Validate each epoch on a fixed seeded subset of this many posts."),
+    seed: int = typer.Option(0, help="Seed for initial weights, negatives, Word2Vec."),
+    device: str = typer.Option("cpu", help="cpu | cuda | cuda:N."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run from its last checkpoint."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads [default: all cores]."),
+    json_out: bool = JsonOpt,
+):
+    """Train V2HT on the work directory's data set and graph snapshot; evaluates the best epoch on the test split."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..gnn.trainer import train as train_run
+
+    if variant not in VARIANTS:
+        raise V2HTError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise V2HTError(f"--device {device}: no CUDA device here")
+    w = workdir(wd)
+    if not (w.data / "manifest.json").exists():
+        raise DataError("no prepared data set; run `v2ht-kg build` first", str(w.root))
+    mods = _modalities(modalities)
+    name = run or f"{variant}-{'+'.join(mods) if mods else 'all'}-seed{seed}"
+    run_dir = w.runs / name
+    graph = w.graph if variant in ("full", "wo_u") else None
+    if graph is not None and not graph.exists():
+        raise DataError("no graph snapshot; run `v2ht-kg build` first (or train --variant wo_p)", str(graph))
+
+    prog = Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(),
+                    console=err_console, disable=json_out)
+    task = None
+
+    def on_event(ev: dict) -> None:
+        nonlocal task
+        kind = ev["event"]
+        if kind == "batch":
+            if task is None:
+                task = prog.add_task(f"epoch {ev['epoch']}", total=ev["batches"], loss=0.0)
+            prog.update(task, completed=ev["batch"], total=ev["batches"], description=f"epoch {ev['epoch']}", loss=ev["loss"])
+        elif kind == "epoch":
+            if task is not None:
+                prog.remove_task(task)
+                task = None
+            v = ev["valid"]
+            if not json_out:
+                prog.console.print(
+                    f"epoch {ev['epoch']:>3}/{ev['epochs']}  loss {ev['loss']:.4f}  valid recall@10 {v.get('recall@10', 0):.4f}"
+                    f"  ndcg@10 {v.get('ndcg@10', 0):.4f}  {'*' if ev['improved'] else ' '}  {ev['seconds']:.1f}s"
+                    + ("  (early stop)" if ev["stopped"] else ""))
+        elif kind in ("data", "test", "resume") and not json_out:
+            prog.console.print(f"[dim]{ev.get('message') or ('resumed after epoch ' + str(ev.get('epoch')))}[/]")
+
+    with prog:
+        metrics = train_run(w.data, graph, run_dir, model_options={"d_hashtag": d_hashtag}, variant=variant,
+                            modalities=mods, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
+                            resume=resume, patience=patience, valid_posts=valid_posts, threads=threads,
+                            progress=on_event)
+    out = {"run": str(run_dir), "best_epoch": metrics["best_epoch"], "test": metrics.get("test"),
+           "baselines": metrics.get("baselines")}
+    if json_out:
+        print_json(out)
+        return
+    _render_eval(out["test"], out["baselines"], variant)
+    console.print(f"run folder: {run_dir}  (metrics.json, curve.png, best.pt)")
+
+
+def _render_eval(test: dict | None, baselines: dict | None, name: str) -> None:
+    if not test:
+        return
+    for part in ("overall", "longtail"):
+        rows = {f"V2HT {name}": test[part]}
+        for b, m in (baselines or {}).items():
+            rows[b] = m[part]
+        console.print(_metrics_table(f"test, {part} (full ranking of every hashtag)", rows))
+
+
+def evaluate(
+    run: str = RunArg,
+    wd: Optional[Path] = WorkdirOpt,
+    split: str = typer.Option("test", help="train | valid | test."),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also evaluate the baselines on the same split."),
+    device: str = typer.Option("cpu", help="cpu | cuda."),
+    json_out: bool = JsonOpt,
+):
+    """Evaluate a run's best model: Recall/NDCG/HitRate@5,10, overall and long-tail."""
+    from ..gnn.evaluate import evaluate_run
+
+    out = evaluate_run(resolve_run(run, workdir(wd)), split, device=device, baselines=baselines)
+    if json_out:
+        print_json(out)
+    else:
+        _render_eval(out, out.get("baselines"), out.get("variant") or "")
+
+
+def recommend(
+    run: str = RunArg,
+    post: Optional[str] = typer.Option(None, "--post", help="A post id of the prepared data set."),
+    text: Optional[str] = typer.Option(None, "--text", help="The text of a new post."),
+    user: Optional[str] = typer.Option(None, "--user", help="The author of the new post (unknown users get the no-history fallback)."),
+    k: int = typer.Option(10, "-k", help="How many hashtags."),
+    explain: bool = typer.Option(False, "--explain", help="Explain each suggested long-tail hashtag (graph evidence, learned weights, score lift)."),
+    wd: Optional[Path] = WorkdirOpt,
+    store: Optional[str] = StoreOpt,
+    device: str = typer.Option("cpu", help="cpu | cuda."),
+    json_out: bool = JsonOpt,
+):
+    """Top-k hashtags for a post of the data set (--post) or a new post (--text, --user)."""
+    from ..gnn.evaluate import recommend as rec
+    from ..gnn.runs import load_run
+
+    if (post is None) == (text is None):
+        raise V2HTError("give either --post ID or --text \"...\" (with --user U)")
+    w = workdir(wd)
+    r = load_run(resolve_run(run, w), device=device)
+    ds = r.data.ds
+    truth: list[str] = []
+    if post is not None:
+        if post not in ds.post_index:
+            raise DataError(f"unknown post id {post!r}")
+        row = ds.post_index[post]
+        recs = rec(r, [row], k=k, device=device)[0]
+        truth = [ds.hashtags[t].name for t in ds.posts[row].tags]
+        user = ds.users[ds.posts[row].user]["name"]
+    else:
+        if user is not None and user not in ds.user_index:
+            err_console.print(f"[yellow]note:[/] unknown user {user!r}: using the no-history fallback")
+        recs = rec(r, text=text, user=user, k=k, device=device)
+    lt = {h.name for h in ds.hashtags if h.longtail}
+    items = [{"rank": i + 1, "tag": t, "score": s, "longtail": t in lt, "true": t in truth} for i, (t, s) in enumerate(recs)]
+    explanations = None
+    if explain:
+        from .explain_cmd import explain_suggestions
+
+        explanations = explain_suggestions(r, store, w, post=post, text=text, user=user,
+                                           tags=[x["tag"] for x in items if x["longtail"]], json_out=json_out)
+    if json_out:
+        out = {"post": post, "user": user, "recommendations": items}
+        if post is not None:
+            out["truth"] = truth
+        if explanations is not None:
+            out["explanations"] = explanations
+        print_json(out)
+        return
+    t = Table(title=f"top-{k} hashtags" + (f" for post {post}" if post else ""))
+    for c in ("rank", "hashtag", "score", "long-tail", "true"):
+        t.add_column(c)
+    for x in items:
+        t.add_row(str(x["rank"]), x["tag"], f"{x['score']:.4f}", "yes" if x["longtail"] else "",
+                  "✓" if x["true"] else "")
+    console.print(t)
+    if truth:
+        console.print(f"true hashtags: {', '.join(truth)}")
