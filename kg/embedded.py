@@ -289,6 +289,55 @@ class EmbeddedServer:
         self.stop()
 
 
+class ArcadeIngest:
+    """ArcadeDB's own bulk ingest (GraphBatch) on the database this process
+    serves. Rows cross into the JVM as one JSON string per chunk (lists of
+    strings included), which is what makes it fast; GraphBatch manages its
+    own transactions, so the store only uses it on empty types (a fresh
+    build) and keeps Cypher MERGE for everything else."""
+
+    CHUNK = 100_000
+
+    def __init__(self, db):
+        import jpype
+        from arcadedb_embedded.results import _bridge_class
+
+        self.db = db
+        self._vertex_batcher = jpype.JClass("com.arcadedb.python.VertexBatcher")
+        self._edge_batcher = _bridge_class("EdgeBatcher")
+        if self._edge_batcher is None:
+            raise StoreError("this arcadedb-embedded wheel lacks its bulk bridge")
+
+    def count(self, type_name: str) -> int:
+        return int(self.db.count_type(type_name))
+
+    def create_vertices(self, type_name: str, rows: list[dict]) -> list[str]:
+        """Creates one vertex per row; returns their RIDs in row order."""
+        self.db.schema.get_or_create_vertex_type(type_name)
+        rids: list[str] = []
+        with self.db.graph_batch(use_wal=True) as gb:
+            for i in range(0, len(rows), self.CHUNK):
+                joined = str(self._vertex_batcher.createVerticesJson(
+                    gb._java_graph_batch, type_name, json.dumps(rows[i:i + self.CHUNK])))
+                if joined:
+                    rids.extend(joined.split(";"))
+        if len(rids) != len(rows):
+            raise StoreError(f"bulk load of {type_name}: {len(rids)} of {len(rows)} vertices created")
+        return rids
+
+    def create_edges(self, type_name: str, rows: list[dict]) -> int:
+        """rows: {"_src": rid, "_dst": rid, **properties}."""
+        self.db.schema.get_or_create_edge_type(type_name)
+        # WAL on: a crash mid-load must not corrupt the files (the Build
+        # marker already says the load is incomplete). ~85k edges/s warm here.
+        with self.db.graph_batch(use_wal=True, parallel_flush=True,
+                                 expected_edge_count=max(len(rows), 1)) as gb:
+            for i in range(0, len(rows), self.CHUNK):
+                self._edge_batcher.newEdgesJson(
+                    gb._java_graph_batch, type_name, json.dumps(rows[i:i + self.CHUNK]))
+        return len(rows)
+
+
 def serve_forever(root: Path, on_ready=None) -> None:
     """Serve ``root`` until SIGINT/SIGTERM (``v2ht-kg store serve``).
     ``on_ready(server)`` is called once the port is open (to print it)."""

@@ -243,9 +243,15 @@ def _subtree(wn: _Nouns, root: str, max_depth: int = 8):
     return singles, collocations
 
 
+# WordNet's exception list also holds learned plurals (camera → camerae) that
+# no poster writes and no lemmatiser table undoes: only everyday ones are used.
+COMMON_IRREGULAR = frozenset("child man woman person mouse goose foot tooth knife wife life leaf wolf "
+                             "half shelf thief loaf calf ox".split())
+
+
 def plural(wn: _Nouns, word: str) -> str:
-    """A regular (or WordNet-irregular) English plural of a noun."""
-    if word in wn.plural:
+    """A regular (or common irregular) English plural of a noun."""
+    if word in wn.plural and word.split()[-1] in COMMON_IRREGULAR:
         return wn.plural[word]
     if re.search(r"(s|x|z|ch|sh)$", word):
         return word + "es"
