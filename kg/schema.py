@@ -17,7 +17,7 @@ REL_LABEL = {"cp": "CP", "ss": "SS", "po": "PO", "co": "CO"}  # relationship typ
 class Edge:
     """An undirected typed edge between two canonical hashtag names (a < b).
 
-    ``weight`` is the edge's prior strength in [0, 1] (cp/ss: 1.0, po: the WUP
+    ``weight`` is the edge's prior strength in [0, 1] (cp: 1.0, ss: 1/depth, po: the WUP
     score, co: the normalised co-occurrence strength); it becomes an input
     feature of the learned edge-weight network. ``evidence`` holds only JSON
     scalars and lists of strings (it is stored as relationship properties):
