@@ -1,0 +1,236 @@
+"""The V2HT model (paper §3): hashtag propagation, micro-video and user
+encoders, Bi-Interaction pooling and the prediction MLP; the ablation
+variants (w/o U, w/o P, w/o UP) are flags of this one class.
+
+Interaction (§3.5): per modality m present, with e~_m the common-space
+vector (mapped to d_D, see encoders.py), e_h = e'(h_j), e_u = e(u_k):
+    p0_m = e~_m * e_h + e~_m * e_u + e_h * e_u       (Eq. 14; * element-wise)
+and without the user module p0_m = e~_m * e_h. p0 concatenates the p0_m in
+``cfg.modalities`` order, then ReLU layers (Eq. 15) and a linear prediction
+layer (Eq. 16) give a logit; the sigmoid lives in the loss
+(binary cross-entropy with logits = Eq. 17, averaged over valid candidates).
+Dropout acts on p0 and on the hidden layers in training mode only; score
+in eval mode.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..kg.errors import V2HTError
+from .config import V2HTConfig
+from .encoders import ModalityEncoder, ModalityStates, UserEncoder, masked_attention
+from .propagation import HashtagPropagation
+
+# (post, hashtag) pairs scored per step in score_all; bounds the (pairs, d) temporaries
+PAIRS_PER_STEP = 1 << 17
+
+
+@dataclass
+class PostEncoding:
+    """What score functions need from a batch, computed once per batch."""
+
+    modalities: dict[str, ModalityStates]
+    user: torch.Tensor | None  # (B, d_E) or None without the user module
+
+
+class V2HT(nn.Module):
+    def __init__(self, cfg: V2HTConfig, init_hashtag_emb: torch.Tensor, graph=None):
+        super().__init__()
+        cfg.validate()
+        if tuple(init_hashtag_emb.shape) != (cfg.n_hashtags, cfg.d_hashtag):
+            raise V2HTError(f"initial hashtag embeddings have shape {tuple(init_hashtag_emb.shape)}, "
+                            f"expected ({cfg.n_hashtags}, {cfg.d_hashtag})")
+        self.cfg = cfg
+        self.hashtag_emb = nn.Parameter(init_hashtag_emb.detach().clone().float(),
+                                        requires_grad=cfg.train_hashtag_emb)
+        if cfg.use_propagation:
+            if graph is None:
+                raise V2HTError("propagation needs the hashtag graph (graph.pt); "
+                                "use the wo_p / wo_up variant to train without it")
+            self.propagation = HashtagPropagation(
+                cfg.d_hashtag, cfg.n_hashtags, graph, alpha=cfg.alpha, layers=cfg.gcn_layers,
+                n_edge_types=cfg.n_edge_types, edge_hidden=cfg.edge_hidden, residual=cfg.gcn_residual)
+        else:
+            self.propagation = None
+        self.encoders = nn.ModuleDict({
+            m: ModalityEncoder(cfg.input_dims[m], cfg.lstm_hidden[m], cfg.d_common, cfg.d_hashtag)
+            for m in cfg.modalities})
+        self.user_encoder = UserEncoder(cfg.d_user_in, cfg.user_hidden, cfg.d_user) if cfg.use_user else None
+        layers: list[nn.Module] = [nn.Dropout(cfg.dropout)]
+        width = len(cfg.modalities) * cfg.d_hashtag
+        for h in cfg.mlp_hidden:
+            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(cfg.dropout)]
+            width = h
+        layers.append(nn.Linear(width, 1, bias=False))  # W_pre of Eq. 16
+        self.mlp = nn.Sequential(*layers)
+        self._cache_key = None
+        self._cache_val = None
+
+    # ---------------------------------------------------------------- hashtags
+    def hashtag_embeddings(self) -> torch.Tensor:
+        """e'(h) for every hashtag (H, d_D): after propagation, or e(h) without it."""
+        return self._hashtag_side()[0]
+
+    def _hashtag_side(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(e'(h), {m: c_j}); cached while gradients are off and no parameter changed,
+        so that scoring many batches propagates once."""
+        if torch.is_grad_enabled():
+            return self._compute_hashtag_side()
+        # optimiser steps and load_state_dict bump _version; .to() changes data_ptr
+        key = (self.training, tuple((p.data_ptr(), p._version) for p in self.parameters()))
+        if key != self._cache_key:
+            self._cache_val = self._compute_hashtag_side()
+            self._cache_key = key
+        return self._cache_val
+
+    def _compute_hashtag_side(self):
+        emb = self.hashtag_emb
+        if self.propagation is not None:
+            emb = self.propagation(emb)
+        return emb, {m: enc.tag_scores(emb) for m, enc in self.encoders.items()}
+
+    @torch.no_grad()
+    def edge_weights(self) -> dict[str, torch.Tensor]:
+        """Learned A, Eq. 5's A' and Eq. 7's normalised values for every edge of the
+        input graph (aligned with ``edge_index``) plus the self weights per node."""
+        if self.propagation is None:
+            raise V2HTError("this model variant has no propagation (no hashtag graph)")
+        return self.propagation.explain(self.hashtag_emb)
+
+    # ------------------------------------------------------------------- posts
+    def _check_batch(self, batch) -> None:
+        n = len(batch.rows)
+        for m in self.cfg.modalities:
+            x = batch.seqs.get(m)
+            ln = batch.lengths.get(m)
+            if x is None or ln is None:
+                raise V2HTError(f"the batch lacks the {m!r} modality the model was built with")
+            if x.dim() != 3 or x.shape[0] != n or x.shape[2] != self.cfg.input_dims[m]:
+                raise V2HTError(f"{m} features have shape {tuple(x.shape)}, expected "
+                                f"({n}, T, {self.cfg.input_dims[m]})")
+            if ln.numel() != n or (n and (int(ln.min()) < 1 or int(ln.max()) > x.shape[1])):
+                raise V2HTError(f"{m} lengths must lie in 1..{x.shape[1]}")
+        if self.user_encoder is not None:
+            uf = batch.user_feats
+            if uf is None or tuple(uf.shape) != (n, self.cfg.d_user_in):
+                got = None if uf is None else tuple(uf.shape)
+                raise V2HTError(f"user features have shape {got}, expected ({n}, {self.cfg.d_user_in})")
+
+    def encode_posts(self, batch) -> PostEncoding:
+        """LSTM states, attention step scores and mapped steps per modality, plus e(u)."""
+        self._check_batch(batch)
+        mods = {m: enc.encode(batch.seqs[m].float(), batch.lengths[m].long())
+                for m, enc in self.encoders.items()}
+        user = self.user_encoder(batch.user_feats.float()) if self.user_encoder is not None else None
+        return PostEncoding(mods, user)
+
+    # ------------------------------------------------------------- interaction
+    def _interact(self, e_tilde: list[torch.Tensor], e_h: torch.Tensor, e_u: torch.Tensor | None) -> torch.Tensor:
+        """Eqs. 14-16: logits (B, K) from e~_m (B, K, d), e_h (B|1, K, d), e_u (B, 1, d) | None."""
+        if e_u is None:
+            parts = [et * e_h for et in e_tilde]
+        else:
+            g = e_h + e_u
+            hu = e_h * e_u
+            parts = [et * g + hu for et in e_tilde]
+        p0 = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+        return self.mlp(p0).squeeze(-1)
+
+    def _check_ids(self, ids: torch.Tensor) -> None:
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.cfg.n_hashtags):
+            raise V2HTError(f"hashtag ids must lie in 0..{self.cfg.n_hashtags - 1}")
+
+    def score_candidates(self, post: PostEncoding, cand: torch.Tensor) -> torch.Tensor:
+        """Logits (B, K) for candidate ids (B, K) of already encoded posts."""
+        self._check_ids(cand)
+        emb, c = self._hashtag_side()
+        e_tilde = [ModalityEncoder.pool(post.modalities[m], c[m][cand]) for m in self.cfg.modalities]
+        e_u = post.user.unsqueeze(1) if post.user is not None else None
+        return self._interact(e_tilde, emb[cand], e_u)
+
+    def forward(self, batch) -> torch.Tensor:
+        """Logits (B, K) for batch.cand (padding slots get a value too; mask them)."""
+        if batch.cand is None:
+            raise V2HTError("the batch has no candidates (cand); use score_all for full ranking")
+        return self.score_candidates(self.encode_posts(batch), batch.cand)
+
+    def loss(self, batch) -> torch.Tensor:
+        """Eq. 17: binary cross-entropy over the valid candidates, averaged."""
+        if batch.labels is None:
+            raise V2HTError("the batch has no labels")
+        logits = self.forward(batch)
+        losses = F.binary_cross_entropy_with_logits(logits, batch.labels.float(), reduction="none")
+        if batch.cand_mask is None:
+            return losses.mean()
+        mask = batch.cand_mask.bool()
+        return losses[mask].mean() if bool(mask.any()) else losses.sum() * 0.0
+
+    # ------------------------------------------------------------ full ranking
+    @torch.no_grad()
+    def score_all(self, batch, chunk: int = 4096, *, bf16: bool = False) -> torch.Tensor:
+        """Logits (B, H) over every hashtag; the same values as ``forward`` would give
+        (up to float rounding) for the same candidates, in the same mode.
+
+        Attention is pooled exactly for all hashtags at once (ModalityEncoder.pool_all);
+        hashtags are scored in chunks of at most ``chunk`` (fewer when the batch is
+        large, to bound memory). ``bf16`` runs the MLP under CPU/GPU autocast in
+        bfloat16 (faster on CPUs with AMX, no longer exact)."""
+        post = self.encode_posts(batch)
+        emb, c = self._hashtag_side()
+        b = len(batch.rows)
+        h = self.cfg.n_hashtags
+        step = max(1, min(chunk, PAIRS_PER_STEP // max(b, 1)))
+        dt = torch.bfloat16 if bf16 else torch.float32
+        tables = {m: ModalityEncoder.segment_tables(post.modalities[m]) for m in self.cfg.modalities}
+        yds = {m: t.yd.to(dt).reshape(-1, t.yd.shape[-1]) for m, t in tables.items()}
+        emb_dt = emb.to(dt)
+        e_u = post.user.to(dt).unsqueeze(1) if post.user is not None else None
+        d = self.cfg.d_hashtag
+        out = torch.empty(b, h, device=emb.device)
+        for s in range(0, h, step):
+            sl = slice(s, min(s + step, h))
+            e_h = emb_dt[sl].unsqueeze(0)
+            g = e_h if e_u is None else e_h + e_u
+            hu = None if e_u is None else e_h * e_u
+            # p0 is written in place, block by block, to save the memory pass of a cat
+            p0 = torch.empty(b, sl.stop - s, len(self.cfg.modalities) * d, dtype=dt, device=emb.device)
+            for i, m in enumerate(self.cfg.modalities):
+                rows, lam = ModalityEncoder.segment_lookup(tables[m], c[m][sl])
+                yd = yds[m][rows]
+                e_tilde = torch.addcmul(yd[..., :d], lam.to(dt).unsqueeze(-1), yd[..., d:])
+                block = p0[..., i * d:(i + 1) * d]
+                # Eq. 14: e~ * (e_h + e_u) + e_h * e_u, as in _interact
+                if hu is None:
+                    torch.mul(e_tilde, g, out=block)
+                else:
+                    torch.addcmul(hu, e_tilde, g, out=block)
+            with torch.autocast(emb.device.type, dtype=torch.bfloat16, enabled=bf16):
+                out[:, sl] = self.mlp(p0).squeeze(-1).float()
+        return out
+
+    def recommend(self, batch, k: int, *, exclude: torch.Tensor | None = None,
+                  bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-k (scores (B, k), hashtag ids (B, k)) by full ranking.
+        ``exclude`` (B, H) bool masks hashtags out (e.g. already used)."""
+        scores = self.score_all(batch, bf16=bf16)
+        if exclude is not None:
+            scores = scores.masked_fill(exclude.bool(), float("-inf"))
+        return torch.topk(scores, min(k, scores.shape[1]), dim=1)
+
+    @torch.no_grad()
+    def attention(self, batch, tag_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Attention weights alpha (B, T_m) per modality for hashtag tag_ids[i] on post i
+        (zeros on padding)."""
+        tag_ids = torch.as_tensor(tag_ids, dtype=torch.long, device=self.hashtag_emb.device).reshape(-1)
+        if tag_ids.numel() != len(batch.rows):
+            raise V2HTError(f"attention needs one hashtag per post: got {tag_ids.numel()} "
+                            f"for {len(batch.rows)} posts")
+        self._check_ids(tag_ids)
+        post = self.encode_posts(batch)
+        _, c = self._hashtag_side()
+        return {m: masked_attention(st.a, st.mask, c[m][tag_ids].unsqueeze(1)).squeeze(1)
+                for m, st in post.modalities.items()}

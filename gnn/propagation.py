@@ -1,0 +1,279 @@
+"""Hashtag embedding propagation over the typed hashtag graph (paper §3.2, Eqs. 3-7).
+
+Design decisions (the paper leaves them open):
+
+* Learned weight, Eq. 4: per relation type t,
+  ``A_ab = softplus((<P_t e_a, Q_t e_b> + <Q_t e_a, P_t e_b>) / sqrt(k) + b_t + c_t * prior_ab)``
+  with P_t, Q_t: d_D -> k (``edge_hidden``) and ``prior_ab`` the edge's prior
+  strength (``graph.edge_weight``). The bilinear form is symmetrised, so A is
+  symmetric like the undirected graph it weights; it is computed once per
+  undirected pair and read by both directions. The factored form costs small
+  per-node projections plus one sampled dense-dense product (SDDMM) per type
+  over the pairs of that type, not an MLP per edge and no (pairs, k) gathered
+  copies. softplus keeps every weight positive, so the row sums of
+  Eq. 5 never vanish. A depends on the initial embeddings e(h) (Eq. 4), so it
+  is computed once per forward pass and shared by all layers.
+* Eq. 5 re-weighting: A'_ab = alpha * A_ab / sum_b A_ab, A'_aa = 1 - alpha.
+  A node without neighbours keeps A'_aa = 1: its row then sums to 1 like
+  every other row. Because every row of A' sums to 1, D~ of Eq. 7 is the
+  identity and the symmetric normalisation changes nothing; it is still
+  computed (it costs one scatter over the edges) so the code follows Eq. 7
+  literally and stays right if Eq. 5 is ever changed.
+* Eq. 7 layers: Y^{l+1} = h(A^ Y^l W^l) without bias; ReLU on hidden layers,
+  no activation on the last one (e'(h) feeds element-wise products and a
+  dot product, so it must be able to take negative values).
+  ``gcn_residual`` optionally adds e(h) to the output (off by default).
+* Speed: A^ Y is a CSR sparse-dense product. Its backward pass uses the
+  transposed matrix (the pattern is symmetric, so only the values are
+  permuted) and a sampled dense-dense product (SDDMM) for the gradient of the
+  edge values, instead of autograd through sparse values (slow on CPU).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..kg.errors import V2HTError
+
+
+def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
+        return torch.sparse_csr_tensor(crow, col, values, (n, n), check_invariants=False)
+
+
+class _CSRMatmul(torch.autograd.Function):
+    """out = S @ x for S given by CSR (crow, col, values), differentiable in values and x."""
+
+    @staticmethod
+    def forward(ctx, values, x, crow, col, twin):
+        ctx.save_for_backward(values, x, crow, col, twin)
+        return torch.sparse.mm(_csr(crow, col, values, x.shape[0]), x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        values, x, crow, col, twin = ctx.saved_tensors
+        n = x.shape[0]
+        grad = grad.contiguous()
+        g_values = g_x = None
+        if ctx.needs_input_grad[0]:
+            pattern = _csr(crow, col, torch.zeros_like(values), n)
+            g_values = torch.sparse.sampled_addmm(pattern, grad, x.t(), beta=0.0).values()
+        if ctx.needs_input_grad[1]:
+            # S^T has the same (symmetric) pattern; entry k of S^T is entry twin[k] of S.
+            g_x = torch.sparse.mm(_csr(crow, col, values[twin], n), grad)
+        return g_values, g_x, None, None, None
+
+
+class _PairDots(torch.autograd.Function):
+    """s_k = <u[row_k], v[col_k]> over a CSR pattern (SDDMM), without materialising
+    the (pairs, k) gathered rows; the backward pass is two sparse-dense products."""
+
+    @staticmethod
+    def forward(ctx, u, v, crow, col, crow_t, col_t, perm_t):
+        ctx.save_for_backward(u, v, crow, col, crow_t, col_t, perm_t)
+        pattern = _csr(crow, col, u.new_zeros(col.numel()), u.shape[0])
+        return torch.sparse.sampled_addmm(pattern, u, v.t(), beta=0.0).values()
+
+    @staticmethod
+    def backward(ctx, grad):
+        u, v, crow, col, crow_t, col_t, perm_t = ctx.saved_tensors
+        n = u.shape[0]
+        g_u = torch.sparse.mm(_csr(crow, col, grad, n), v) if ctx.needs_input_grad[0] else None
+        g_v = torch.sparse.mm(_csr(crow_t, col_t, grad[perm_t], n), u) if ctx.needs_input_grad[1] else None
+        return g_u, g_v, None, None, None, None, None
+
+
+class GraphTopology(nn.Module):
+    """The hashtag graph in the index forms propagation needs (buffers, not saved)."""
+
+    def __init__(self, graph, n_nodes: int, n_edge_types: int):
+        super().__init__()
+        ei = getattr(graph, "edge_index", None)
+        if ei is None or ei.dim() != 2 or ei.shape[0] != 2:
+            raise V2HTError("the hashtag graph has no edge_index of shape (2, E)")
+        ei = ei.long()
+        n_e = ei.shape[1]
+        et = getattr(graph, "edge_type", None)
+        et = torch.zeros(n_e, dtype=torch.long) if et is None else et.long().reshape(-1)
+        ew = getattr(graph, "edge_weight", None)
+        ew = torch.ones(n_e) if ew is None else ew.float().reshape(-1)
+        if et.numel() != n_e or ew.numel() != n_e:
+            raise V2HTError(f"graph edge_type/edge_weight length differ from its {n_e} edges")
+        if n_e and (ei.min() < 0 or ei.max() >= n_nodes):
+            raise V2HTError(f"graph edge_index refers to nodes outside 0..{n_nodes - 1}")
+        if n_e and (et.min() < 0 or et.max() >= n_edge_types):
+            raise V2HTError(f"graph edge_type outside 0..{n_edge_types - 1}")
+        # PyG infers num_nodes from edge_index when it is not stored (wrong when the
+        # last hashtags are isolated), so only stored counts and names are checked
+        stored = {k: graph[k] for k in ("num_nodes", "names") if k in graph}
+        g_nodes = stored.get("num_nodes", len(stored["names"]) if "names" in stored else None)
+        if g_nodes is not None and int(g_nodes) != n_nodes:
+            raise V2HTError(f"the graph has {g_nodes} nodes but the model {n_nodes} hashtags; "
+                            "build the graph from the same prepared data set")
+        self.n = n_nodes
+        src, dst = ei[0], ei[1]
+        lo, hi = torch.minimum(src, dst), torch.maximum(src, dst)
+        keep = lo != hi  # self loops come from Eq. 5, not from the graph
+        key = lo[keep] * n_nodes + hi[keep]
+        pair_key, inverse = torch.unique(key, return_inverse=True)
+        n_pairs = pair_key.numel()
+        # one type/prior per unordered pair (the export writes both directions alike)
+        p_type = torch.zeros(n_pairs, dtype=torch.long).scatter_(0, inverse, et[keep])
+        p_prior = torch.zeros(n_pairs).scatter_(0, inverse, ew[keep])
+        p_lo, p_hi = pair_key // n_nodes, pair_key % n_nodes
+        # pairs grouped by type, each group in CSR order (by lo, then hi), for _PairDots
+        by_type = torch.sort(p_type, stable=True).indices
+        p_lo, p_hi, p_type, p_prior = p_lo[by_type], p_hi[by_type], p_type[by_type], p_prior[by_type]
+        type_counts = torch.bincount(p_type, minlength=n_edge_types)
+        self.type_slices = []
+        start = 0
+        for t in range(n_edge_types):
+            end = start + int(type_counts[t])
+            self.type_slices.append((start, end))
+            lo_t, hi_t = p_lo[start:end], p_hi[start:end]
+            perm_t = torch.argsort(hi_t * n_nodes + lo_t)
+            for name, tensor in ((f"t{t}_crow", self._crow(lo_t, n_nodes)), (f"t{t}_col", hi_t),
+                                 (f"t{t}_crow_t", self._crow(hi_t, n_nodes)), (f"t{t}_col_t", lo_t[perm_t]),
+                                 (f"t{t}_perm_t", perm_t)):
+                self.register_buffer(name, tensor.contiguous(), persistent=False)
+            start = end
+        # directed edges in CSR (row-major) order, each pointing at its pair
+        rows = torch.cat([p_lo, p_hi])
+        cols = torch.cat([p_hi, p_lo])
+        pair_of = torch.cat([torch.arange(n_pairs), torch.arange(n_pairs)])
+        dkey = rows * n_nodes + cols
+        dkey, order = torch.sort(dkey)
+        rows, cols, pair_of = rows[order], cols[order], pair_of[order]
+        twin = torch.searchsorted(dkey, cols * n_nodes + rows)
+        counts = torch.bincount(rows, minlength=n_nodes)
+        crow = self._crow(rows, n_nodes)
+        # position of every input edge in CSR order (-1 for input self loops)
+        in_pos = torch.full((n_e,), -1, dtype=torch.long)
+        if n_e:
+            nz = src != dst
+            in_pos[nz] = torch.searchsorted(dkey, src[nz] * n_nodes + dst[nz])
+        for name, t in dict(pair_lo=p_lo, pair_hi=p_hi, pair_type=p_type, pair_prior=p_prior,
+                            pair_type_onehot=F.one_hot(p_type, n_edge_types).float(),
+                            rows=rows, cols=cols, pair_of=pair_of, twin=twin, crow=crow,
+                            has_neighbours=counts > 0, input_pos=in_pos,
+                            input_edge_index=ei).items():
+            self.register_buffer(name, t, persistent=False)
+
+    @staticmethod
+    def _crow(sorted_rows: torch.Tensor, n: int) -> torch.Tensor:
+        crow = torch.zeros(n + 1, dtype=torch.long)
+        crow[1:] = torch.cumsum(torch.bincount(sorted_rows, minlength=n), 0)
+        return crow
+
+    def type_pattern(self, t: int) -> tuple[torch.Tensor, ...]:
+        return tuple(getattr(self, f"t{t}_{x}") for x in ("crow", "col", "crow_t", "col_t", "perm_t"))
+
+    @property
+    def n_pairs(self) -> int:
+        return int(self.pair_lo.numel())
+
+    @property
+    def n_directed(self) -> int:
+        return int(self.rows.numel())
+
+
+class EdgeWeight(nn.Module):
+    """f_weight of Eq. 4 in factored form; returns A for every unordered pair."""
+
+    def __init__(self, d: int, n_types: int, hidden: int):
+        super().__init__()
+        self.n_types, self.hidden = n_types, hidden
+        self.p = nn.Linear(d, n_types * hidden, bias=False)
+        self.q = nn.Linear(d, n_types * hidden, bias=False)
+        self.type_bias = nn.Parameter(torch.zeros(n_types))
+        self.prior_coef = nn.Parameter(torch.ones(n_types))
+
+    def forward(self, emb: torch.Tensor, topo: GraphTopology) -> torch.Tensor:
+        k = self.hidden
+        wp, wq = self.p.weight, self.q.weight  # (types * k, d); rows t*k..(t+1)*k belong to type t
+        # [P|Q]_a . [Q|P]_b = <P e_a, Q e_b> + <Q e_a, P e_b>, one SDDMM per type. The
+        # weights are sliced rather than the projected embeddings: slicing a (N, types, k)
+        # tensor would cost a full-size zero fill per slice in the backward pass.
+        parts = []
+        for t, (start, end) in enumerate(topo.type_slices):
+            if end > start:
+                p_t, q_t = wp[t * k:(t + 1) * k], wq[t * k:(t + 1) * k]
+                pq = F.linear(emb, torch.cat([p_t, q_t]))
+                qp = F.linear(emb, torch.cat([q_t, p_t]))
+                parts.append(_PairDots.apply(pq, qp, *topo.type_pattern(t)))
+        s = torch.cat(parts) if parts else emb.new_zeros(0)
+        oh = topo.pair_type_onehot  # (pairs, types): per-type terms as small matmuls
+        return F.softplus(s / math.sqrt(k) + oh @ self.type_bias + (oh @ self.prior_coef) * topo.pair_prior)
+
+
+class HashtagPropagation(nn.Module):
+    """Maps initial hashtag embeddings e(h) (H, d) to e'(h) (H, d) by Eqs. 4-7."""
+
+    def __init__(self, d: int, n_nodes: int, graph, *, alpha: float = 0.2, layers: int = 2,
+                 n_edge_types: int = 4, edge_hidden: int = 16, residual: bool = False):
+        super().__init__()
+        self.alpha = float(alpha)
+        self.residual = residual
+        self.topo = GraphTopology(graph, n_nodes, n_edge_types)
+        self.edge_weight = EdgeWeight(d, n_edge_types, edge_hidden)
+        self.layers = nn.ModuleList(nn.Linear(d, d, bias=False) for _ in range(layers))
+
+    def matrices(self, emb: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A (per pair), A' and A^ (per directed edge in CSR order, and per node for the diagonal)."""
+        topo = self.topo
+        a_pair = self.edge_weight(emb, topo)
+        a_dir = a_pair.index_select(0, topo.pair_of)
+        n = topo.n
+        row_sum = torch.zeros(n, dtype=a_dir.dtype, device=a_dir.device).index_add(0, topo.rows, a_dir)
+        a1_off = self.alpha * a_dir / row_sum.index_select(0, topo.rows)
+        ones = torch.ones(n, dtype=a_dir.dtype, device=a_dir.device)
+        a1_self = torch.where(topo.has_neighbours, ones * (1.0 - self.alpha), ones)
+        # D~_ii of Eq. 7. Every row of A' sums to 1 whatever A is, so D~ = I and its
+        # derivative in A is exactly 0: it is computed without autograd to spare
+        # the backward pass two gathers over the edges.
+        with torch.no_grad():
+            deg = a1_self.index_add(0, topo.rows, a1_off)
+            d_is = deg.clamp_min(1e-12).rsqrt()
+        hat_off = d_is.index_select(0, topo.rows) * a1_off * d_is.index_select(0, topo.cols)
+        hat_self = d_is * a1_self * d_is
+        return dict(A=a_pair, A_prime=a1_off, A_prime_self=a1_self, A_hat=hat_off, A_hat_self=hat_self)
+
+    def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        m = self.matrices(emb)
+        topo = self.topo
+        y = emb
+        for i, lin in enumerate(self.layers):
+            x = lin(y)
+            if topo.n_directed:
+                z = _CSRMatmul.apply(m["A_hat"], x, topo.crow, topo.cols, topo.twin)
+                z = z + m["A_hat_self"].unsqueeze(1) * x
+            else:
+                z = m["A_hat_self"].unsqueeze(1) * x
+            y = torch.relu(z) if i < len(self.layers) - 1 else z
+        return y + emb if self.residual else y
+
+    @torch.no_grad()
+    def explain(self, emb: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Weights per edge of the input graph (its edge_index order) and per node."""
+        m = self.matrices(emb)
+        topo = self.topo
+        pos = topo.input_pos
+        valid = pos >= 0
+        safe = pos.clamp_min(0)
+
+        def per_input(v: torch.Tensor) -> torch.Tensor:
+            return torch.where(valid, v[safe], torch.full_like(v[safe], float("nan")))
+
+        return {
+            "edge_index": topo.input_edge_index,
+            "A": per_input(m["A"][topo.pair_of]),
+            "A_prime": per_input(m["A_prime"]),
+            "A_hat": per_input(m["A_hat"]),
+            "self_A_prime": m["A_prime_self"],
+            "self_A_hat": m["A_hat_self"],
+        }

@@ -1,0 +1,217 @@
+"""The run folder: every file a training run writes, each written atomically
+(temporary name in the same folder, then os.replace), so an interrupted run
+never leaves a half-written file behind.
+
+    config.json     every option, data fingerprint, graph fingerprint, model config
+    metrics.json    per-epoch history, best epoch, test metrics, baselines
+    curve.png       training loss and validation metrics per epoch
+    word2vec.npz    Word2Vec cache (trained once per run)
+    checkpoint.pt   last epoch: model, optimizer, RNG states, history
+    best.pt         model state of the best validation epoch
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..kg.errors import DataError
+
+CONFIG = "config.json"
+METRICS = "metrics.json"
+CURVE = "curve.png"
+CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"
+RUN_FORMAT = 1
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _atomic(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; run files are ordinary files
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    _atomic(path, lambda f: f.write((json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8")))
+
+
+def read_json(path: Path, what: str) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{what} missing; is this a run folder?", str(path))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"corrupt {what} ({getattr(e, 'msg', type(e).__name__)})", str(path)) from None
+
+
+def save_torch(path: Path, obj: Any) -> None:
+    _atomic(path, lambda f: torch.save(obj, f))
+
+
+def load_torch(path: Path, what: str = "checkpoint", map_location="cpu") -> Any:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{what} missing", str(path))
+    try:
+        # checkpoints hold only tensors and plain values: the safe loader suffices
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated zip, foreign pickle, wrong magic number, ...
+        raise DataError(f"corrupt {what} ({type(e).__name__}); delete it and train again", str(path)) from None
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_curve(history: list[dict], path: Path, title: str = "") -> None:
+    """Paper Fig. 5 style: loss on the left axis, validation metrics on the right."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    ax.plot(ep, [h["loss"] for h in history], "o-", color="tab:red", label="training loss")
+    ax.set_xlabel("epoch")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("training loss", color="tab:red")
+    ax2 = ax.twinx()
+    for key, style in (("recall@10", "s-"), ("ndcg@10", "^-")):
+        ax2.plot(ep, [h["valid"][key] for h in history], style, label=f"valid {key}")
+    ax2.set_ylabel("validation metric")
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="best", fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    _atomic(path, lambda f: fig.savefig(f, format="png"))
+    plt.close(fig)
+
+
+# -- inputs of a run: graph snapshot, model, and reopening a finished run -----
+VARIANTS = {"full": (True, True), "wo_u": (False, True), "wo_p": (True, False), "wo_up": (False, False)}
+
+
+def variant_flags(variant: str) -> tuple[bool, bool]:
+    """(use_user, use_propagation) of a paper variant."""
+    try:
+        return VARIANTS[variant]
+    except KeyError:
+        raise DataError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}") from None
+
+
+def load_graph(path: Path, hashtag_names: list[str], data_fingerprint: str | None = None):
+    """The PyG snapshot (kg/schema.py), checked against the prepared hashtags:
+    node i must be hashtag id i, or every learned edge weight would attach to
+    the wrong tag."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("graph snapshot missing; export the graph first (graph.pt)", str(path))
+    try:
+        # a PyG Data object is a pickled class, which the weights-only loader refuses
+        g = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise DataError(f"corrupt graph snapshot ({type(e).__name__})", str(path)) from None
+    names = getattr(g, "names", None)
+    if names is None or getattr(g, "edge_index", None) is None:
+        raise DataError("not a graph snapshot (no names or edge_index)", str(path))
+    if list(names) != list(hashtag_names):
+        n_diff = sum(1 for a, b in zip(names, hashtag_names) if a != b) + abs(len(names) - len(hashtag_names))
+        raise DataError(f"graph nodes do not match the prepared hashtags ({len(names)} nodes vs "
+                        f"{len(hashtag_names)} hashtags, {n_diff} differ); export the graph from this data set",
+                        str(path))
+    fp = getattr(g, "fingerprint", None)
+    if data_fingerprint is not None and fp is not None and fp != data_fingerprint:
+        raise DataError(f"graph was built from another data set (fingerprint {fp} vs {data_fingerprint})", str(path))
+    return g
+
+
+def graph_fingerprint(path: Path) -> str:
+    return file_sha256(path)[:32]
+
+
+def default_model_factory(cfg: dict, init_emb: torch.Tensor, graph):
+    from .config import V2HTConfig
+    from .model import V2HT
+
+    return V2HT(V2HTConfig.from_dict(cfg), init_emb, graph)
+
+
+def complete_model_config(cfg: dict) -> dict:
+    """Fill the model's own defaults in, so config.json records every value."""
+    try:
+        from .config import V2HTConfig
+    except ImportError:  # the model package is absent: keep the options as given
+        return cfg
+    return V2HTConfig.from_dict(cfg).to_dict()
+
+
+def load_run(run_dir: Path, *, dataset_dir: Path | None = None, device: str = "cpu",
+             model_factory=None, which: str = "best"):
+    """Reopen a run: returns Run(model, cfg, data), the model in eval mode.
+
+    ``dataset_dir`` overrides the recorded path (a moved work dir); the data
+    fingerprint must still match. ``which`` is "best" or "last"."""
+    from ..kg.dataset import PreparedDataset
+    from .data import TrainingData
+    from .evaluate import Run
+
+    run_dir = Path(run_dir)
+    cfg = read_json(run_dir / CONFIG, "run config")
+    try:
+        ddir = Path(dataset_dir or cfg["dataset_dir"])
+        fp = cfg["data_fingerprint"]
+        mcfg = cfg["model"]
+    except KeyError as e:
+        raise DataError(f"run config lacks {e}", str(run_dir / CONFIG)) from None
+    ds = PreparedDataset(ddir)
+    if ds.fingerprint != fp:
+        raise DataError(f"this run was trained on another data set (fingerprint {fp}, "
+                        f"data set {ds.fingerprint})", str(ddir))
+    data = TrainingData.build(ds, run_dir, modalities=cfg["modalities"], max_text_tokens=cfg["max_text_tokens"],
+                              seed=cfg["seed"], w2v_dim=cfg["w2v_dim"], w2v_epochs=cfg["w2v_epochs"])
+    graph = None
+    if mcfg.get("use_propagation"):
+        if not cfg.get("graph_path"):
+            raise DataError("this run's variant needs the graph, but none is recorded", str(run_dir / CONFIG))
+        graph = load_graph(Path(cfg["graph_path"]), [h.name for h in ds.hashtags], ds.fingerprint)
+    model = (model_factory or default_model_factory)(mcfg, data.hashtag_init, graph)
+    path = run_dir / (BEST if which == "best" and (run_dir / BEST).exists() else CHECKPOINT)
+    state = load_torch(path, "best model" if path.name == BEST else "checkpoint")
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError, TypeError) as e:
+        raise DataError(f"checkpoint does not fit the model ({type(e).__name__})", str(path)) from None
+    model.to(device).eval()
+    return Run(model, cfg, data)

@@ -1,0 +1,235 @@
+"""Training loop: Adam, per-epoch full-ranking validation, early stopping on
+validation NDCG@10, atomic checkpoints, exact resume, and the final test
+evaluation (overall and long-tail) next to the baselines."""
+from __future__ import annotations
+
+import os
+import random
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..kg.dataset import PreparedDataset
+from ..kg.errors import DataError
+from . import runs
+from .data import NEGATIVES, TrainingData
+from .evaluate import evaluate_model
+
+SELECT_METRIC = "ndcg@10"  # early stopping and best-model choice, on the validation split
+
+Progress = Callable[[dict], None]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def set_threads(threads: int | None) -> int:
+    """All cores by default; intra-op threads beyond the core count only contend."""
+    n = threads or os.cpu_count() or 1
+    torch.set_num_threads(max(1, n))
+    return torch.get_num_threads()
+
+
+def _rng_state() -> dict:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    st = {"torch": torch.get_rng_state(), "python": random.getstate(),
+          "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                    "has_gauss": int(has_gauss), "cached": float(cached)}}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_state(st: dict) -> None:
+    torch.set_rng_state(st["torch"])
+    random.setstate(st["python"])
+    n = st["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def _model_config(data: TrainingData, variant: str, options: dict, complete: bool) -> dict:
+    use_user, use_prop = runs.variant_flags(variant)
+    d = int(options.get("d_hashtag", data.dim))
+    cfg = {**options, "n_hashtags": data.n_hashtags, "d_hashtag": d, "d_user": d,
+           "modalities": list(data.modalities), "input_dims": dict(data.input_dims),
+           "d_user_in": data.d_user_in, "use_user": use_user, "use_propagation": use_prop}
+    return runs.complete_model_config(cfg) if complete else cfg
+
+
+def train(dataset_dir: Path | str, graph_path: Path | str | None, run_dir: Path | str, *,
+          model_options: dict | None = None, variant: str = "full", modalities: Sequence[str] | None = None,
+          epochs: int = 20, batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 0.0,
+          seed: int = 0, device: str = "cpu", resume: bool = False, patience: int = 5,
+          max_text_tokens: int = 20, w2v_epochs: int = 5, eval_batch_size: int = 256,
+          grad_clip: float | None = 5.0, valid_posts: int | None = None, threads: int | None = None,
+          baselines: bool = True,
+          progress: Progress | None = None, model_factory=None) -> dict:
+    """Train (or resume) one run into ``run_dir``; returns the final metrics.json content.
+
+    ``batch_size`` counts posts; each post brings all its true hashtags and
+    6 sampled negatives per true hashtag. ``valid_posts`` caps the per-epoch
+    validation at a fixed seeded subset of that many posts (large data sets);
+    the test evaluation always uses the whole split. On ``resume`` the options recorded
+    in config.json win, except ``epochs`` (to extend a run) and ``device``.
+    """
+    run_dir = Path(run_dir)
+    emit = progress or (lambda ev: None)
+    set_threads(threads)
+    cfg_path = run_dir / runs.CONFIG
+    if resume:
+        if not cfg_path.exists():
+            raise DataError("nothing to resume: no run here", str(run_dir))
+        cfg = runs.read_json(cfg_path, "run config")
+        try:
+            dataset_dir = dataset_dir or cfg["dataset_dir"]
+            graph_path, variant, modalities = cfg["graph_path"], cfg["variant"], cfg["modalities"]
+            batch_size, lr, weight_decay, seed = cfg["batch_size"], cfg["lr"], cfg["weight_decay"], cfg["seed"]
+            patience, max_text_tokens, w2v_epochs = cfg["patience"], cfg["max_text_tokens"], cfg["w2v_epochs"]
+            grad_clip, model_options = cfg["grad_clip"], cfg["model_options"]
+            valid_posts = cfg.get("valid_posts")
+        except KeyError as e:
+            raise DataError(f"run config lacks {e}", str(cfg_path)) from None
+    elif cfg_path.exists():
+        raise DataError("this folder already holds a run; resume it or choose another folder", str(run_dir))
+    if epochs < 1 or batch_size < 1 or lr <= 0 or patience < 1:
+        raise DataError("epochs, batch size and patience must be positive and the learning rate above zero")
+    use_user, use_prop = runs.variant_flags(variant)
+    model_options = dict(model_options or {})
+
+    ds = PreparedDataset(Path(dataset_dir))
+    if resume and ds.fingerprint != cfg["data_fingerprint"]:
+        raise DataError(f"the data set changed since this run started (fingerprint {ds.fingerprint}, "
+                        f"run {cfg['data_fingerprint']})", str(dataset_dir))
+    graph, graph_fp = None, None
+    if use_prop:
+        if graph_path is None:
+            raise DataError(f"variant {variant!r} propagates over the hashtag graph: give a graph snapshot "
+                            "(graph.pt), or train a w/o P variant")
+        graph = runs.load_graph(Path(graph_path), [h.name for h in ds.hashtags], ds.fingerprint)
+        graph_fp = runs.graph_fingerprint(Path(graph_path))
+        if resume and cfg.get("graph_fingerprint") not in (None, graph_fp):
+            raise DataError("the graph snapshot changed since this run started", str(graph_path))
+
+    seed_everything(seed)
+    w2v_dim = int(model_options.get("d_hashtag", 64))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    emit({"event": "data", "message": "preparing batches and Word2Vec"})
+    data = TrainingData.build(ds, run_dir, modalities=modalities, max_text_tokens=max_text_tokens,
+                              seed=seed, w2v_dim=w2v_dim, w2v_epochs=w2v_epochs)
+    if not resume:
+        mcfg = _model_config(data, variant, model_options, complete=model_factory is None)
+        cfg = {"format": runs.RUN_FORMAT, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "dataset_dir": str(Path(dataset_dir).resolve()), "data_fingerprint": ds.fingerprint,
+               "graph_path": str(Path(graph_path).resolve()) if (graph_path and use_prop) else None,
+               "graph_fingerprint": graph_fp, "variant": variant, "modalities": list(data.modalities),
+               "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed,
+               "patience": patience, "select_metric": SELECT_METRIC, "negatives": NEGATIVES,
+               "max_text_tokens": max_text_tokens, "w2v_dim": w2v_dim, "w2v_epochs": w2v_epochs,
+               "grad_clip": grad_clip, "valid_posts": valid_posts, "device": device,
+               "model_options": model_options, "model": mcfg}
+        runs.write_json(cfg_path, cfg)
+    else:
+        cfg["epochs"] = epochs
+        cfg["device"] = device
+        runs.write_json(cfg_path, cfg)
+
+    factory = model_factory or runs.default_model_factory
+    torch.manual_seed(seed)  # the model's initial weights depend on the seed only
+    model = factory(cfg["model"], data.hashtag_init, graph).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+    start, history, best_epoch, best_value, bad, stopped = 1, [], 0, -1.0, 0, False
+    if resume and (run_dir / runs.CHECKPOINT).exists():
+        st = runs.load_torch(run_dir / runs.CHECKPOINT, "checkpoint")  # CPU: RNG states must stay there
+        try:
+            model.load_state_dict(st["model"])
+            opt.load_state_dict(st["optimizer"])
+            start, history = st["epoch"] + 1, list(st["history"])
+            best_epoch, best_value, bad, stopped = st["best_epoch"], st["best_value"], st["bad_epochs"], st["stopped"]
+            _set_rng_state(st["rng"])
+        except (KeyError, RuntimeError, TypeError, ValueError) as e:
+            raise DataError(f"checkpoint does not fit this run ({type(e).__name__})",
+                            str(run_dir / runs.CHECKPOINT)) from None
+        emit({"event": "resume", "epoch": start - 1})
+
+    n_batches = data.n_train_batches(batch_size)
+    val_rows = data.rows["valid"]
+    if valid_posts and len(val_rows) > valid_posts:
+        # one subset for the whole run, so epochs stay comparable
+        val_rows = np.sort(np.random.default_rng([seed, 1]).choice(val_rows, valid_posts, replace=False))
+    for epoch in range(start, epochs + 1):
+        if stopped:
+            break
+        t0 = time.perf_counter()
+        model.train()
+        total, weight = 0.0, 0
+        for i, batch in enumerate(data.train_batches(epoch, batch_size), 1):
+            batch = batch.to(device)
+            loss = model.loss(batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            opt.step()
+            n = int(batch.cand_mask.sum())
+            total += float(loss.detach()) * n
+            weight += n
+            emit({"event": "batch", "epoch": epoch, "batch": i, "batches": n_batches, "loss": float(loss.detach())})
+        train_s = time.perf_counter() - t0
+        val = evaluate_model(model, data, "valid", device=device, batch_size=eval_batch_size, rows=val_rows)
+        value = val["overall"].get(SELECT_METRIC, 0.0)
+        improved = value > best_value or not val_rows.size
+        if improved:
+            best_epoch, best_value, bad = epoch, value, 0
+            runs.save_torch(run_dir / runs.BEST, {"model": model.state_dict(), "epoch": epoch})
+        else:
+            bad += 1
+        stopped = bad >= patience
+        history.append({"epoch": epoch, "loss": total / max(weight, 1), "valid": val["overall"],
+                        "valid_longtail": val["longtail"], "train_seconds": round(train_s, 3),
+                        "seconds": round(time.perf_counter() - t0, 3)})
+        runs.save_torch(run_dir / runs.CHECKPOINT, {
+            "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "history": history,
+            "best_epoch": best_epoch, "best_value": best_value, "bad_epochs": bad, "stopped": stopped,
+            "rng": _rng_state()})
+        _write_metrics(run_dir, history, best_epoch, stopped, status="training")
+        emit({"event": "epoch", "epoch": epoch, "epochs": epochs, "loss": history[-1]["loss"],
+              "valid": val["overall"], "best_epoch": best_epoch, "improved": improved, "stopped": stopped,
+              "seconds": history[-1]["seconds"]})
+
+    if not history:
+        raise DataError("no epoch was trained (epochs must exceed the checkpoint's epoch)", str(run_dir))
+    best = runs.load_torch(run_dir / runs.BEST, "best model")
+    model.load_state_dict(best["model"])
+    emit({"event": "test", "message": "evaluating the best model on the test split"})
+    test = evaluate_model(model, data, "test", device=device, batch_size=eval_batch_size)
+    base = None
+    if baselines:
+        from .baselines import Baselines
+
+        base = Baselines(data).evaluate("test")
+    return _write_metrics(run_dir, history, best_epoch, stopped, status="done", test=test, baselines=base)
+
+
+def _write_metrics(run_dir: Path, history: list[dict], best_epoch: int, stopped: bool, status: str,
+                   test: dict | None = None, baselines: dict | None = None) -> dict:
+    best = next((h for h in history if h["epoch"] == best_epoch), None)
+    out = {"status": status, "select_metric": SELECT_METRIC, "best_epoch": best_epoch,
+           "best_valid": best["valid"] if best else None, "stopped_early": stopped,
+           "epochs_trained": len(history), "history": history}
+    if test is not None:
+        out["test"] = test
+    if baselines is not None:
+        out["baselines"] = baselines
+    runs.write_json(run_dir / runs.METRICS, out)
+    runs.save_curve(history, run_dir / runs.CURVE)
+    return out
