@@ -6,7 +6,7 @@ import sys
 import typer
 
 from ..kg.errors import V2HTError
-from . import data_cmd, graph_cmd, train_cmd
+from . import data_cmd, explain_cmd, graph_cmd, train_cmd
 from .common import err_console
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app.add_typer(graph_cmd.store_app, name="store")
 app.command()(train_cmd.train)
 app.command()(train_cmd.evaluate)
 app.command()(train_cmd.recommend)
+app.command()(explain_cmd.explain)
 
 
 def _die(message: str) -> None:

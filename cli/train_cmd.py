@@ -191,10 +191,13 @@ def recommend(
     items = [{"rank": i + 1, "tag": t, "score": s, "longtail": t in lt, "true": t in truth} for i, (t, s) in enumerate(recs)]
     explanations = None
     if explain:
+        from ..kg.store import open_store
         from .explain_cmd import explain_suggestions
 
-        explanations = explain_suggestions(r, store, w, post=post, text=text, user=user,
-                                           tags=[x["tag"] for x in items if x["longtail"]], json_out=json_out)
+        with open_store(store, w.root) as gs:
+            explanations = explain_suggestions(r, gs, post=post, text=text, user=user,
+                                               suggestions=[(x["tag"], x["score"]) for x in items],
+                                               json_out=json_out, longtail_only=True)
     if json_out:
         out = {"post": post, "user": user, "recommendations": items}
         if post is not None:

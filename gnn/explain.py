@@ -472,7 +472,11 @@ class Explainer:
         else:
             raise V2HTError("give --post ID, or --text \"...\" (with --user U) to explain a suggestion")
         self.run.model.eval()
-        self.history = user_history(store, self.user, post) if self.user is not None else []
+        from ..kg.records import UNKNOWN_USER
+
+        # the pooled "unknown user" of sources without author ids has no history of its own
+        known_user = self.user is not None and self.user != UNKNOWN_USER
+        self.history = user_history(store, self.user, post) if known_user else []
         self.text_tags = text_hashtags(self.tokens, set(self.names))
 
     def tag_id(self, raw: str) -> int:

@@ -63,7 +63,8 @@ def render(expl: dict, console: Console) -> None:
         node = root.add(f"learned propagation (alpha {prop['alpha']}, {prop['layers']} GCN layers; "
                         f"shares of e'(h), sum to 1)")
         t = Table(show_edge=False)
-        for c in ("neighbour", "type", "evidence", "A", "A'"):
+        t.add_column("neighbour", no_wrap=True)
+        for c in ("type", "evidence", "A", "A'"):
             t.add_column(c)
         for i in range(prop["layers"]):
             t.add_column(f"layer {i + 1}", justify="right")
@@ -92,7 +93,8 @@ def render(expl: dict, console: Console) -> None:
     node = root.add("graph evidence (store): " + ", ".join(
         f"{_t(k)} {v}" for k, v in (g.get("totals") or {}).items()))
     t = Table(show_edge=False)
-    for c in ("neighbour", "type", "weight", "evidence", "uses"):
+    t.add_column("neighbour", no_wrap=True)
+    for c in ("type", "weight", "evidence", "uses"):
         t.add_column(c)
     for kind, rows in (g.get("neighbours") or {}).items():
         for r in rows:
