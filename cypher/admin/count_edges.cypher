@@ -1,0 +1,4 @@
+// relationship count per type
+// mode: read
+MATCH ()-[r]->()
+RETURN type(r) AS type, count(*) AS n

@@ -1,0 +1,3 @@
+// connectivity and database check
+// mode: read
+RETURN 1 AS ok

@@ -1,0 +1,389 @@
+"""The graph store: one class over one ``neo4j.Driver``, the same for the
+embedded ArcadeDB server and a real Neo4j. Every statement is a file under
+``cypher/`` (loaded by name through cypher_lib); values are parameters.
+
+Loading has three paths, chosen per call (``path="auto"``):
+
+* ``merge``  — Cypher MERGE in ``UNWIND $rows`` batches: idempotent, portable
+  (Neo4j), the one used whenever the target type already holds data.
+* ``create`` — Cypher CREATE, used for a type that is still empty (a fresh
+  build), batches spread over a few concurrent sessions.
+* ``bulk``   — ArcadeDB's GraphBatch ingest, only when this process hosts the
+  embedded server and the type is empty; several times the Cypher speed.
+"""
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import neo4j
+from neo4j import GraphDatabase
+from neo4j.exceptions import AuthError, CypherSyntaxError, Neo4jError, ServiceUnavailable, SessionExpired
+
+from . import cypher_lib
+from .config import resolve_store
+from .errors import DataError, StoreError, V2HTError
+from .schema import REL_LABEL, Edge
+
+BATCH = 20_000
+WORKERS = 2
+PATHS = ("auto", "merge", "create", "bulk")
+
+
+def _one_line(text: str) -> str:
+    first = (text or "").strip().splitlines()
+    return first[0].strip() if first else "no message"
+
+
+# --- read-only guard for ad-hoc queries ------------------------------------
+
+_WRITE_PATTERNS = [
+    ("CALL ... IN TRANSACTIONS", re.compile(r"\bIN\s+TRANSACTIONS\b", re.I)),
+    ("LOAD CSV", re.compile(r"\bLOAD\s+CSV\b", re.I)),
+] + [
+    (kw, re.compile(rf"(?<![.$\w]){kw}\b", re.I))
+    for kw in ("CREATE", "MERGE", "DETACH", "DELETE", "SET", "REMOVE", "DROP", "FOREACH")
+]
+# String literals, quoted identifiers and comments hold no clauses.
+_NON_CODE = re.compile(
+    r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`|//[^\n]*|/\*.*?\*/", re.S
+)
+
+
+def writing_clause(query: str) -> str | None:
+    """The first writing clause of ``query`` (ignoring literals, quoted names
+    and comments), or None for a read-only query."""
+    code = _NON_CODE.sub(" ", query)
+    hits = [(m.start(), name) for name, pat in _WRITE_PATTERNS if (m := pat.search(code))]
+    return min(hits)[1] if hits else None
+
+
+# --- driver values to plain Python -----------------------------------------
+
+def plain(value):
+    """Nodes → dict of properties plus ``_labels``; relationships → dict plus
+    ``_type``; paths → list of nodes and relationships; temporal → ISO text."""
+    if isinstance(value, neo4j.graph.Node):
+        return {**{k: plain(v) for k, v in value.items()}, "_labels": sorted(value.labels)}
+    if isinstance(value, neo4j.graph.Relationship):
+        return {**{k: plain(v) for k, v in value.items()}, "_type": value.type}
+    if isinstance(value, neo4j.graph.Path):
+        out: list = [plain(value.start_node)]
+        for rel in value.relationships:
+            out.append(plain(rel))
+            out.append(plain(rel.end_node))
+        return out
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if hasattr(value, "iso_format"):
+        return value.iso_format()
+    return value
+
+
+def edge_row(edge: Edge) -> dict:
+    props = {"weight": float(edge.weight), "overrides": list(edge.overrides)}
+    for key, val in edge.evidence.items():
+        if key in props:
+            raise DataError(f"edge {edge.a!r}-{edge.b!r}: evidence field {key!r} clashes with a stored property")
+        if isinstance(val, (list, tuple)):
+            val = [str(v) for v in val]
+        elif val is not None and not isinstance(val, (str, int, float, bool)):
+            raise DataError(f"edge {edge.a!r}-{edge.b!r}: evidence {key!r} is not a JSON scalar or string list")
+        props[key] = val
+    return {"a": edge.a, "b": edge.b, "props": {k: v for k, v in props.items() if v is not None}}
+
+
+def _flat(meta: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in meta.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}_"))
+        elif isinstance(v, (list, tuple)):
+            out[f"{prefix}{k}"] = [str(x) for x in v]
+        elif v is not None:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class GraphStore:
+    """``ingest``: ArcadeDB's in-process bulk loader (embedded.ArcadeIngest)
+    when this process hosts the server; None elsewhere."""
+
+    def __init__(self, uri: str, auth: tuple[str, str], database: str = "neo4j", ingest=None):
+        self.uri = uri
+        self.database = database
+        self.ingest = ingest
+        self._user = auth[0]
+        try:
+            self.driver = GraphDatabase.driver(uri, auth=auth, max_connection_pool_size=8)
+        except (ValueError, neo4j.exceptions.ConfigurationError) as e:
+            raise StoreError(f"{uri}: {_one_line(str(e))}") from None
+
+    def close(self) -> None:
+        self.driver.close()
+
+    def __enter__(self) -> "GraphStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"GraphStore({self.uri!r}, database={self.database!r})"
+
+    # --- errors ---------------------------------------------------------
+    def _error(self, e: Exception, what: str = "") -> StoreError:
+        where = f"{self.uri} (database {self.database})"
+        if isinstance(e, AuthError):
+            return StoreError(f"{where}: authentication failed for user {self._user!r}")
+        if isinstance(e, (ServiceUnavailable, SessionExpired, OSError)):
+            return StoreError(f"{where}: unreachable ({_one_line(str(e))})")
+        if isinstance(e, Neo4jError):
+            code = e.code or ""
+            msg = _one_line(e.message or str(e))
+            if "DatabaseNotFound" in code or ("database" in msg.lower() and "not" in msg.lower() and "exist" in msg.lower()):
+                return StoreError(f"{where}: no such database ({msg})")
+            if isinstance(e, CypherSyntaxError) or "SyntaxError" in code:
+                return StoreError(f"Cypher syntax error{what}: {msg}")
+            return StoreError(f"{where}: query{what} failed: {msg} [{code}]")
+        return StoreError(f"{where}: {type(e).__name__}: {_one_line(str(e))}")
+
+    # --- primitives -----------------------------------------------------
+    def _execute(self, text: str, params: dict, write: bool, what: str = "") -> tuple[list[str], list[dict]]:
+        def work(tx):
+            result = tx.run(text, params)
+            rows = [dict(r) for r in result]
+            return list(result.keys()), rows
+
+        try:
+            with self.driver.session(
+                database=self.database,
+                default_access_mode=neo4j.WRITE_ACCESS if write else neo4j.READ_ACCESS,
+            ) as session:
+                keys, rows = (session.execute_write if write else session.execute_read)(work)
+        except (Neo4jError, ServiceUnavailable, SessionExpired, OSError, neo4j.exceptions.DriverError) as e:
+            raise self._error(e, what) from None
+        return keys, [{k: plain(v) for k, v in r.items()} for r in rows]
+
+    def read(self, name: str, **params) -> list[dict]:
+        """Rows of the named read query (``cypher/<name>.cypher``)."""
+        q = cypher_lib.load(name)
+        if q.mode != "read":
+            raise V2HTError(f"cypher/{name}.cypher is a write query; use write()")
+        rows: list[dict] = []
+        for stmt in q.statements:
+            rows = self._execute(stmt, params, write=False, what=f" {name}")[1]
+        return rows
+
+    def write(self, name: str, **params) -> list[dict]:
+        q = cypher_lib.load(name)
+        rows: list[dict] = []
+        for stmt in q.statements:
+            rows = self._execute(stmt, params, write=True, what=f" {name}")[1]
+        return rows
+
+    def run(self, query: str, params: dict | None = None, write: bool = False) -> tuple[list[str], list[dict]]:
+        """The user's ad-hoc Cypher (``v2ht-kg cypher``): read-only unless
+        ``write``. The access mode alone is not enough (ArcadeDB ignores it),
+        hence the client-side clause check as well."""
+        if not write:
+            clause = writing_clause(query)
+            if clause:
+                raise V2HTError(f"this query writes ({clause}); pass --write to allow it")
+        return self._execute(query, params or {}, write=write)
+
+    def verify(self) -> None:
+        """Raises StoreError unless the server answers, accepts the
+        credentials and has the database."""
+        try:
+            self.driver.verify_connectivity()
+        except Exception as e:  # the driver raises several families here
+            raise self._error(e) from None
+        self.read("admin/ping")
+
+    # --- schema and maintenance ----------------------------------------
+    def ensure_schema(self) -> None:
+        # Schema statements run in auto-commit transactions: Neo4j refuses
+        # them in a transaction that also touches data.
+        try:
+            with self.driver.session(database=self.database) as session:
+                for stmt in cypher_lib.load("schema").statements:
+                    session.run(stmt).consume()
+        except (Neo4jError, ServiceUnavailable, SessionExpired, OSError) as e:
+            raise self._error(e, " schema") from None
+
+    def clear(self, batch: int = 20_000) -> None:
+        """Deletes every node and relationship; constraints and indexes stay."""
+        while self.write("admin/clear", limit=batch)[0]["n"]:
+            pass
+
+    def counts(self) -> dict:
+        nodes = {r["label"]: r["n"] for r in self.read("admin/count_nodes")}
+        edges = {r["type"]: r["n"] for r in self.read("admin/count_edges")}
+        return {"nodes": dict(sorted(nodes.items())), "edges": dict(sorted(edges.items()))}
+
+    # --- build marker ---------------------------------------------------
+    def begin_build(self, meta: dict) -> None:
+        props = {**_flat(meta), "id": "current", "status": "loading", "started": _now()}
+        self.write("admin/build_begin", props=props)
+
+    def finish_build(self, meta: dict) -> None:
+        props = {**_flat(meta), "status": "complete", "finished": _now()}
+        if not self.write("admin/build_finish", props=props):
+            raise StoreError(f"{self.uri}: finish_build without begin_build (no Build marker)")
+
+    def build_info(self) -> dict | None:
+        rows = self.read("admin/build_info")
+        return rows[0]["build"] if rows else None
+
+    # --- loading --------------------------------------------------------
+    def _empty(self, label: str, edge: bool = False) -> bool:
+        if self.ingest is not None:
+            return self.ingest.count(label) == 0
+        # Without the engine at hand: a cheap existence probe through Cypher
+        # would need the label in the text, so count via the generic queries.
+        c = self.counts()
+        return c["edges" if edge else "nodes"].get(label, 0) == 0
+
+    def _choose(self, path: str, label: str, edge: bool = False) -> str:
+        if path not in PATHS:
+            raise V2HTError(f"load path must be one of {', '.join(PATHS)}, not {path!r}")
+        if path == "bulk" and self.ingest is None:
+            raise V2HTError("the bulk load path needs the embedded server in this process")
+        if path in ("create", "bulk") and not self._empty(label, edge):
+            raise V2HTError(f"load path {path!r} needs an empty store ({label} already has data); use merge")
+        if path != "auto":
+            return path
+        if not self._empty(label, edge):
+            return "merge"
+        return "bulk" if self.ingest is not None else "create"
+
+    def _batches(self, name: str, rows: list[dict], batch: int, workers: int) -> int:
+        chunks = [rows[i:i + batch] for i in range(0, len(rows), batch)]
+        if not chunks:
+            return 0
+        text = cypher_lib.load(name).statements[0]
+
+        def one(chunk):
+            return self._execute(text, {"rows": chunk}, write=True, what=f" {name}")[1][0]["n"]
+
+        if workers <= 1 or len(chunks) == 1:
+            return sum(one(c) for c in chunks)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return sum(pool.map(one, chunks))
+
+    def load_hashtags(self, rows: list[dict], batch: int = BATCH, path: str = "auto") -> int:
+        """rows {name, words, count, train_count, longtail, surfaces}."""
+        rows = list({r["name"]: r for r in rows}.values())
+        for r in rows:
+            for key in ("name", "words", "count", "train_count", "longtail", "surfaces"):
+                if key not in r:
+                    raise DataError(f"hashtag row {r.get('name', r)!r} lacks {key!r}")
+        rows = [{k: r[k] for k in ("name", "words", "count", "train_count", "longtail", "surfaces")} for r in rows]
+        how = self._choose(path, "Hashtag")
+        if how == "bulk":
+            self.ingest.create_vertices("Hashtag", rows)
+            return len(rows)
+        if how == "create":
+            return self._batches("load/hashtags_create", rows, batch, WORKERS)
+        return self._batches("load/hashtags", rows, batch, 1)
+
+    def load_edges(self, kind: str, edges: list[Edge], batch: int = BATCH, path: str = "auto") -> int:
+        """One relationship per pair (a < b), type CP/SS/PO/CO by ``kind``.
+        Raises DataError when an edge names a hashtag not in the store."""
+        if kind not in REL_LABEL:
+            raise V2HTError(f"unknown relation kind {kind!r}; expected one of {', '.join(REL_LABEL)}")
+        by_pair: dict[tuple[str, str], dict] = {}
+        for e in edges:
+            if e.type != kind:
+                raise DataError(f"edge {e.a!r}-{e.b!r} has type {e.type!r}, loaded as {kind!r}")
+            by_pair[e.key] = edge_row(e)
+        rows = list(by_pair.values())
+        label = REL_LABEL[kind]
+        how = self._choose(path, label, edge=True)
+        if how == "bulk":
+            rids = {r["name"]: r["rid"] for r in self.read("admin/hashtag_rids")}
+            missing = [r for r in rows if r["a"] not in rids or r["b"] not in rids]
+            if missing:
+                m = missing[0]
+                raise DataError(f"{len(missing)} {kind} edges name hashtags not in the store, e.g. {m['a']!r}-{m['b']!r}")
+            return self.ingest.create_edges(
+                label, [{"_src": rids[r["a"]], "_dst": rids[r["b"]], **r["props"]} for r in rows])
+        name = f"load/{kind}_create" if how == "create" else f"load/{kind}"
+        # Concurrent MERGE of edges between shared endpoints deadlocks on Neo4j: one session.
+        n = self._batches(name, rows, batch, WORKERS if how == "create" else 1)
+        if n != len(rows):
+            raise DataError(f"{len(rows) - n} of {len(rows)} {kind} edges name hashtags not in the store")
+        return n
+
+    def load_posts(self, rows: list[dict], batch: int = BATCH, path: str = "auto") -> int:
+        """rows {id, user, tags: [names], split}; returns the TAGGED edges written."""
+        rows = list({str(r["id"]): r for r in rows}.values())
+        rows = [{"id": str(r["id"]), "user": str(r["user"]), "split": r["split"],
+                 "tags": sorted({str(t) for t in r["tags"]})} for r in rows]
+        n_tags = sum(len(r["tags"]) for r in rows)
+        how = self._choose(path, "Post")
+        if how != "merge" and not self._empty("User"):
+            how = "merge"
+        if how == "bulk":
+            n = self._bulk_posts(rows)
+        elif how == "create":
+            users = sorted({r["user"] for r in rows})
+            self._batches("load/users_create", [{"name": u} for u in users], batch, WORKERS)
+            n = self._batches("load/posts_create", rows, batch, WORKERS)
+        else:
+            n = self._batches("load/posts", rows, batch, 1)
+        if n != n_tags:
+            raise DataError(f"{n_tags - n} of {n_tags} post tags name hashtags not in the store")
+        return n
+
+    def _bulk_posts(self, rows: list[dict]) -> int:
+        tags = {r["name"]: r["rid"] for r in self.read("admin/hashtag_rids")}
+        missing = sorted({t for r in rows for t in r["tags"] if t not in tags})
+        if missing:
+            raise DataError(f"{len(missing)} post tags name hashtags not in the store, e.g. {missing[0]!r}")
+        users = sorted({r["user"] for r in rows})
+        user_rid = dict(zip(users, self.ingest.create_vertices("User", [{"name": u} for u in users])))
+        post_rid = self.ingest.create_vertices("Post", [{"id": r["id"], "split": r["split"]} for r in rows])
+        self.ingest.create_edges("POSTED", [{"_src": user_rid[r["user"]], "_dst": p} for r, p in zip(rows, post_rid)])
+        return self.ingest.create_edges(
+            "TAGGED", [{"_src": p, "_dst": tags[t]} for r, p in zip(rows, post_rid) for t in r["tags"]])
+
+
+@contextmanager
+def open_store(store: str | None, workdir: Path) -> Iterator[GraphStore]:
+    """The configured store, verified; the embedded server is started for
+    the duration when ``store`` resolves to it (or reused when one serves
+    the work directory already)."""
+    cfg = resolve_store(store, workdir)
+    if not cfg.embedded:
+        gs = GraphStore(cfg.uri, cfg.auth, cfg.database)
+        try:
+            gs.verify()
+            yield gs
+        finally:
+            gs.close()
+        return
+    from .embedded import EmbeddedServer
+
+    server = EmbeddedServer(cfg.embedded_root, password=cfg.password)
+    uri = server.start()
+    try:
+        gs = GraphStore(uri, cfg.auth, cfg.database, ingest=server.ingest)
+        try:
+            gs.verify()
+            yield gs
+        finally:
+            gs.close()
+    finally:
+        server.stop()
