@@ -1,0 +1,176 @@
+"""Speed of the V2HT model on this machine, with random tensors (one run).
+
+Prints: GEMM GFLOP/s (fp32, bf16) measured in the same run; training posts/s
+and achieved GFLOP/s in an INSVIDEO-like setting (40 visual frames, 60
+acoustic clips, 6 text tokens); the propagation step (forward + backward)
+with learned edge weights against fixed weights on a random graph of 15.7k
+hashtags / 300k edges; full-rank inference posts/s over all hashtags (fp32
+and bf16); peak RSS.
+
+    python bench/bench_model.py            # INSVIDEO sizes
+    python bench/bench_model.py --quick    # small sizes, a few seconds
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import torch
+from torch_geometric.data import Data
+
+from v2ht_kg.gnn.batch import PostBatch
+from v2ht_kg.gnn.config import V2HTConfig
+from v2ht_kg.gnn.model import V2HT
+from v2ht_kg.gnn.propagation import HashtagPropagation, _CSRMatmul
+
+
+def timed(fn, reps: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - t0) / reps
+
+
+def gemm_gflops(n: int, dtype: torch.dtype, reps: int) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    return 2 * n ** 3 / timed(lambda: a @ b, reps) / 1e9
+
+
+def random_graph(n: int, pairs: int, seed: int) -> Data:
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randint(0, n, (pairs,), generator=g)
+    b = torch.randint(0, n, (pairs,), generator=g)
+    t = torch.randint(0, 4, (pairs,), generator=g)
+    w = torch.rand(pairs, generator=g)
+    return Data(edge_index=torch.stack([torch.cat([a, b]), torch.cat([b, a])]), edge_type=t.repeat(2),
+                edge_weight=w.repeat(2), num_nodes=n)
+
+
+def make_batch(b: int, k: int, n_tags: int, dims: dict, steps: dict, d_user: int, seed: int) -> PostBatch:
+    g = torch.Generator().manual_seed(seed)
+    seqs = {m: torch.randn(b, steps[m], dims[m], generator=g) for m in dims}
+    lengths = {m: torch.full((b,), steps[m]) for m in dims}
+    lengths["text"] = torch.randint(1, steps["text"] + 1, (b,), generator=g)
+    for i, ln in enumerate(lengths["text"].tolist()):
+        seqs["text"][i, ln:] = 0
+    return PostBatch(rows=torch.arange(b), seqs=seqs, lengths=lengths, users=torch.zeros(b, dtype=torch.long),
+                     user_feats=torch.randn(b, d_user, generator=g), cand=torch.randint(0, n_tags, (b, k), generator=g),
+                     labels=(torch.rand(b, k, generator=g) < 1 / 7).float(),
+                     cand_mask=torch.ones(b, k, dtype=torch.bool))
+
+
+def train_flops_per_post(cfg: V2HTConfig, steps: dict, k: int) -> float:
+    """Analytic multiply-adds x 2 of the dense layers, x 3 for forward + backward."""
+    f = 0.0
+    for m in cfg.modalities:
+        h, d = cfg.lstm_hidden[m], cfg.input_dims[m]
+        f += steps[m] * (4 * h * (d + h) + h * cfg.d_common + cfg.d_common * cfg.d_hashtag * (cfg.d_common != cfg.d_hashtag))
+        f += k * steps[m] * cfg.d_hashtag  # attention pooling per candidate
+    width = len(cfg.modalities) * cfg.d_hashtag
+    for hdim in cfg.mlp_hidden:
+        f += k * width * hdim
+        width = hdim
+    return 2 * 3 * f
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes (seconds)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
+    ap.add_argument("--visual-dim", type=int, default=None, help="visual feature width (default 2048; quick 256)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    q = args.quick
+    n_tags, n_pairs = (2000, 40_000) if q else (15_751, 300_000)
+    vis = args.visual_dim or (256 if q else 2048)
+    dims = {"visual": vis, "acoustic": 128, "text": 100}
+    steps = {"visual": 40, "acoustic": 60, "text": 6}
+    b_train, k_train = (16, 94) if q else (64, 94)  # 13.4 tags/post x (1 + 6 negatives)
+    b_inf = 32 if q else 128
+    reps = 2
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{n_tags} hashtags, {n_pairs} edges, visual dim {vis}")
+
+    fp32 = gemm_gflops(1024 if q else 2048, torch.float32, reps)
+    bf16 = gemm_gflops(1024 if q else 2048, torch.bfloat16, reps)
+    print(f"GEMM: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s")
+
+    graph = random_graph(n_tags, n_pairs, args.seed)
+    init = torch.randn(n_tags, 64)
+
+    # propagation: learned weights (Eqs. 4-7) against a fixed, pre-normalised matrix
+    prop = HashtagPropagation(64, n_tags, graph)
+    emb = init.clone().requires_grad_(True)
+
+    def learned():
+        prop.zero_grad()
+        emb.grad = None
+        prop(emb).square().mean().backward()
+
+    with torch.no_grad():
+        fixed_vals = prop.matrices(init)["A_hat"].clone()
+        fixed_self = prop.matrices(init)["A_hat_self"].clone()
+    t = prop.topo
+
+    def fixed():
+        prop.zero_grad()
+        emb.grad = None
+        y = emb
+        for i, lin in enumerate(prop.layers):
+            x = lin(y)
+            z = _CSRMatmul.apply(fixed_vals, x, t.crow, t.cols, t.twin) + fixed_self[:, None] * x
+            y = torch.relu(z) if i < len(prop.layers) - 1 else z
+        y.square().mean().backward()
+
+    tl, tf = timed(learned, reps), timed(fixed, reps)
+    print(f"propagation fwd+bwd, {t.n_directed} directed edges: learned {tl * 1e3:.0f} ms, "
+          f"fixed {tf * 1e3:.0f} ms, ratio {tl / tf:.2f}")
+
+    # training steps (fp32), encoder-dominated (wo_p) and full (with propagation every step)
+    for variant in ("wo_p", "full"):
+        cfg = V2HTConfig(n_hashtags=n_tags, input_dims=dims, d_user_in=vis + 64 + 1).variant(variant)
+        m = V2HT(cfg, init, graph if cfg.use_propagation else None)
+        opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+        bt = make_batch(b_train, k_train, n_tags, dims, steps, cfg.d_user_in, args.seed)
+
+        def step():
+            opt.zero_grad()
+            m.loss(bt).backward()
+            opt.step()
+
+        dt = timed(step, reps)
+        gf = train_flops_per_post(cfg, steps, k_train) * b_train / dt / 1e9
+        print(f"train {variant:5s}: batch {b_train} x {k_train} candidates, {dt * 1e3:.0f} ms/step, "
+              f"{b_train / dt:.0f} posts/s, {gf:.1f} GFLOP/s achieved (dense-layer count)")
+
+    # full-rank inference
+    cfg = V2HTConfig(n_hashtags=n_tags, input_dims=dims, d_user_in=vis + 64 + 1)
+    m = V2HT(cfg, init, graph).eval()
+    bt = make_batch(b_inf, 1, n_tags, dims, steps, cfg.d_user_in, args.seed + 1)
+    with torch.no_grad():
+        m.hashtag_embeddings()  # propagate once; cached for every batch after
+        t_enc = timed(lambda: m.encode_posts(bt), reps)
+        scores = {}
+        for bf in (False, True):
+            scores[bf] = m.score_all(bt, bf16=bf)  # also the warm-up
+            dt = timed(lambda: m.score_all(bt, bf16=bf), reps, warmup=0)
+            print(f"full rank {'bf16' if bf else 'fp32'}: {b_inf} posts x {n_tags} hashtags, {dt * 1e3:.0f} ms, "
+                  f"{b_inf / dt:.0f} posts/s ({b_inf / (dt - t_enc):.0f} posts/s without the "
+                  f"{t_enc * 1e3:.0f} ms of LSTM encoding; {b_inf * n_tags / (dt - t_enc) / 1e6:.2f}M pairs/s)")
+    exact, fast = scores[False], scores[True]
+    top_exact = exact.topk(10).indices
+    overlap = sum(len(set(a.tolist()) & set(b.tolist())) for a, b in zip(top_exact, fast.topk(10).indices))
+    print(f"bf16 vs fp32: max |diff| {(fast - exact).abs().max():.3g}, top-10 overlap "
+          f"{overlap / top_exact.numel():.3f}")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS {rss:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
