@@ -27,6 +27,7 @@ app.add_typer(graph_cmd.store_app, name="store")
 app.command()(train_cmd.train)
 app.command()(train_cmd.evaluate)
 app.command()(train_cmd.recommend)
+app.command()(train_cmd.results)
 app.command()(explain_cmd.explain)
 
 

@@ -215,3 +215,37 @@ def recommend(
     console.print(t)
     if truth:
         console.print(f"true hashtags: {', '.join(truth)}")
+
+
+def results(
+    wd: Optional[Path] = WorkdirOpt,
+    table: str = typer.Option("variants", help="variants (paper Table 2: full, w/o U, w/o P, w/o UP) | modalities (Table 4)."),
+    seeds: str = typer.Option("0,1,2", help="Comma-separated seeds; mean ± std over them."),
+    epochs: int = typer.Option(10, help="Maximum epochs per run (early stopping on validation NDCG@10)."),
+    batch_size: int = typer.Option(256, help="Posts per mini-batch."),
+    lr: float = typer.Option(1e-3, help="Adam learning rate."),
+    patience: int = typer.Option(3, help="Early-stopping patience."),
+    valid_posts: Optional[int] = typer.Option(None, help="Validate each epoch on a fixed subset of this many posts."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Markdown file to write (a .json beside it) [default: <workdir>/reports/results-TABLE.md]."),
+    title: str = typer.Option("", help="Heading of the table."),
+    json_out: bool = JsonOpt,
+):
+    """Regenerate a paper table on the work directory's data set: all variants (or modality subsets) over seeds, with the baselines."""
+    from ..gnn.experiments import run_table, to_markdown, write_results
+
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise V2HTError(f"--seeds {seeds!r}: expected comma-separated integers") from None
+    w = workdir(wd)
+    if not (w.data / "manifest.json").exists():
+        raise DataError("no prepared data set; run `v2ht-kg build` first", str(w.root))
+    res = run_table(w, table, seed_list, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
+                    valid_posts=valid_posts, progress=None if json_out else (lambda m: err_console.print(f"[dim]{m}[/]")))
+    path = out or (w.reports / f"results-{table}.md")
+    write_results(res, path, title)
+    if json_out:
+        print_json(res)
+    else:
+        console.print(to_markdown(res, title))
+        console.print(f"written: {path} (+ .json)")
