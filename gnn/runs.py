@@ -11,7 +11,6 @@ never leaves a half-written file behind.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -21,6 +20,7 @@ from typing import Any
 import torch
 
 from ..kg.errors import DataError
+from ..kg.prepare import sha256_file
 
 CONFIG = "config.json"
 METRICS = "metrics.json"
@@ -80,14 +80,6 @@ def load_torch(path: Path, what: str = "checkpoint", map_location="cpu") -> Any:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated zip, foreign pickle, wrong magic number, ...
         raise DataError(f"corrupt {what} ({type(e).__name__}); delete it and train again", str(path)) from None
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def save_curve(history: list[dict], path: Path, title: str = "") -> None:
@@ -158,7 +150,7 @@ def load_graph(path: Path, hashtag_names: list[str], data_fingerprint: str | Non
 
 
 def graph_fingerprint(path: Path) -> str:
-    return file_sha256(path)[:32]
+    return sha256_file(path)[:32]
 
 
 def default_model_factory(cfg: dict, init_emb: torch.Tensor, graph):

@@ -62,7 +62,7 @@ def default_params(fmt: str, **overrides) -> PrepareParams:
     return PrepareParams(**d)
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -272,7 +272,7 @@ def prepare(
                 tag_uses=sum(len(ns) for _, ns in kept),
             ),
             features=feat_meta,
-            checksums={f: _sha256(tmp / f) for f in files},
+            checksums={f: sha256_file(tmp / f) for f in files},
             seconds=round(time.time() - t0, 2),
         )
         with open(tmp / "manifest.json", "w", encoding="utf-8") as f:
