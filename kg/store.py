@@ -124,6 +124,7 @@ class GraphStore:
         self.database = database
         self.ingest = ingest
         self._user = auth[0]
+        self._tag_rids: dict[str, str] | None = None  # bulk path: name -> RID
         try:
             self.driver = GraphDatabase.driver(uri, auth=auth, max_connection_pool_size=8)
         except (ValueError, neo4j.exceptions.ConfigurationError) as e:
@@ -224,6 +225,7 @@ class GraphStore:
 
     def clear(self, batch: int = 20_000) -> None:
         """Deletes every node and relationship; constraints and indexes stay."""
+        self._tag_rids = None
         while self.write("admin/clear", limit=batch)[0]["n"]:
             pass
 
@@ -291,8 +293,10 @@ class GraphStore:
                     raise DataError(f"hashtag row {r.get('name', r)!r} lacks {key!r}")
         rows = [{k: r[k] for k in ("name", "words", "count", "train_count", "longtail", "surfaces")} for r in rows]
         how = self._choose(path, "Hashtag")
+        self._tag_rids = None
         if how == "bulk":
-            self.ingest.create_vertices("Hashtag", rows)
+            rids = self.ingest.create_vertices("Hashtag", rows)
+            self._tag_rids = dict(zip((r["name"] for r in rows), rids))
             return len(rows)
         if how == "create":
             return self._batches("load/hashtags_create", rows, batch, WORKERS)
@@ -312,7 +316,7 @@ class GraphStore:
         label = REL_LABEL[kind]
         how = self._choose(path, label, edge=True)
         if how == "bulk":
-            rids = {r["name"]: r["rid"] for r in self.read("admin/hashtag_rids")}
+            rids = self._hashtag_rids()
             missing = [r for r in rows if r["a"] not in rids or r["b"] not in rids]
             if missing:
                 m = missing[0]
@@ -347,8 +351,15 @@ class GraphStore:
             raise DataError(f"{n_tags - n} of {n_tags} post tags name hashtags not in the store")
         return n
 
+    def _hashtag_rids(self) -> dict[str, str]:
+        # Fetching the map over Bolt costs about 1 s per 15k hashtags, so the
+        # bulk hashtag load keeps it; the count guards against other writers.
+        if self._tag_rids is None or len(self._tag_rids) != self.ingest.count("Hashtag"):
+            self._tag_rids = {r["name"]: r["rid"] for r in self.read("admin/hashtag_rids")}
+        return self._tag_rids
+
     def _bulk_posts(self, rows: list[dict]) -> int:
-        tags = {r["name"]: r["rid"] for r in self.read("admin/hashtag_rids")}
+        tags = self._hashtag_rids()
         missing = sorted({t for r in rows for t in r["tags"] if t not in tags})
         if missing:
             raise DataError(f"{len(missing)} post tags name hashtags not in the store, e.g. {missing[0]!r}")
