@@ -157,7 +157,7 @@ def query(
         print_json(rows)
     else:
         keys = list(rows[0].keys()) if rows else []
-        console.print(_rows_table(keys, rows, title=f"{name}: {q.description}"))
+        console.print(_rows_table(keys, rows, title=name))
         console.print(f"{len(rows)} row(s)")
 
 
@@ -191,10 +191,22 @@ store_app = typer.Typer(help="The embedded graph store.", no_args_is_help=True)
 
 @store_app.command("serve")
 def store_serve(wd: Optional[Path] = WorkdirOpt):
-    """Keep the embedded ArcadeDB server of this work directory running (Ctrl-C stops it) and print how to connect."""
+    """Keep the embedded ArcadeDB server of this work directory running (Ctrl-C stops it) and print how to connect.
+
+    While it runs, every other command on the same work directory reuses it
+    (no start-up cost per command), and any Bolt client can connect.
+    """
     from ..kg.embedded import serve_forever
 
-    serve_forever(workdir(wd).ensure().store)
+    w = workdir(wd).ensure()
+
+    def ready(server) -> None:
+        pw = w.store / ".password"
+        console.print(f"serving {w.store} on [bold]{server.uri}[/] (database {server.database!r}, user {server.user!r}; "
+                      f"password in {pw}, mode 0600). Ctrl-C stops it.")
+        console.print(f"  python: neo4j.GraphDatabase.driver({server.uri!r}, auth=({server.user!r}, open({str(pw)!r}).read().strip()))")
+
+    serve_forever(w.store, on_ready=ready)
 
 
 @store_app.command("status")
