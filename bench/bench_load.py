@@ -59,7 +59,7 @@ def bench(store: GraphStore, data, path: str, batch: int) -> dict:
     store.load_hashtags(tags, batch=batch, path=path)
     out["hashtags"] = len(tags) / (time.perf_counter() - t)
     t = time.perf_counter()
-    n_edges = sum(store.load_edges(kind, es, batch=batch, path=path) for kind, es in edges.items())
+    n_edges = sum(store.load_edges([e for es in edges.values() for e in es], batch=batch, path=path).values())
     out["edges"] = n_edges / (time.perf_counter() - t)
     t = time.perf_counter()
     n_tagged = store.load_posts(posts, batch=batch, path=path)

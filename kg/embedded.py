@@ -351,18 +351,23 @@ class ArcadeIngest:
             raise StoreError(f"bulk load of {type_name}: {len(rids)} of {len(rows)} vertices created")
         return rids
 
-    def create_edges(self, type_name: str, rows: list[dict]) -> int:
-        """rows: {"_src": rid, "_dst": rid, **properties}."""
-        self.db.schema.get_or_create_edge_type(type_name)
+    def create_edges(self, rows_by_type: dict[str, list[dict]]) -> int:
+        """rows: {"_src": rid, "_dst": rid, **properties}, per edge type.
+        All types go through ONE GraphBatch: closing a batch costs about a
+        second, so one batch for the four relation types loads about twice
+        as fast as one per type (measured 48k vs 23k edges/s cold, 88k vs
+        46k warm, 4 x 25k edges)."""
+        total = sum(len(r) for r in rows_by_type.values())
+        for type_name in rows_by_type:
+            self.db.schema.get_or_create_edge_type(type_name)
         # WAL on: a crash mid-load must not corrupt the files (the Build
-        # marker already says the load is incomplete). Measured ~85k edges/s
-        # warm for one 100k-edge batch, ~20k/s for 25k-edge batches per type.
-        with self.db.graph_batch(use_wal=True, parallel_flush=True,
-                                 expected_edge_count=max(len(rows), 1)) as gb:
-            for i in range(0, len(rows), self.CHUNK):
-                self._edge_batcher.newEdgesJson(
-                    gb._java_graph_batch, type_name, json.dumps(rows[i:i + self.CHUNK]))
-        return len(rows)
+        # marker already says the load is incomplete).
+        with self.db.graph_batch(use_wal=True, parallel_flush=True, expected_edge_count=max(total, 1)) as gb:
+            for type_name, rows in rows_by_type.items():
+                for i in range(0, len(rows), self.CHUNK):
+                    self._edge_batcher.newEdgesJson(
+                        gb._java_graph_batch, type_name, json.dumps(rows[i:i + self.CHUNK]))
+        return total
 
 
 def serve_forever(root: Path, on_ready=None) -> None:

@@ -91,10 +91,9 @@ def build_graph(ds: PreparedDataset, store, wd: Workdir, rel_params=None, fresh:
                               longtail=h.longtail, surfaces=h.surfaces) for h in hashtags])
     prog("load hashtags", len(hashtags), len(hashtags))
     by_type = {r: [e for e in edges if e.type == r] for r in RELATIONS}
-    for r in RELATIONS:
-        prog(f"load {r} edges", 0, len(by_type[r]))
-        store.load_edges(r, by_type[r])
-        prog(f"load {r} edges", len(by_type[r]), len(by_type[r]))
+    prog("load edges", 0, len(edges))
+    store.load_edges(edges)
+    prog("load edges", len(edges), len(edges))
     users = ds.users
     names = [h.name for h in hashtags]
     rows = [dict(id=p.id, user=users[p.user]["name"], split=p.split, tags=[names[t] for t in p.tags]) for p in train]

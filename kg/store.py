@@ -302,33 +302,41 @@ class GraphStore:
             return self._batches("load/hashtags_create", rows, batch, WORKERS)
         return self._batches("load/hashtags", rows, batch, 1)
 
-    def load_edges(self, kind: str, edges: list[Edge], batch: int = BATCH, path: str = "auto") -> int:
-        """One relationship per pair (a < b), type CP/SS/PO/CO by ``kind``.
-        Raises DataError when an edge names a hashtag not in the store."""
-        if kind not in REL_LABEL:
-            raise V2HTError(f"unknown relation kind {kind!r}; expected one of {', '.join(REL_LABEL)}")
-        by_pair: dict[tuple[str, str], dict] = {}
+    def load_edges(self, edges: list[Edge], batch: int = BATCH, path: str = "auto") -> dict[str, int]:
+        """One relationship per pair (a < b), typed CP/SS/PO/CO by ``Edge.type``;
+        returns the count per kind. On the bulk path every type goes through
+        one ingest batch. Raises DataError when an edge names a hashtag not in
+        the store."""
+        rows_by_kind: dict[str, dict[tuple[str, str], dict]] = {k: {} for k in REL_LABEL}
         for e in edges:
-            if e.type != kind:
-                raise DataError(f"edge {e.a!r}-{e.b!r} has type {e.type!r}, loaded as {kind!r}")
-            by_pair[e.key] = edge_row(e)
-        rows = list(by_pair.values())
-        label = REL_LABEL[kind]
-        how = self._choose(path, label, edge=True)
-        if how == "bulk":
+            if e.type not in REL_LABEL:
+                raise V2HTError(f"unknown relation kind {e.type!r}; expected one of {', '.join(REL_LABEL)}")
+            rows_by_kind[e.type][e.key] = edge_row(e)
+        rows = {k: list(v.values()) for k, v in rows_by_kind.items() if v}
+        hows = {k: self._choose(path, REL_LABEL[k], edge=True) for k in rows}
+        out: dict[str, int] = {k: 0 for k in REL_LABEL}
+        bulk = {k: r for k, r in rows.items() if hows[k] == "bulk"}
+        if bulk:
             rids = self._hashtag_rids()
-            missing = [r for r in rows if r["a"] not in rids or r["b"] not in rids]
-            if missing:
-                m = missing[0]
-                raise DataError(f"{len(missing)} {kind} edges name hashtags not in the store, e.g. {m['a']!r}-{m['b']!r}")
-            return self.ingest.create_edges(
-                label, [{"_src": rids[r["a"]], "_dst": rids[r["b"]], **r["props"]} for r in rows])
-        name = f"load/{kind}_create" if how == "create" else f"load/{kind}"
-        # Concurrent MERGE of edges between shared endpoints deadlocks on Neo4j: one session.
-        n = self._batches(name, rows, batch, WORKERS if how == "create" else 1)
-        if n != len(rows):
-            raise DataError(f"{len(rows) - n} of {len(rows)} {kind} edges name hashtags not in the store")
-        return n
+            for kind, rs in bulk.items():
+                missing = [r for r in rs if r["a"] not in rids or r["b"] not in rids]
+                if missing:
+                    m = missing[0]
+                    raise DataError(f"{len(missing)} {kind} edges name hashtags not in the store, e.g. {m['a']!r}-{m['b']!r}")
+            self.ingest.create_edges({REL_LABEL[k]: [{"_src": rids[r["a"]], "_dst": rids[r["b"]], **r["props"]} for r in rs]
+                                      for k, rs in bulk.items()})
+            out.update({k: len(rs) for k, rs in bulk.items()})
+        for kind, rs in rows.items():
+            if kind in bulk:
+                continue
+            how = hows[kind]
+            name = f"load/{kind}_create" if how == "create" else f"load/{kind}"
+            # Concurrent MERGE of edges between shared endpoints deadlocks on Neo4j: one session.
+            n = self._batches(name, rs, batch, WORKERS if how == "create" else 1)
+            if n != len(rs):
+                raise DataError(f"{len(rs) - n} of {len(rs)} {kind} edges name hashtags not in the store")
+            out[kind] = n
+        return out
 
     def load_posts(self, rows: list[dict], batch: int = BATCH, path: str = "auto") -> int:
         """rows {id, user, tags: [names], split}; returns the TAGGED edges written."""
@@ -366,9 +374,11 @@ class GraphStore:
         users = sorted({r["user"] for r in rows})
         user_rid = dict(zip(users, self.ingest.create_vertices("User", [{"name": u} for u in users])))
         post_rid = self.ingest.create_vertices("Post", [{"id": r["id"], "split": r["split"]} for r in rows])
-        self.ingest.create_edges("POSTED", [{"_src": user_rid[r["user"]], "_dst": p} for r, p in zip(rows, post_rid)])
-        return self.ingest.create_edges(
-            "TAGGED", [{"_src": p, "_dst": tags[t]} for r, p in zip(rows, post_rid) for t in r["tags"]])
+        tagged = [{"_src": p, "_dst": tags[t]} for r, p in zip(rows, post_rid) for t in r["tags"]]
+        self.ingest.create_edges({
+            "POSTED": [{"_src": user_rid[r["user"]], "_dst": p} for r, p in zip(rows, post_rid)],
+            "TAGGED": tagged})
+        return len(tagged)
 
 
 @contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections import defaultdict
+
 
 import networkx as nx
 import pytest
@@ -46,11 +46,7 @@ def graph(store):
         {"name": n, "words": n.split(), "count": c, "train_count": t, "longtail": lt, "surfaces": [n]}
         for n, (c, t, lt) in TAGS.items()
     ])
-    by_kind = defaultdict(list)
-    for e in EDGES:
-        by_kind[e.type].append(e)
-    for kind, edges in by_kind.items():
-        store.load_edges(kind, edges)
+    store.load_edges(EDGES)
     return store
 
 

@@ -3,7 +3,7 @@ hand-made graph in the real embedded store. Expected values are computed
 from the graph definition below, not copied from query output."""
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 
 import pytest
 
@@ -64,11 +64,7 @@ def graph(store):
         {"name": n, "words": n.split(), "count": c, "train_count": t, "longtail": lt, "surfaces": ["#" + n.replace(" ", "")]}
         for n, (c, t, lt) in TAGS.items()
     ])
-    by_kind = defaultdict(list)
-    for e in EDGES:
-        by_kind[e.type].append(e)
-    for kind, edges in by_kind.items():
-        store.load_edges(kind, edges)
+    store.load_edges(EDGES)
     store.load_posts(POSTS)
     return store
 

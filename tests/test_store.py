@@ -46,8 +46,7 @@ def small_graph(seed=0, n_tags=60, n_edges=150, n_posts=40):
 def load_all(store, graph, path="auto"):
     tags, edges, posts = graph
     store.load_hashtags(tags, path=path)
-    for kind, es in edges.items():
-        store.load_edges(kind, es, path=path)
+    store.load_edges([e for es in edges.values() for e in es], path=path)
     store.load_posts(posts, path=path)
 
 
@@ -96,10 +95,10 @@ def test_auto_uses_bulk_on_fresh_embedded_store(store):
 def test_edges_read_back_with_evidence(store, path):
     store.clear()
     store.load_hashtags(tag_rows(["kid dancer", "dancer", "singer"]), path=path)
-    store.load_edges("ss", [Edge("kid dancer", "dancer", "ss", 1.0,
+    store.load_edges([Edge("kid dancer", "dancer", "ss", 1.0,
                                  {"synset_a": "kid.n.01", "synset_b": "dancer.n.01",
                                   "direction": "b_hypernym_of_a", "depth": 1}, ["cp", "co"])], path=path)
-    store.load_edges("po", [Edge("singer", "dancer", "po", 0.82,
+    store.load_edges([Edge("singer", "dancer", "po", 0.82,
                                  {"wup": 0.82, "synset_a": "dancer.n.01", "synset_b": "singer.n.01"})], path=path)
     _, rows = store.run("MATCH (a:Hashtag)-[r]->(b:Hashtag) RETURN a.name AS a, b.name AS b, r ORDER BY a", {})
     got = {(r["a"], r["b"]): r["r"] for r in rows}
@@ -118,11 +117,11 @@ def test_one_relationship_per_pair(store):
     store.clear()
     store.load_hashtags(tag_rows(["a", "b"]))
     pair = [Edge("b", "a", "co", 0.1, {"count": 1}), Edge("a", "b", "co", 0.7, {"count": 5})]
-    store.load_edges("co", pair)  # the later duplicate wins before loading
-    store.load_edges("co", pair)  # and a rerun merges onto it
+    store.load_edges(pair)  # the later duplicate wins before loading
+    store.load_edges(pair)  # and a rerun merges onto it
     _, rows = store.run("MATCH (:Hashtag {name: 'a'})-[r]-(:Hashtag {name: 'b'}) RETURN r", {})
     assert len(rows) == 1 and rows[0]["r"]["count"] == 5
-    store.load_edges("co", [Edge("a", "b", "co", 0.2, {"count": 2})])  # reload replaces the properties
+    store.load_edges([Edge("a", "b", "co", 0.2, {"count": 2})])  # reload replaces the properties
     _, rows = store.run("MATCH (:Hashtag {name: 'a'})-[r]-(:Hashtag {name: 'b'}) RETURN r", {})
     assert len(rows) == 1 and rows[0]["r"]["count"] == 2 and rows[0]["r"]["weight"] == pytest.approx(0.2)
 
@@ -132,7 +131,7 @@ def test_edges_to_unknown_hashtags_are_refused(store):
         store.clear()
         store.load_hashtags(tag_rows(["a"]), path=path)
         with pytest.raises(DataError, match="not in the store"):
-            store.load_edges("cp", [Edge("a", "ghost", "cp")], path=path)
+            store.load_edges([Edge("a", "ghost", "cp")], path=path)
         with pytest.raises(DataError, match="not in the store"):
             store.load_posts([{"id": "1", "user": "u", "split": "train", "tags": ["ghost"]}], path=path)
 
