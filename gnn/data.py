@@ -13,7 +13,8 @@ For a training post the post itself is left out of its user's sums, so its own
 hashtags never leak into the input that predicts them; this also makes training
 inputs look like test inputs (a test post is never part of its user's history).
 Users without any (other) training post, and the unknown user of sources
-without author ids, get zeros with the flag set.
+without author ids, get zeros with the flag set. The profile columns are
+standardised with the training users' mean and spread (weighted by posts).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from .batch import PostBatch
 from .embeddings import W2V_FILE, cached_word2vec, hashtag_vectors, token_vectors, training_sentences
 
 NEGATIVES = 6  # sampled negatives per positive (paper §4.1)
+USER_SCALING = True  # standardise user profiles (see TrainingData._fit_user_scaling)
 _CHUNK = 256  # rows per read when streaming feature arrays
 
 
@@ -173,6 +175,23 @@ class TrainingData:
         names = [str(u.get("name")) for u in self.ds.users]
         self._unknown = np.zeros(U, dtype=bool)
         self._unknown[[i for i, n in enumerate(names) if n == UNKNOWN_USER]] = True
+        self._fit_user_scaling()
+
+    def _fit_user_scaling(self) -> None:
+        """Per-column mean and spread of the user profiles, weighted by each user's
+        training posts (what the training batches see, up to leave-one-out).
+        Raw profiles mix visual features of any scale with Word2Vec means whose
+        columns barely vary between users; standardised, the user network learns
+        from the between-user differences at the pace of the other towers."""
+        self._u_mu = self._u_sd = None  # _assemble then returns raw profiles
+        users = np.flatnonzero((self._u_post_n > 0) & ~self._unknown)
+        if USER_SCALING and len(users):
+            raw = self._assemble(self._u_post_sum[users], self._u_post_n[users], self._u_tag_sum[users],
+                                 self._u_tag_n[users], np.zeros(len(users), dtype=bool)).numpy()[:, :-1]
+            w = self._u_post_n[users].astype(np.float64)
+            mu = np.average(raw, axis=0, weights=w)
+            sd = np.sqrt(np.average((raw - mu) ** 2, axis=0, weights=w))
+            self._u_mu, self._u_sd = mu, np.where(sd > 1e-8, sd, 1.0)
 
     _VIS_CACHE = "user_visual_sums.npz"
 
@@ -230,7 +249,11 @@ class TrainingData:
         post = np.where(none[:, None], 0.0, ps / np.maximum(pn, 1)[:, None])
         tag = np.where((none | (tn <= 0))[:, None], 0.0, ts / np.maximum(tn, 1)[:, None])
         flag = none.astype(np.float64)[:, None]
-        return torch.from_numpy(np.concatenate([post, tag, flag], axis=1).astype(np.float32))
+        prof = np.concatenate([post, tag], axis=1)
+        if self._u_mu is not None:
+            # no history stays at 0, now the average profile; the flag tells it apart
+            prof = np.where(none[:, None], 0.0, (prof - self._u_mu) / self._u_sd)
+        return torch.from_numpy(np.concatenate([prof, flag], axis=1).astype(np.float32))
 
     # -- inputs --------------------------------------------------------------
     def _text_seq(self, token_lists: Sequence[Sequence[str]]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,8 +10,9 @@ Design decisions (the paper leaves them open):
   undirected pair and read by both directions. The factored form costs small
   per-node projections plus one sampled dense-dense product (SDDMM) per type
   over the pairs of that type, not an MLP per edge and no (pairs, k) gathered
-  copies. softplus keeps every weight positive, so the row sums of
-  Eq. 5 never vanish. A depends on the initial embeddings e(h) (Eq. 4), so it
+  copies. softplus, plus a floor of 1e-12 (``A_FLOOR``) against float32
+  underflow, keeps every weight positive, so the row sums of Eq. 5 never
+  vanish. A depends on the initial embeddings e(h) (Eq. 4), so it
   is computed once per forward pass and shared by all layers.
 * Eq. 5 re-weighting: A'_ab = alpha * A_ab / sum_b A_ab, A'_aa = 1 - alpha.
   A node without neighbours keeps A'_aa = 1: its row then sums to 1 like
@@ -23,6 +24,8 @@ Design decisions (the paper leaves them open):
   no activation on the last one (e'(h) feeds element-wise products and a
   dot product, so it must be able to take negative values).
   ``gcn_residual`` optionally adds e(h) to the output (off by default).
+  W^l starts Gaussian (paper §4.3) with variance 1/d, which preserves the
+  embeddings' scale through the layers.
 * Speed: A^ Y is a CSR sparse-dense product. Its backward pass uses the
   transposed matrix (the pattern is symmetric, so only the values are
   permuted) and a sampled dense-dense product (SDDMM) for the gradient of the
@@ -38,6 +41,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..kg.errors import V2HTError
+
+A_FLOOR = 1e-12  # added to every learned edge weight A (see EdgeWeight.forward)
 
 
 def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:
@@ -208,7 +213,10 @@ class EdgeWeight(nn.Module):
                 parts.append(_PairDots.apply(pq, qp, *topo.type_pattern(t)))
         s = torch.cat(parts) if parts else emb.new_zeros(0)
         oh = topo.pair_type_onehot  # (pairs, types): per-type terms as small matmuls
-        return F.softplus(s / math.sqrt(k) + oh @ self.type_bias + (oh @ self.prior_coef) * topo.pair_prior)
+        a = F.softplus(s / math.sqrt(k) + oh @ self.type_bias + (oh @ self.prior_coef) * topo.pair_prior)
+        # softplus underflows to exactly 0 below about -100 in float32; a node whose every
+        # edge did so divided 0 by 0 in Eq. 5 (seen after 3 epochs on twitter-2013)
+        return a + A_FLOOR
 
 
 class HashtagPropagation(nn.Module):
@@ -222,6 +230,11 @@ class HashtagPropagation(nn.Module):
         self.topo = GraphTopology(graph, n_nodes, n_edge_types)
         self.edge_weight = EdgeWeight(d, n_edge_types, edge_hidden)
         self.layers = nn.ModuleList(nn.Linear(d, d, bias=False) for _ in range(layers))
+        for lin in self.layers:
+            # Gaussian with variance 1/d keeps e'(h) at the scale of e(h); torch's default
+            # (uniform, variance 1/(3d)) shrank it about 4x over two layers, which starved
+            # the Bi-Interaction products of signal and slowed early training.
+            nn.init.normal_(lin.weight, 0.0, d ** -0.5)
 
     def matrices(self, emb: torch.Tensor) -> dict[str, torch.Tensor]:
         """A (per pair), A' and A^ (per directed edge in CSR order, and per node for the diagonal)."""

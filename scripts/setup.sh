@@ -9,10 +9,14 @@ if [ -z "$PY" ]; then
 fi
 [ -n "$PY" ] || { echo "setup: python3.11 not found" >&2; exit 1; }
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip>=24" 2>&1 | grep -v "is ignored" || true
-# constraints.txt pins torch==2.13.0 (CPU here): a looser torch pulls a multi-GB CUDA build.
-.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]" 2>&1 | grep -v "is ignored" || true
-.venv/bin/python -c "import v2ht_kg.cli.app" || { echo "setup: install failed" >&2; exit 1; }
+LOG=.venv/setup.log
+echo "setup: installing into .venv (log: $LOG)"
+{
+  .venv/bin/python -m pip install --disable-pip-version-check --upgrade "pip>=24"
+  # constraints.txt pins torch==2.13.0 (CPU here): a looser torch pulls a multi-GB CUDA build.
+  .venv/bin/python -m pip install --disable-pip-version-check -c constraints.txt -e ".[test]"
+} >"$LOG" 2>&1 || { tail -n 30 "$LOG" >&2; echo "setup: pip install failed (full log: $LOG)" >&2; exit 1; }
+.venv/bin/python -c "import v2ht_kg.cli.app" || { echo "setup: install failed (log: $LOG)" >&2; exit 1; }
 
 # WordNet: nltk's own data if present or downloadable, else Debian's wordnet-base.
 if ! .venv/bin/python -c "from v2ht_kg.kg.wordnet import load_wordnet; load_wordnet()" >/dev/null 2>&1; then

@@ -92,25 +92,44 @@ def _post_vec(data, r):
     return x[:L].mean(axis=0)
 
 
+def _scaled(data, post_vec, tag_vec):
+    """The raw profile standardised by the data set's fitted user scaling."""
+    return (np.concatenate([post_vec, tag_vec]) - data._u_mu) / data._u_sd
+
+
 def test_user_features_leave_one_out(data):
     D = 8
     r = int(data.rows["train"][0])
     u = data.users[r]
     others = [int(o) for o in data.rows["train"] if data.users[o] == u and o != r]
     f = data.user_features(np.array([r]))[0].numpy()
-    assert np.allclose(f[:D], np.mean([_post_vec(data, o) for o in others], axis=0), atol=1e-4)
     emb = data.hashtag_init.numpy()
     other_tags = [t for o in others for t in data.tags[o]]
-    assert np.allclose(f[D:D + DIM], emb[other_tags].mean(axis=0), atol=1e-4)
+    expect = _scaled(data, np.mean([_post_vec(data, o) for o in others], axis=0), emb[other_tags].mean(axis=0))
+    assert np.allclose(f[:D + DIM], expect, atol=1e-4)
     assert f[-1] == 0.0
     # a test post sees the user's whole training history
     t = int(next(x for x in data.rows["test"] if data.users[x] == u))
     ft = data.user_features(np.array([t]))[0].numpy()
     mine = others + [r]
-    assert np.allclose(ft[:D], np.mean([_post_vec(data, o) for o in mine], axis=0), atol=1e-4)
-    assert np.allclose(ft[D:D + DIM], emb[[x for o in mine for x in data.tags[o]]].mean(axis=0), atol=1e-4)
+    expect = _scaled(data, np.mean([_post_vec(data, o) for o in mine], axis=0),
+                     emb[[x for o in mine for x in data.tags[o]]].mean(axis=0))
+    assert np.allclose(ft[:D + DIM], expect, atol=1e-4)
     # batch composition does not change a row's features
     assert torch.allclose(data.batch(np.array([t, r])).user_feats[1], torch.from_numpy(f))
+
+
+def test_user_profiles_are_standardised(data):
+    """Weighted by training posts, every profile column of the training users'
+    full histories has mean 0 and spread 1 (or stays centred when constant)."""
+    users = sorted({int(data.users[r]) for r in data.rows["train"]})
+    f = data.user_features_for(users).numpy().astype(np.float64)
+    w = np.array([np.sum(data.users[data.rows["train"]] == u) for u in users], dtype=np.float64)
+    mu = np.average(f[:, :-1], axis=0, weights=w)
+    sd = np.sqrt(np.average((f[:, :-1] - mu) ** 2, axis=0, weights=w))
+    assert np.allclose(mu, 0.0, atol=1e-4)
+    assert np.allclose(sd[data._u_sd != 1.0], 1.0, atol=1e-3)
+    assert np.all(f[:, -1] == 0.0)
 
 
 def test_unknown_user_and_text_only_profiles(tmp_path):

@@ -223,3 +223,19 @@ def test_graph_without_edges():
     prop, emb = make(graph=g, alpha=0.2, layers=1)
     with torch.no_grad():
         assert torch.allclose(prop(emb), emb @ prop.layers[0].weight.t())
+
+
+def test_underflowing_edge_weights_stay_finite():
+    """softplus of a very negative score is exactly 0 in float32; a node whose
+    every edge underflowed used to divide 0 by 0 in Eq. 5 and turn the model NaN."""
+    prop, emb = make(alpha=0.2, layers=2)
+    with torch.no_grad():
+        prop.edge_weight.type_bias.fill_(-300.0)
+        prop.edge_weight.prior_coef.zero_()
+    emb.requires_grad_(True)
+    out = prop(emb)
+    out.sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(emb.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in prop.parameters() if p.grad is not None)
+    _, a1, _ = dense(prop, prop.matrices(emb.detach()))
+    assert torch.allclose(a1.sum(1), torch.ones(N))  # rows of A' still sum to 1

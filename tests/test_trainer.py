@@ -124,3 +124,27 @@ def test_real_v2ht_model_trains_one_epoch(tmp_path):
     out = train(tmp_path / "d", g, tmp_path / "run", epochs=1, batch_size=16, model_options=opts)
     assert out["status"] == "done" and out["history"][0]["loss"] > 0
     assert evaluate_run(tmp_path / "run")["overall"] == pytest.approx(out["test"]["overall"])
+
+
+
+class _OneNaNStep(TinyModel):
+    """TinyModel whose loss is NaN on the third training batch only."""
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.calls = 0
+
+    def loss(self, batch):
+        self.calls += 1
+        out = super().loss(batch)
+        return out * float("nan") if self.calls == 3 else out
+
+
+def test_a_non_finite_step_is_skipped_not_applied(tmp_path):
+    write_prepared(tmp_path / "d", seed=4)
+    g = write_graph(tmp_path / "d", tmp_path / "g.pt")
+    out = train(tmp_path / "d", g, tmp_path / "run", epochs=2, **{**COMMON, "model_factory": _OneNaNStep})
+    assert [h["skipped_steps"] for h in out["history"]] == [1, 0]
+    state = runs.load_torch(tmp_path / "run" / runs.CHECKPOINT)["model"]
+    assert all(bool(v.isfinite().all()) for v in state.values() if v.is_floating_point())
+    assert all(h["loss"] == h["loss"] for h in out["history"])  # not NaN
