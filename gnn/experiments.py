@@ -44,8 +44,8 @@ def _configs(table: str, ds: PreparedDataset) -> list[tuple[str, str, list[str] 
     raise DataError(f"unknown table {table!r}; choose variants or modalities")
 
 
-def run_table(wd: Workdir, table: str = "variants", seeds: Sequence[int] = (0, 1, 2), *, epochs: int = 10,
-              batch_size: int = 256, lr: float = 1e-3, patience: int = 3, valid_posts: int | None = None,
+def run_table(wd: Workdir, table: str = "variants", seeds: Sequence[int] = (0, 1, 2), *, epochs: int = 20,
+              batch_size: int = 32, lr: float = 3e-3, patience: int = 3, valid_posts: int | None = None,
               train_options: dict | None = None, progress: Callable[[str], None] | None = None) -> dict:
     from .trainer import train
 

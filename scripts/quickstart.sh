@@ -19,7 +19,7 @@ $V cypher "MATCH (a:Hashtag)-[r]-(b:Hashtag) WITH a, b, count(r) AS n WHERE n > 
 $V query relation_counts
 echo "== 4. train V2HT ($EPOCHS epochs at most) and evaluate against the baselines"
 rm -rf "$V2HT_WORKDIR/runs/quickstart"
-$V train --run quickstart --epochs "$EPOCHS" --batch-size 128 --seed 0
+$V train --run quickstart --epochs "$EPOCHS" --seed 0
 echo "== 5. recommend for a test post and explain its long-tail suggestions"
 POST=$(.venv/bin/python - <<'PY'
 import json, os
