@@ -18,6 +18,10 @@ class PostBatch:
     cand: torch.Tensor | None = None  # (B, K) long
     labels: torch.Tensor | None = None  # (B, K) float32
     cand_mask: torch.Tensor | None = None  # (B, K) bool, False on padding slots
+    # the user's training hashtags, for the learned user history (config user_history="learned"):
+    # ids padded with 0, weights = use count / total uses (0 on padding, all 0 without history)
+    hist_ids: torch.Tensor | None = None  # (B, L) long
+    hist_weights: torch.Tensor | None = None  # (B, L) float32, rows sum to 1 or 0
 
     def __len__(self) -> int:
         return int(self.rows.shape[0])
@@ -35,4 +39,6 @@ class PostBatch:
             cand=mv(self.cand),
             labels=mv(self.labels),
             cand_mask=mv(self.cand_mask),
+            hist_ids=mv(self.hist_ids),
+            hist_weights=mv(self.hist_weights),
         )

@@ -16,6 +16,9 @@ VARIANTS = {  # name -> (use_user, use_propagation)
     "wo_p": (True, False),
     "wo_up": (False, False),
 }
+# the user tower's hashtag half (§3.4): the paper's mean of frozen Word2Vec
+# vectors, or the mean of the model's own trainable hashtag embeddings
+USER_HISTORY = ("word2vec", "learned")
 
 
 def _default_input_dims() -> dict[str, int]:
@@ -47,12 +50,19 @@ class V2HTConfig:
     train_hashtag_emb: bool = True
     user_hidden: int = 128  # width of the two hidden layers of the user network (§3.4)
     gcn_residual: bool = False  # e'(h) = last GCN layer + e(h); off = literal Eq. 7
+    user_history: str = "word2vec"  # one of USER_HISTORY
+    user_history_propagated: bool = False  # learned history averages e'(h) instead of e(h)
+    # width of the Word2Vec tag block in the user features ([post | tags | flag]) that
+    # "learned" replaces; None means d_hashtag (the trainer's Word2Vec size)
+    d_user_tags: int | None = None
 
     def __post_init__(self):
         self.modalities = tuple(self.modalities)
         self.mlp_hidden = tuple(int(h) for h in self.mlp_hidden)
         if self.d_user is None:
             self.d_user = self.d_hashtag
+        if self.d_user_tags is None:
+            self.d_user_tags = self.d_hashtag
         self.validate()
 
     def validate(self) -> None:
@@ -73,6 +83,11 @@ class V2HTConfig:
                             "Bi-Interaction multiplies them element-wise")
         if self.use_user and self.d_user_in < 1:
             raise V2HTError("use_user needs d_user_in >= 1 (the width of the user features)")
+        if self.user_history not in USER_HISTORY:
+            raise V2HTError(f"user_history must be one of {', '.join(USER_HISTORY)}, not {self.user_history!r}")
+        if self.use_user and self.user_history == "learned" and not 0 < self.d_user_tags < self.d_user_in:
+            raise V2HTError(f"user_history 'learned' replaces a Word2Vec block of {self.d_user_tags} columns, "
+                            f"which the {self.d_user_in} user feature columns cannot hold")
         if not 0.0 <= self.alpha <= 1.0:
             raise V2HTError(f"alpha must lie in [0, 1], got {self.alpha}")
         if self.gcn_layers < 1:

@@ -15,6 +15,11 @@ inputs look like test inputs (a test post is never part of its user's history).
 Users without any (other) training post, and the unknown user of sources
 without author ids, get zeros with the flag set. The profile columns are
 standardised with the training users' mean and spread (weighted by posts).
+
+Every batch also carries the user's training hashtags as ids with use-count
+weights (PostBatch.hist_ids / hist_weights), under the same leave-one-out
+and no-history rules, for the model's learned user history (its trainable
+hashtag embeddings averaged in place of the frozen Word2Vec mean).
 """
 from __future__ import annotations
 
@@ -175,7 +180,18 @@ class TrainingData:
         names = [str(u.get("name")) for u in self.ds.users]
         self._unknown = np.zeros(U, dtype=bool)
         self._unknown[[i for i, n in enumerate(names) if n == UNKNOWN_USER]] = True
+        self._build_user_histories(train)
         self._fit_user_scaling()
+
+    def _build_user_histories(self, train: np.ndarray) -> None:
+        """Per user, its distinct training hashtags (sorted) and use counts, CSR-style."""
+        H = self.n_hashtags
+        pairs = np.array([self.users[r] * H + t for r in train for t in self.tags[r]], dtype=np.int64)
+        keys, counts = np.unique(pairs, return_counts=True)
+        users = keys // H
+        self._hist_ptr = np.searchsorted(users, np.arange(self.n_users + 1)).astype(np.int64)
+        self._hist_ids = keys % H
+        self._hist_cnt = counts.astype(np.float64)
 
     def _fit_user_scaling(self) -> None:
         """Per-column mean and spread of the user profiles, weighted by each user's
@@ -244,6 +260,46 @@ class TrainingData:
         ts, tn = self._u_tag_sum[u].copy(), self._u_tag_n[u].copy()
         return self._assemble(ps, pn, ts, tn, ~known)
 
+    def user_history(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids (B, L) long, weights (B, L) float32) of each row's user's training
+        hashtag uses, leave-one-out for training posts, as user_features."""
+        rows = np.asarray(rows, dtype=np.int64)
+        u = self.users[rows]
+        out = []
+        for r, uu, tr in zip(rows, u, self.is_train[rows]):
+            own = self.tags[r] if tr else []
+            out.append(self._history_of(int(uu), own, (self._u_post_n[uu] - int(tr)) <= 0))
+        return self._pad_histories(out)
+
+    def user_history_for(self, users: Sequence[int | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        """As user_history for new posts: the whole training history."""
+        out = [self._history_of(int(x), [], self._u_post_n[x] <= 0) if self.user_known(x) else None
+               for x in users]
+        return self._pad_histories(out)
+
+    def _history_of(self, user: int, own: Sequence[int], none: bool):
+        if none or self._unknown[user]:
+            return None
+        lo, hi = self._hist_ptr[user], self._hist_ptr[user + 1]
+        ids, cnt = self._hist_ids[lo:hi], self._hist_cnt[lo:hi].copy()
+        if len(own):
+            cnt[np.searchsorted(ids, own)] -= 1  # own tags are in the user's sorted ids
+            keep = cnt > 0
+            ids, cnt = ids[keep], cnt[keep]
+        total = cnt.sum()
+        return (ids, cnt / total) if total > 0 else None
+
+    @staticmethod
+    def _pad_histories(hist) -> tuple[torch.Tensor, torch.Tensor]:
+        L = max([len(h[0]) for h in hist if h is not None] + [1])
+        ids = np.zeros((len(hist), L), dtype=np.int64)
+        w = np.zeros((len(hist), L), dtype=np.float32)
+        for i, h in enumerate(hist):
+            if h is not None:
+                ids[i, :len(h[0])] = h[0]
+                w[i, :len(h[0])] = h[1]
+        return torch.from_numpy(ids), torch.from_numpy(w)
+
     def _assemble(self, ps, pn, ts, tn, unknown) -> torch.Tensor:
         none = (pn <= 0) | unknown
         post = np.where(none[:, None], 0.0, ps / np.maximum(pn, 1)[:, None])
@@ -283,9 +339,10 @@ class TrainingData:
                 seqs[m], lengths[m] = self._text_seq([self.tokens[r] for r in rows])
             else:
                 seqs[m], lengths[m] = self._feature_seq(m, rows)
+        hist_ids, hist_w = self.user_history(rows)
         return PostBatch(rows=torch.from_numpy(rows), seqs=seqs, lengths=lengths,
                          users=torch.from_numpy(self.users[rows]), user_feats=self.user_features(rows),
-                         cand=cand, labels=labels, cand_mask=cand_mask)
+                         cand=cand, labels=labels, cand_mask=cand_mask, hist_ids=hist_ids, hist_weights=hist_w)
 
     def new_post_batch(self, tokens: Sequence[str], user: int | None,
                        features: dict[str, np.ndarray] | None = None) -> PostBatch:
@@ -306,8 +363,9 @@ class TrainingData:
                 seqs[m] = torch.zeros(1, 1, self.input_dims[m])
                 lengths[m] = torch.ones(1, dtype=torch.long)
         uid = user if self.user_known(user) else 0
+        hist_ids, hist_w = self.user_history_for([user])
         return PostBatch(rows=torch.tensor([-1]), seqs=seqs, lengths=lengths, users=torch.tensor([uid]),
-                         user_feats=self.user_features_for([user]))
+                         user_feats=self.user_features_for([user]), hist_ids=hist_ids, hist_weights=hist_w)
 
     # -- candidates ----------------------------------------------------------
     def sample_candidates(self, rows: Sequence[int], rng: np.random.Generator

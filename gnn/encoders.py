@@ -135,7 +135,8 @@ class SegmentTables:
 
 
 class UserEncoder(nn.Module):
-    """Three fully connected layers on the pooled user features (§3.4) -> e(u) in R^{d_E}."""
+    """Three fully connected layers on the pooled user features (§3.4) -> e(u) in R^{d_E}.
+    With the learned user history the model builds the input (see V2HT._user_input)."""
 
     def __init__(self, d_in: int, hidden: int, d_out: int):
         super().__init__()

@@ -11,6 +11,13 @@ layer (Eq. 16) give a logit; the sigmoid lives in the loss
 (binary cross-entropy with logits = Eq. 17, averaged over valid candidates).
 Dropout acts on p0 and on the hidden layers in training mode only; score
 in eval mode.
+
+User history (config ``user_history``): "word2vec" feeds the user network the
+paper's features (§3.4, frozen Word2Vec mean of the user's training hashtags);
+"learned" swaps that block for the use-weighted mean of the trainable e(h)
+(or e'(h) with ``user_history_propagated``) over the same hashtags, so a
+user's favourite tags pull e(u) towards their own embeddings. e(u) stays one
+vector per post, so score_all remains one pass over the hashtags.
 """
 from __future__ import annotations
 
@@ -60,7 +67,9 @@ class V2HT(nn.Module):
         self.encoders = nn.ModuleDict({
             m: ModalityEncoder(cfg.input_dims[m], cfg.lstm_hidden[m], cfg.d_common, cfg.d_hashtag)
             for m in cfg.modalities})
-        self.user_encoder = UserEncoder(cfg.d_user_in, cfg.user_hidden, cfg.d_user) if cfg.use_user else None
+        self._learned_history = cfg.use_user and cfg.user_history == "learned"
+        d_user_in = cfg.d_user_in - cfg.d_user_tags + cfg.d_hashtag if self._learned_history else cfg.d_user_in
+        self.user_encoder = UserEncoder(d_user_in, cfg.user_hidden, cfg.d_user) if cfg.use_user else None
         layers: list[nn.Module] = [nn.Dropout(cfg.dropout)]
         width = len(cfg.modalities) * cfg.d_hashtag
         for h in cfg.mlp_hidden:
@@ -120,14 +129,37 @@ class V2HT(nn.Module):
             if uf is None or tuple(uf.shape) != (n, self.cfg.d_user_in):
                 got = None if uf is None else tuple(uf.shape)
                 raise V2HTError(f"user features have shape {got}, expected ({n}, {self.cfg.d_user_in})")
+        if self._learned_history:
+            ids, w = batch.hist_ids, batch.hist_weights
+            if ids is None or w is None or ids.dim() != 2 or ids.shape[0] != n or ids.shape != w.shape:
+                raise V2HTError("user_history 'learned' needs the batch's user history "
+                                "(hist_ids and hist_weights, both (B, L))")
+            self._check_ids(ids)
 
-    def encode_posts(self, batch) -> PostEncoding:
-        """LSTM states, attention step scores and mapped steps per modality, plus e(u)."""
+    def encode_posts(self, batch, side=None) -> PostEncoding:
+        """LSTM states, attention step scores and mapped steps per modality, plus e(u).
+        ``side`` is _hashtag_side()'s value when the caller has it (saves a propagation)."""
         self._check_batch(batch)
         mods = {m: enc.encode(batch.seqs[m].float(), batch.lengths[m].long())
                 for m, enc in self.encoders.items()}
-        user = self.user_encoder(batch.user_feats.float()) if self.user_encoder is not None else None
+        user = self.user_encoder(self._user_input(batch, side)) if self.user_encoder is not None else None
         return PostEncoding(mods, user)
+
+    def _user_input(self, batch, side) -> torch.Tensor:
+        """The user features; with the learned history, the Word2Vec tag block is swapped
+        for the weighted mean of the trainable embeddings of the user's training hashtags
+        (zeros without history, where the last column already flags it)."""
+        feats = batch.user_feats.float()
+        if not self._learned_history:
+            return feats
+        if self.cfg.user_history_propagated:
+            emb = (side or self._hashtag_side())[0]
+        else:
+            emb = self.hashtag_emb
+        w = batch.hist_weights.float()
+        hist = torch.bmm(w.unsqueeze(1), emb[batch.hist_ids.long()]).squeeze(1)  # (B, d_D)
+        n_post = self.cfg.d_user_in - self.cfg.d_user_tags - 1
+        return torch.cat([feats[:, :n_post], hist, feats[:, -1:]], dim=1)
 
     # ------------------------------------------------------------- interaction
     def _interact(self, e_tilde: list[torch.Tensor], e_h: torch.Tensor, e_u: torch.Tensor | None) -> torch.Tensor:
@@ -145,10 +177,10 @@ class V2HT(nn.Module):
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.cfg.n_hashtags):
             raise V2HTError(f"hashtag ids must lie in 0..{self.cfg.n_hashtags - 1}")
 
-    def score_candidates(self, post: PostEncoding, cand: torch.Tensor) -> torch.Tensor:
+    def score_candidates(self, post: PostEncoding, cand: torch.Tensor, side=None) -> torch.Tensor:
         """Logits (B, K) for candidate ids (B, K) of already encoded posts."""
         self._check_ids(cand)
-        emb, c = self._hashtag_side()
+        emb, c = side or self._hashtag_side()
         e_tilde = [ModalityEncoder.pool(post.modalities[m], c[m][cand]) for m in self.cfg.modalities]
         e_u = post.user.unsqueeze(1) if post.user is not None else None
         return self._interact(e_tilde, emb[cand], e_u)
@@ -157,7 +189,8 @@ class V2HT(nn.Module):
         """Logits (B, K) for batch.cand (padding slots get a value too; mask them)."""
         if batch.cand is None:
             raise V2HTError("the batch has no candidates (cand); use score_all for full ranking")
-        return self.score_candidates(self.encode_posts(batch), batch.cand)
+        side = self._hashtag_side()  # once per step: propagation is the costly part
+        return self.score_candidates(self.encode_posts(batch, side), batch.cand, side)
 
     def loss(self, batch) -> torch.Tensor:
         """Eq. 17: binary cross-entropy over the valid candidates, averaged."""
@@ -183,8 +216,8 @@ class V2HT(nn.Module):
         tensors per chunk cost more in page faults than the arithmetic.
         ``bf16`` computes the pairs in bfloat16 (about 1.6x faster here, on a CPU with AMX;
         scores then differ in the third or fourth digit)."""
-        post = self.encode_posts(batch)
-        emb, c = self._hashtag_side()
+        emb, c = side = self._hashtag_side()
+        post = self.encode_posts(batch, side)
         b = len(batch.rows)
         h = self.cfg.n_hashtags
         step = max(1, min(chunk, h, PAIRS_PER_STEP // max(b, 1)))

@@ -5,7 +5,8 @@
 # (modality subsets) on synthetic small.
 #   bash scripts/results.sh [synthetic|modalities|twitter|all]
 # Runs are kept in $RESULTS_WORKDIR (default ./v2ht-results) and reused, so
-# an interrupted call resumes. About 1.5 h on 2 CPU cores for "all".
+# an interrupted call resumes. About 1.5 h on 2 CPU cores for "all" (twitter:
+# at most 6 epochs a run, to keep its 12 runs near 45 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 part="${1:-all}"
@@ -34,7 +35,7 @@ if [ "$part" = twitter ] || [ "$part" = all ]; then
     echo "results: $SHARED/twitter-hashtags-2013 is absent; skipping the twitter table" >&2
   else
     [ -f "$W/twitter/graph.pt" ] || $V build "$SHARED/twitter-hashtags-2013" --format twitter-hashtags-2013 -w "$W/twitter" --json >/dev/null
-    $V results -w "$W/twitter" --table variants --seeds 0,1,2 --epochs 12 --valid-posts 1000 --threads "$THREADS" \
+    $V results -w "$W/twitter" --table variants --seeds 0,1,2 --epochs 6 --valid-posts 1000 --threads "$THREADS" \
       --title "Table 2 on twitter-hashtags-2013 (text only, its chronological split)" --out docs/results/twitter-2013-variants.md
   fi
 fi

@@ -159,3 +159,39 @@ def test_visual_profile_cache_gives_the_same_features(data):
     again = TrainingData.build(data.ds, data.ds.root.parent, seed=5, w2v_dim=DIM, max_text_tokens=3)
     rows = np.concatenate([data.rows["train"][:5], data.rows["test"][:5]])
     assert torch.equal(again.user_features(rows), data.user_features(rows))
+
+
+def _history(ids, w):
+    return {int(i): float(x) for i, x in zip(ids.tolist(), w.tolist()) if x > 0}
+
+
+def test_user_history_ids_leave_one_out(data):
+    r = int(data.rows["train"][0])
+    u = data.users[r]
+    others = [int(o) for o in data.rows["train"] if data.users[o] == u and o != r]
+    uses = [t for o in others for t in data.tags[o]]
+    ids, w = data.user_history(np.array([r]))
+    assert _history(ids[0], w[0]) == pytest.approx({t: uses.count(t) / len(uses) for t in set(uses)})
+    # a test post sees the whole history, and the batch carries the same tensors
+    t = int(next(x for x in data.rows["test"] if data.users[x] == u))
+    uses_all = uses + list(data.tags[r])
+    b = data.batch(np.array([r, t]))
+    got = _history(b.hist_ids[1], b.hist_weights[1])
+    assert got == pytest.approx({x: uses_all.count(x) / len(uses_all) for x in set(uses_all)})
+    assert _history(b.hist_ids[0], b.hist_weights[0]) == pytest.approx(_history(ids[0], w[0]))
+    assert torch.allclose(b.hist_weights.sum(1), torch.ones(2))
+    # the whole-history form for new posts agrees with the test post
+    nid, nw = data.user_history_for([int(u)])
+    assert _history(nid[0], nw[0]) == pytest.approx(got)
+
+
+def test_user_history_is_empty_without_history(tmp_path):
+    write_prepared(tmp_path / "d", visual=False, acoustic=False, unknown_user=True, seed=1, n_users=3)
+    data = TrainingData.build(tmp_path / "d", None, seed=0, w2v_dim=DIM)
+    r0 = np.array([r for r in range(data.n_posts) if data.users[r] == 0])  # the unknown user
+    ids, w = data.user_history(r0)
+    assert float(w.abs().sum()) == 0.0 and ids.shape[0] == len(r0)
+    nb = data.new_post_batch(["w1"], None)
+    assert float(nb.hist_weights.abs().sum()) == 0.0
+    known = data.new_post_batch(["w1"], 1)
+    assert float(known.hist_weights.sum()) == pytest.approx(1.0)

@@ -269,3 +269,57 @@ def test_bf16_scores_rank_like_fp32():
     # the best fp32 hashtag stays near the top under bf16
     ranks = (fast > fast.gather(1, top_exact[:, :1])).sum(1)
     assert (ranks < 5).all()
+
+
+def with_history(bt, seed=5, length=6):
+    """Adds a user history: random tags with normalised weights; the last post has none."""
+    g = torch.Generator().manual_seed(seed)
+    b = len(bt.rows)
+    bt.hist_ids = torch.randint(0, H, (b, length), generator=g)
+    w = torch.rand(b, length, generator=g)
+    w[0, -2:] = 0.0  # padding slots
+    w[-1] = 0.0
+    bt.hist_weights = w / w.sum(1, keepdim=True).clamp_min(1e-12)
+    return bt
+
+
+@pytest.mark.parametrize("propagated", [False, True])
+def test_learned_user_history_is_exact_and_trains_the_hashtag_embeddings(propagated):
+    cfg = config(user_history="learned", user_history_propagated=propagated, d_user_in=10, d_user_tags=6)
+    m = model(cfg)
+    assert m.user_encoder.net[0].in_features == 10 - 6 + 8
+    bt = with_history(batch())
+    m.eval()
+    logits = m(bt)
+    assert torch.allclose(m.score_all(bt, chunk=7).gather(1, bt.cand), logits, atol=1e-5)
+    # the history enters the score; padding slots and the dropped Word2Vec block do not
+    before = logits.clone()
+    bt.hist_ids[0, -2:] = (bt.hist_ids[0, -2:] + 1) % H
+    bt.user_feats[:, 3:9] = 100.0
+    assert torch.allclose(m(bt), before, atol=1e-6)
+    bt.hist_ids[1] = (bt.hist_ids[1] + 1) % H
+    assert not torch.allclose(m(bt)[1], before[1])
+    # gradients reach the embeddings of history tags that are not candidates
+    m.train()
+    only_hist = sorted(set(bt.hist_ids[1].tolist()) - set(bt.cand.flatten().tolist()))
+    assert only_hist
+    m.loss(bt).backward()
+    assert float(m.hashtag_emb.grad[only_hist].abs().sum()) > 0
+
+
+def test_learned_user_history_config_and_errors():
+    cfg = config(user_history="learned")
+    assert cfg.d_user_tags == cfg.d_hashtag
+    assert V2HTConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(V2HTError, match="user_history"):
+        config(user_history="bag")
+    with pytest.raises(V2HTError, match="Word2Vec block"):
+        config(user_history="learned", d_user_in=5, d_user_tags=8)
+    V2HTConfig(**{**cfg.to_dict(), "d_user_in": 5, "use_user": False})  # no user tower: nothing to replace
+    m = model(cfg).eval()
+    with pytest.raises(V2HTError, match="hist_ids"):
+        m(batch())
+    bt = with_history(batch())
+    bt.hist_ids[0, 0] = H
+    with pytest.raises(V2HTError, match="hashtag ids"):
+        m(bt)
