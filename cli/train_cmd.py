@@ -57,6 +57,7 @@ def train(
     batch_size: int = typer.Option(32, help="Posts per mini-batch (each brings its tags + 6 negatives per tag). Below the paper's 256-2048 grid: smaller data sets need the extra steps."),
     lr: float = typer.Option(3e-3, help="Adam learning rate."),
     d_hashtag: int = typer.Option(64, help="Hashtag/user/common-space dimension."),
+    user_history: str = typer.Option("word2vec", help="User tower's hashtag input: word2vec (the paper: mean frozen Word2Vec of the user's past tags) | learned (mean of the trainable e(h))."),
     patience: int = typer.Option(3, help="Stop after this many epochs without a better validation NDCG@10."),
     valid_posts: Optional[int] = typer.Option(None, help="Validate each epoch on a fixed seeded subset of this many posts."),
     seed: int = typer.Option(0, help="Seed for initial weights, negatives, Word2Vec."),
@@ -72,6 +73,8 @@ def train(
 
     if variant not in VARIANTS:
         raise V2HTError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    if user_history not in ("word2vec", "learned"):
+        raise V2HTError(f"--user-history {user_history!r}: choose word2vec or learned")
     if device.startswith("cuda"):
         import torch
 
@@ -113,7 +116,7 @@ def train(
             prog.console.print(f"[dim]{ev.get('message') or ('resumed after epoch ' + str(ev.get('epoch')))}[/]")
 
     with prog:
-        metrics = train_run(w.data, graph, run_dir, model_options={"d_hashtag": d_hashtag}, variant=variant,
+        metrics = train_run(w.data, graph, run_dir, model_options={"d_hashtag": d_hashtag, "user_history": user_history}, variant=variant,
                             modalities=mods, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
                             resume=resume, patience=patience, valid_posts=valid_posts, threads=threads,
                             progress=on_event)
