@@ -192,15 +192,28 @@ def recommend(
         recs = rec(r, text=text, user=user, k=k, device=device)
     lt = {h.name for h in ds.hashtags if h.longtail}
     items = [{"rank": i + 1, "tag": t, "score": s, "longtail": t in lt, "true": t in truth} for i, (t, s) in enumerate(recs)]
+    if not json_out:
+        t = Table(title=f"top-{k} hashtags" + (f" for post {post}" if post else ""))
+        for c in ("rank", "hashtag", "score", "long-tail", "true"):
+            t.add_column(c)
+        for x in items:
+            t.add_row(str(x["rank"]), x["tag"], f"{x['score']:.4f}", "yes" if x["longtail"] else "",
+                      "✓" if x["true"] else "")
+        console.print(t)
+        if truth:
+            console.print(f"true hashtags: {', '.join(truth)}")
     explanations = None
     if explain:
         from ..kg.store import open_store
         from .explain_cmd import explain_suggestions
 
+        # prints one tree per long-tail suggestion unless --json
         with open_store(store, w.root) as gs:
             explanations = explain_suggestions(r, gs, post=post, text=text, user=user,
                                                suggestions=[(x["tag"], x["score"]) for x in items],
                                                json_out=json_out, longtail_only=True)
+        if not json_out and not explanations:
+            console.print("no long-tail hashtag among the suggestions: nothing to explain")
     if json_out:
         out = {"post": post, "user": user, "recommendations": items}
         if post is not None:
@@ -208,16 +221,6 @@ def recommend(
         if explanations is not None:
             out["explanations"] = explanations
         print_json(out)
-        return
-    t = Table(title=f"top-{k} hashtags" + (f" for post {post}" if post else ""))
-    for c in ("rank", "hashtag", "score", "long-tail", "true"):
-        t.add_column(c)
-    for x in items:
-        t.add_row(str(x["rank"]), x["tag"], f"{x['score']:.4f}", "yes" if x["longtail"] else "",
-                  "✓" if x["true"] else "")
-    console.print(t)
-    if truth:
-        console.print(f"true hashtags: {', '.join(truth)}")
 
 
 def results(
