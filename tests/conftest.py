@@ -10,6 +10,18 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: OpenMP threads only add synchronisation, which costs seconds
+    per test on a loaded 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def embedded_server(tmp_path_factory):
     from v2ht_kg.kg.embedded import EmbeddedServer

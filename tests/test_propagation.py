@@ -12,14 +12,7 @@ from v2ht_kg.gnn.propagation import HashtagPropagation, _CSRMatmul, _PairDots
 from v2ht_kg.kg.errors import V2HTError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: OpenMP threads only add synchronisation, which costs seconds
-    per test on a loaded 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def softplus(x: float) -> float:
