@@ -212,8 +212,6 @@ def recommend(
             explanations = explain_suggestions(r, gs, post=post, text=text, user=user,
                                                suggestions=[(x["tag"], x["score"]) for x in items],
                                                json_out=json_out, longtail_only=True)
-        if not json_out and not explanations:
-            console.print("no long-tail hashtag among the suggestions: nothing to explain")
     if json_out:
         out = {"post": post, "user": user, "recommendations": items}
         if post is not None:

@@ -103,15 +103,16 @@ def to_markdown(result: dict, title: str = "") -> str:
              f"{c['hashtags']} hashtags ({c['longtail_hashtags']} long-tail, threshold "
              f"{result['data']['params']['longtail_threshold']}); fingerprint `{result['data']['fingerprint']}`. "
              f"Seeds {', '.join(map(str, seeds))}; at most {result['epochs']} epochs, batch {result['batch_size']}, "
-             f"lr {result['lr']}. Full ranking of every hashtag; mean ± std over seeds "
-             f"(baselines are deterministic).", ""]
+             f"lr {result['lr']}. Full ranking of every hashtag"
+             + ("; mean ± std over seeds (baselines are deterministic)." if len(seeds) > 1 else "; one seed."), ""]
     for part, heading in (("overall", "overall"), ("longtail", "long-tail (§4.3.2: frequent tags dropped from the truth)")):
         rows = result["rows"][part]
         lines += [f"**{heading}**", "",
                   "| model | " + " | ".join(k.replace("recall", "Recall").replace("ndcg", "NDCG").replace("hit", "Hit") for k in METRICS) + " | posts |",
                   "|---|" + "---|" * (len(METRICS) + 1)]
         for name, m in rows.items():
-            cells = [f"{m[k][0]:.4f} ± {m[k][1]:.4f}" if name.startswith("V2HT") else f"{m[k][0]:.4f}" for k in METRICS]
+            spread = name.startswith("V2HT") and len(seeds) > 1
+            cells = [f"{m[k][0]:.4f} ± {m[k][1]:.4f}" if spread else f"{m[k][0]:.4f}" for k in METRICS]
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {m.get('posts', '')} |")
         lines.append("")
     ts = result["train_seconds"]

@@ -21,12 +21,18 @@ echo "== 4. train V2HT ($EPOCHS epochs at most) and evaluate against the baselin
 rm -rf "$V2HT_WORKDIR/runs/quickstart"
 $V train --run quickstart --epochs "$EPOCHS" --seed 0
 echo "== 5. recommend for a test post and explain its long-tail suggestions"
+# the first test post whose top 10 holds a long-tail tag (that is what --explain explains)
 POST=$(.venv/bin/python - <<'PY'
-import json, os
-for line in open(os.path.join(os.environ["V2HT_WORKDIR"], "data", "posts.jsonl"), encoding="utf-8"):
-    p = json.loads(line)
-    if p["split"] == "test":
-        print(p["id"]); break
+import os
+from pathlib import Path
+from v2ht_kg.gnn.evaluate import recommend
+from v2ht_kg.gnn.runs import load_run
+run = load_run(Path(os.environ["V2HT_WORKDIR"]) / "runs" / "quickstart")
+ds = run.data.ds
+longtail = {h.name for h in ds.hashtags if h.longtail}
+rows = [p.row for p in ds.posts if p.split == "test"][:200]
+pick = next((r for r, recs in zip(rows, recommend(run, rows, k=10)) if any(t in longtail for t, _ in recs)), rows[0])
+print(ds.posts[pick].id)
 PY
 )
 $V recommend quickstart --post "$POST" -k 10 --explain
