@@ -37,6 +37,11 @@ def _die(message: str) -> None:
 
 
 def main() -> None:
+    import logging
+
+    # The driver logs each retried transient error (it retries them itself):
+    # noise on a CLI whose output users read.
+    logging.getLogger("neo4j").setLevel(logging.ERROR)
     # Standalone mode: click prints usage errors itself (exit 2); everything
     # else propagates here, so user errors become one line instead of a trace.
     try:
