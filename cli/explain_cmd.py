@@ -21,7 +21,7 @@ def _run_workdir(wd: Optional[Path], run_cfg: dict | None) -> Path:
 
 
 def explain(
-    run: Optional[Path] = typer.Argument(None, help="Run folder (from `v2ht-kg train`). Without it only the graph evidence is shown."),
+    run: Optional[Path] = typer.Argument(None, help="Run folder or run name under <workdir>/runs (from `v2ht-kg train`). Without it only the graph evidence is shown."),
     tag: str = typer.Option(..., "--tag", "-t", help="The hashtag to explain (canonical name or a surface form such as KidDancer)."),
     post: Optional[str] = typer.Option(None, "--post", help="Post id of the prepared data set (needs RUN)."),
     text: Optional[str] = typer.Option(None, "--text", help="Text of a new post."),
@@ -54,8 +54,9 @@ def explain(
             expl = explain_graph_only(gs, tag, text=text, user=user, limit=limit)
     else:
         from ..gnn.runs import load_run
+        from .train_cmd import resolve_run
 
-        r = load_run(run)
+        r = load_run(resolve_run(str(run), Workdir.resolve(wd)))
         with open_store(store, _run_workdir(wd, r.cfg)) as gs:
             expl = explain_tag(r, gs, tag, post=post, text=text, user=user, limit=limit)
     expl = to_jsonable(expl)

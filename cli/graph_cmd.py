@@ -79,6 +79,9 @@ def build(
 def _rows_table(keys: list[str], rows: list[dict], title: str | None = None) -> Table:
     import json
 
+    # Evidence columns of other relation types are null on every row: hide
+    # them (--json keeps every key).
+    keys = [k for k in keys if any(r.get(k) is not None for r in rows)] or keys
     t = Table(title=title)
     for k in keys:
         t.add_column(k)
