@@ -20,7 +20,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 WorkdirOpt = typer.Option(None, "--workdir", "-w", envvar="V2HT_WORKDIR",
-                          help="Work directory holding the data set, graph snapshot, embedded store and runs [default: ./v2ht-work].")
+                          help="Work directory holding the data set, graph snapshot, embedded store and runs (default: ./v2ht-work).")
 StoreOpt = typer.Option(None, "--store", envvar="V2HT_STORE",
                         help="Graph database URI (bolt://host:7687 or neo4j://...). Without it an embedded ArcadeDB server is started on loopback. Credentials: NEO4J_USER / NEO4J_PASSWORD.")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON on stdout instead of tables.")

@@ -16,19 +16,16 @@ from .common import JsonOpt, WorkdirOpt, console, print_json, progress_bar, work
 
 app = typer.Typer(help="Generate, prepare and describe data sets.", no_args_is_help=True)
 
-FormatOpt = typer.Option(None, "--format", "-f", help=f"Source format: {', '.join(FORMATS)} [default: guessed from the folder].")
+FormatOpt = typer.Option(None, "--format", "-f", help=f"Source format: {', '.join(FORMATS)} (default: guessed from the folder).")
 
 
-def prepare_options():
-    """The preparation options shared by `data prepare` and `build`."""
-    return dict(
-        min_tag_count=typer.Option(None, help="Drop hashtags used fewer times (all splits) [default: per data set]."),
-        min_user_posts=typer.Option(None, help="Drop users with fewer posts [default: per data set]."),
-        split=typer.Option(None, help="auto | given (the source's own) | time (chronological 80/10/10) | random (seeded 80/10/10)."),
-        longtail_threshold=typer.Option(None, help="A hashtag used fewer times than this is long-tail (paper: 100)."),
-        max_posts=typer.Option(None, help="Keep only the first N posts (quick runs)."),
-        seed=typer.Option(42, help="Seed for the random split and the synthetic generator."),
-    )
+# The preparation options shared by `data prepare` and `build`.
+MinTagCountOpt = typer.Option(None, help="Drop hashtags used fewer times (all splits) (default: per data set).")
+MinUserPostsOpt = typer.Option(None, help="Drop users with fewer posts (default: per data set).")
+SplitOpt = typer.Option(None, help="auto | given (the source's own) | time (chronological 80/10/10) | random (seeded 80/10/10).")
+LongtailOpt = typer.Option(None, help="A hashtag used fewer times than this is long-tail (paper: 100).")
+MaxPostsOpt = typer.Option(None, help="Keep only the first N posts (quick runs).")
+SeedOpt = typer.Option(42, help="Seed for the random split and the synthetic generator.")
 
 
 @app.command()
@@ -54,12 +51,12 @@ def prepare(
     fmt: Optional[str] = FormatOpt,
     wd: Optional[Path] = WorkdirOpt,
     preset: str = typer.Option("small", help="Synthetic preset when no source is given."),
-    min_tag_count: Optional[int] = prepare_options()["min_tag_count"],
-    min_user_posts: Optional[int] = prepare_options()["min_user_posts"],
-    split: Optional[str] = prepare_options()["split"],
-    longtail_threshold: Optional[int] = prepare_options()["longtail_threshold"],
-    max_posts: Optional[int] = prepare_options()["max_posts"],
-    seed: int = prepare_options()["seed"],
+    min_tag_count: Optional[int] = MinTagCountOpt,
+    min_user_posts: Optional[int] = MinUserPostsOpt,
+    split: Optional[str] = SplitOpt,
+    longtail_threshold: Optional[int] = LongtailOpt,
+    max_posts: Optional[int] = MaxPostsOpt,
+    seed: int = SeedOpt,
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip malformed lines (counted) instead of stopping at the first."),
     json_out: bool = JsonOpt,
 ):
@@ -91,8 +88,8 @@ def stats(
     source: Optional[Path] = typer.Argument(None, help="Raw data folder; without it, the work directory's prepared data set."),
     fmt: Optional[str] = FormatOpt,
     wd: Optional[Path] = WorkdirOpt,
-    longtail_threshold: Optional[int] = typer.Option(None, help="Long-tail threshold for raw data [default: per data set]."),
-    png: Optional[Path] = typer.Option(None, "--png", help="Write the hashtag frequency plot (paper Fig. 4) here [default: <workdir>/reports/hashtag-frequency.png]."),
+    longtail_threshold: Optional[int] = typer.Option(None, help="Long-tail threshold for raw data (default: per data set)."),
+    png: Optional[Path] = typer.Option(None, "--png", help="Write the hashtag frequency plot (paper Fig. 4) here (default: <workdir>/reports/hashtag-frequency.png)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip malformed lines (counted)."),
     json_out: bool = JsonOpt,
 ):

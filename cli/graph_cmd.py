@@ -12,7 +12,8 @@ from ..kg.errors import V2HTError
 from ..kg.prepare import default_params
 from ..kg.readers import FORMATS, guess_format
 from .common import JsonOpt, StoreOpt, WorkdirOpt, console, print_json, progress_bar, workdir
-from .data_cmd import _render_stats, prepare_options
+from .data_cmd import (LongtailOpt, MaxPostsOpt, MinTagCountOpt, MinUserPostsOpt, SeedOpt, SplitOpt,
+                       _render_stats)
 
 ParamOpt = typer.Option(None, "--param", "-p", help="Query parameter key=value (repeatable); JSON values are parsed (n=5, tags='[\"a\",\"b\"]').")
 
@@ -24,12 +25,12 @@ def build(
     store: Optional[str] = StoreOpt,
     fresh: bool = typer.Option(False, "--fresh", help="Clear the store before loading (a rebuild without it MERGEs and gives the same graph)."),
     preset: str = typer.Option("small", help="Synthetic preset: tiny | small | insvideo."),
-    min_tag_count: Optional[int] = prepare_options()["min_tag_count"],
-    min_user_posts: Optional[int] = prepare_options()["min_user_posts"],
-    split: Optional[str] = prepare_options()["split"],
-    longtail_threshold: Optional[int] = prepare_options()["longtail_threshold"],
-    max_posts: Optional[int] = prepare_options()["max_posts"],
-    seed: int = prepare_options()["seed"],
+    min_tag_count: Optional[int] = MinTagCountOpt,
+    min_user_posts: Optional[int] = MinUserPostsOpt,
+    split: Optional[str] = SplitOpt,
+    longtail_threshold: Optional[int] = LongtailOpt,
+    max_posts: Optional[int] = MaxPostsOpt,
+    seed: int = SeedOpt,
     wup_threshold: float = typer.Option(0.9, help="po: WUP similarity of the best senses at least this."),
     ss_max_depth: int = typer.Option(2, help="ss: hypernym hops between the two senses at most this."),
     co_min_count: int = typer.Option(2, help="co: shared training posts at least this."),

@@ -50,9 +50,9 @@ def _metrics_table(title: str, rows: dict[str, dict]) -> Table:
 
 def train(
     wd: Optional[Path] = WorkdirOpt,
-    run: Optional[str] = typer.Option(None, "--run", help="Run name under <workdir>/runs [default: VARIANT-MODALITIES-seedSEED]."),
+    run: Optional[str] = typer.Option(None, "--run", help="Run name under <workdir>/runs (default: VARIANT-MODALITIES-seedSEED)."),
     variant: str = typer.Option("full", help="full | wo_u (no user) | wo_p (no propagation) | wo_up (neither): paper Table 2."),
-    modalities: Optional[str] = typer.Option(None, help="Comma-separated subset of visual,acoustic,text [default: all the data set has]."),
+    modalities: Optional[str] = typer.Option(None, help="Comma-separated subset of visual,acoustic,text (default: all the data set has)."),
     epochs: int = typer.Option(20, help="Maximum epochs (early stopping on validation NDCG@10)."),
     batch_size: int = typer.Option(32, help="Posts per mini-batch (each brings its tags + 6 negatives per tag). Below the paper's 256-2048 grid: smaller data sets need the extra steps."),
     lr: float = typer.Option(3e-3, help="Adam learning rate."),
@@ -63,7 +63,7 @@ def train(
     seed: int = typer.Option(0, help="Seed for initial weights, negatives, Word2Vec."),
     device: str = typer.Option("cpu", help="cpu | cuda | cuda:N."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run from its last checkpoint."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads [default: all cores]."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: all cores)."),
     json_out: bool = JsonOpt,
 ):
     """Train V2HT on the work directory's data set and graph snapshot; evaluates the best epoch on the test split."""
@@ -230,9 +230,9 @@ def results(
     lr: float = typer.Option(3e-3, help="Adam learning rate."),
     patience: int = typer.Option(3, help="Early-stopping patience."),
     valid_posts: Optional[int] = typer.Option(None, help="Validate each epoch on a fixed subset of this many posts."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Markdown file to write (a .json beside it) [default: <workdir>/reports/results-TABLE.md]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Markdown file to write (a .json beside it) (default: <workdir>/reports/results-TABLE.md)."),
     title: str = typer.Option("", help="Heading of the table."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads per run [default: all cores]."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads per run (default: all cores)."),
     json_out: bool = JsonOpt,
 ):
     """Regenerate a paper table on the work directory's data set: all variants (or modality subsets) over seeds, with the baselines."""
