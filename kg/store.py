@@ -395,11 +395,16 @@ class GraphStore:
 
 
 @contextmanager
-def open_store(store: str | None, workdir: Path) -> Iterator[GraphStore]:
+def open_store(store: str | None, workdir: Path, create: bool = False) -> Iterator[GraphStore]:
     """The configured store, verified; the embedded server is started for
     the duration when ``store`` resolves to it (or reused when one serves
-    the work directory already)."""
+    the work directory already). Without ``create`` an embedded store must
+    exist already: querying a work directory that was never built would
+    otherwise start an empty database and answer "0 rows"."""
     cfg = resolve_store(store, workdir)
+    if cfg.embedded and not create and not (Path(cfg.embedded_root) / "arcadedb" / "databases").is_dir():
+        raise DataError(f"no graph store in {workdir}: run `v2ht-kg build` there first "
+                        "(or pass --store / set V2HT_STORE for a Neo4j server)")
     if not cfg.embedded:
         gs = GraphStore(cfg.uri, cfg.auth, cfg.database)
         try:

@@ -75,3 +75,8 @@ def test_build_query_and_rebuild_on_embedded_store(tmp_path):
 
     status = json.loads(run("store", "status", "-w", wd, "--json").stdout)
     assert status["build"]["status"] == "complete"
+
+
+def test_querying_a_work_directory_never_built_is_an_error(tmp_path):
+    line = one_line_error(run("cypher", "MATCH (n) RETURN count(n) AS c", "-w", str(tmp_path / "never"), ok=False))
+    assert "no graph store" in line and "v2ht-kg build" in line
