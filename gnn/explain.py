@@ -212,14 +212,9 @@ def summary_sentence(tag: str, prop: dict | None, limit: int = 2) -> str:
 def _scores_with(model, batch, emb: torch.Tensor) -> torch.Tensor:
     """Logits (H,) of the one post in ``batch`` for every hashtag, with ``emb``
     as the hashtag side (attention and interaction), the rest of the model as is."""
-    from .encoders import ModalityEncoder
-
     post = model.encode_posts(batch)
     cand = torch.arange(emb.shape[0], device=emb.device).unsqueeze(0)
-    e_tilde = [ModalityEncoder.pool(post.modalities[mm], enc.tag_scores(emb)[cand])
-               for mm, enc in model.encoders.items()]
-    e_u = post.user.unsqueeze(1) if post.user is not None else None
-    return model._interact(e_tilde, emb[cand], e_u)[0]
+    return model.score_candidates(post, cand, model.side_from(emb))[0]
 
 
 def _rank(scores: torch.Tensor, h: int) -> int:

@@ -101,6 +101,12 @@ class V2HT(nn.Module):
         emb = self.hashtag_emb
         if self.propagation is not None:
             emb = self.propagation(emb)
+        return self.side_from(emb)
+
+    def side_from(self, emb: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The hashtag side (embeddings, per-modality attention scalars c_j) for
+        any (H, d) embedding table: pass it to ``score_candidates`` to score
+        with other embeddings, e.g. e(h) in place of e'(h) (explanations)."""
         return emb, {m: enc.tag_scores(emb) for m, enc in self.encoders.items()}
 
     @torch.no_grad()
