@@ -108,10 +108,10 @@ def main() -> int:
     if not train.exists():
         print(f"\n{train} absent: skipping the real-data timing")
         return 0
-    tags: set[str] = set()
-    with open(train, encoding="utf-8") as f:
-        for line in f:
-            tags.update(t for t in line.rstrip("\n").split("\t")[2:] if t.strip())
+    from v2ht_kg.kg.readers import read_posts
+
+    posts, _ = read_posts(train.parent, "twitter-hashtags-2013")
+    tags = {t for p in posts if p.split == "train" for t in p.hashtags}
     fresh = Normalizer()
     t = time.perf_counter()
     out = [fresh.tag(x) for x in sorted(tags)]

@@ -8,8 +8,7 @@ import typer
 from rich.table import Table
 
 from ..kg.dataset import PreparedDataset
-from ..kg.errors import DataError
-from ..kg.prepare import DATASET_DEFAULTS, default_params
+from ..kg.prepare import default_params
 from ..kg.readers import FORMATS, guess_format, read_posts
 from ..kg.stats import plot_frequency, prepared_stats, raw_stats
 from .common import JsonOpt, WorkdirOpt, console, print_json, progress_bar, workdir

@@ -105,7 +105,7 @@ def cypher(
 
     params = parse_params(param)
     with open_store(store, workdir(wd).root) as gs:
-        _warn_incomplete(gs, json_out)
+        _warn_incomplete(gs)
         keys, rows = gs.run(query, params, write=write)
     if json_out:
         print_json(rows)
@@ -114,7 +114,7 @@ def cypher(
         console.print(f"{len(rows)} row(s)")
 
 
-def _warn_incomplete(gs, quiet: bool) -> None:
+def _warn_incomplete(gs) -> None:
     from .common import err_console
 
     info = gs.build_info()
@@ -155,7 +155,7 @@ def query(
     params = {k: None for k in q.params}
     params.update(parse_params(param, q.params))
     with open_store(store, workdir(wd).root) as gs:
-        _warn_incomplete(gs, json_out)
+        _warn_incomplete(gs)
         rows = gs.read(q.name, **params)
     if json_out:
         print_json(rows)

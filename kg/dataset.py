@@ -27,7 +27,7 @@ longtail_threshold`` (manifest ``params.longtail_threshold``).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 

@@ -4,7 +4,6 @@ score path, graph-only mode, drawings, and one-line errors."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch

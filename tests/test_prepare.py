@@ -1,11 +1,9 @@
 """Preparation: normalisation, filters, splits, manifest, atomic replace."""
 from __future__ import annotations
 
-import json
 
 import pytest
 
-from v2ht_kg.kg.dataset import PreparedDataset
 from v2ht_kg.kg.errors import DataError
 from v2ht_kg.kg.prepare import PrepareParams, default_params, prepare
 from v2ht_kg.kg.records import Post
@@ -75,7 +73,7 @@ def test_user_filter(tmp_path):
 
 def test_failed_prepare_keeps_previous_data_set(tmp_path):
     out = tmp_path / "data"
-    ds = prepare(_posts(), out, PrepareParams(split="random"), source={})
+    prepare(_posts(), out, PrepareParams(split="random"), source={})
     before = (out / "manifest.json").read_text()
     with pytest.raises(DataError, match="no posts left"):
         prepare(_posts(), out, PrepareParams(min_tag_count=10_000), source={})
