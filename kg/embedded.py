@@ -98,6 +98,26 @@ def _write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def _release_fatal_signals() -> None:
+    """Turn Python's faulthandler off before the JVM starts in this process.
+
+    The JVM traps SIGSEGV on purpose (implicit null checks, safepoint polls)
+    and installs its own handler for it. faulthandler, when enabled earlier
+    (pytest's faulthandler plugin, ``-X faulthandler``, PYTHONFAULTHANDLER),
+    remembers the handler that was there before it; its ``disable()`` puts
+    that one back. Called after the JVM started (pytest does so at
+    unconfigure), that replaces the JVM's handler, and the JVM's next
+    deliberate trap kills the process (exit 139 after the tests passed).
+    Disabling it here, while no JVM handler exists yet, leaves faulthandler
+    holding nothing to restore, so a later ``disable()`` is a no-op and the
+    JVM's handler stays in place for the life of the process.
+    """
+    import faulthandler
+
+    if faulthandler.is_enabled():
+        faulthandler.disable()
+
+
 def _start_jvm(log_dir: Path) -> None:
     """Start the JVM once per process with the engine's logs going to files.
 
@@ -109,6 +129,7 @@ def _start_jvm(log_dir: Path) -> None:
 
     if jpype.isJVMStarted():
         return
+    _release_fatal_signals()
     log_dir.mkdir(parents=True, exist_ok=True)
     props = log_dir / "logging.properties"
     props.write_text(_LOGGING_PROPERTIES.format(pattern=str(log_dir / "arcadedb.log")), encoding="utf-8")
