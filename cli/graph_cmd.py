@@ -103,8 +103,16 @@ def cypher(
     from ..kg.store import open_store
     from .common import parse_params
 
+    from ..kg.store import writing_clause
+
     params = parse_params(param)
-    with open_store(store, workdir(wd).root) as gs:
+    if not write:
+        clause = writing_clause(query)  # answers before any round trip; the server refuses writes anyway
+        if clause:
+            raise V2HTError(f"this query writes ({clause}); pass --write to allow it")
+    # Without --write the session logs in as the store's read-only user
+    # (Neo4j: a READ session), so the server itself refuses any write.
+    with open_store(store, workdir(wd).root, read_only=not write) as gs:
         _warn_incomplete(gs)
         keys, rows = gs.run(query, params, write=write)
     if json_out:
@@ -154,7 +162,7 @@ def query(
     # "default"); the header samples are for the linter, not defaults.
     params = {k: None for k in q.params}
     params.update(parse_params(param, q.params))
-    with open_store(store, workdir(wd).root) as gs:
+    with open_store(store, workdir(wd).root, read_only=True) as gs:
         _warn_incomplete(gs)
         rows = gs.read(q.name, **params)
     if json_out:
@@ -182,7 +190,7 @@ def export(
     if (w.data / "manifest.json").exists():
         ds = PreparedDataset(w.data)
         names, fp = [h.name for h in ds.hashtags], ds.fingerprint
-    with open_store(store, w.root) as gs:
+    with open_store(store, w.root, read_only=True) as gs:
         info = export_graph(gs, out, fmt, names=names, fingerprint=fp or "")
     if json_out:
         print_json(info)
@@ -218,7 +226,7 @@ def store_status(wd: Optional[Path] = WorkdirOpt, store: Optional[str] = StoreOp
     """Counts by label and relationship type, and the last build's status."""
     from ..kg.store import open_store
 
-    with open_store(store, workdir(wd).root) as gs:
+    with open_store(store, workdir(wd).root, read_only=True) as gs:
         out = {"build": gs.build_info(), "counts": gs.counts()}
     if json_out:
         print_json(out)

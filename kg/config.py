@@ -17,6 +17,14 @@ from .errors import StoreError
 
 DEFAULT_DATABASE = "neo4j"
 EMBEDDED_USER = "root"  # ArcadeDB's server user
+# A second ArcadeDB server user whose group may only read records of the
+# database (no create/update/delete, no schema, no security): read-only
+# sessions (`v2ht-kg cypher` without --write, `query`) log in as it, so the
+# server itself refuses writes, whatever the Cypher text or procedure.
+EMBEDDED_READER = "v2ht_reader"
+READER_GROUP = "v2ht_reader"
+PASSWORD_FILE = ".password"
+READER_PASSWORD_FILE = ".password-reader"
 _SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 
 
@@ -30,6 +38,8 @@ class StoreConfig:
     password: str = field(repr=False)
     database: str = DEFAULT_DATABASE
     embedded_root: Path | None = None  # <workdir>/store for the embedded server
+    read_user: str | None = None  # read-only sessions log in as this user (None: ``user``)
+    read_password: str | None = field(default=None, repr=False)
 
     @property
     def embedded(self) -> bool:
@@ -38,6 +48,15 @@ class StoreConfig:
     @property
     def auth(self) -> tuple[str, str]:
         return (self.user, self.password)
+
+    @property
+    def read_auth(self) -> tuple[str, str]:
+        """Credentials of read-only sessions: the embedded server's reader
+        user; for Neo4j the configured read user, else the same user (Neo4j
+        enforces the READ access mode of the session itself)."""
+        if self.read_user is None:
+            return self.auth
+        return (self.read_user, self.read_password if self.read_password is not None else self.password)
 
 
 def store_dir(workdir: Path) -> Path:
@@ -48,19 +67,20 @@ def embedded_password(workdir: Path) -> str:
     return password_file_value(store_dir(workdir))
 
 
-def password_file_value(root: Path) -> str:
-    """The embedded server's root password in ``<root>/.password``: generated
-    once, kept 0600 beside the database files. ArcadeDB fixes it when it first
-    creates its users, so it must stay stable across runs."""
+def password_file_value(root: Path, name: str = PASSWORD_FILE) -> str:
+    """The embedded server's root password in ``<root>/.password`` (the
+    reader's in ``.password-reader``): generated once, kept 0600 beside the
+    database files. ArcadeDB fixes the root password when it first creates
+    its users, so it must stay stable across runs."""
     root = Path(root)
-    path = root / ".password"
+    path = root / name
     if path.exists():
         pw = path.read_text(encoding="utf-8").strip()
         if pw:
             return pw
     root.mkdir(parents=True, exist_ok=True)
     pw = secrets.token_urlsafe(24)
-    tmp = path.with_name(f".password.{os.getpid()}.tmp")
+    tmp = path.with_name(f"{name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(pw + "\n")
@@ -82,6 +102,9 @@ def _file_settings(workdir: Path) -> dict:
             section = data.get("store", {})
             if not isinstance(section, dict):
                 raise StoreError(f"{path}: [store] must be a table")
+            for key, value in section.items():
+                if not isinstance(value, str):
+                    raise StoreError(f"{path}: [store] {key} must be a string, not {type(value).__name__} ({value!r})")
             return section
     return {}
 
@@ -99,6 +122,8 @@ def resolve_store(store: str | None, workdir: Path) -> StoreConfig:
             password=embedded_password(workdir),
             database=DEFAULT_DATABASE,
             embedded_root=store_dir(workdir),
+            read_user=EMBEDDED_READER,
+            read_password=password_file_value(store_dir(workdir), READER_PASSWORD_FILE),
         )
     scheme = uri.split("://", 1)[0] if "://" in uri else ""
     if scheme not in _SCHEMES:
@@ -110,4 +135,7 @@ def resolve_store(store: str | None, workdir: Path) -> StoreConfig:
             f"no password for {uri}: set NEO4J_PASSWORD or [store] password in "
             f"{_config_files(workdir)[0]}"
         )
-    return StoreConfig(uri=uri, user=str(user), password=str(password), database=str(database))
+    read_user = os.environ.get("NEO4J_READ_USER") or settings.get("read_user")
+    read_password = os.environ.get("NEO4J_READ_PASSWORD") or settings.get("read_password")
+    return StoreConfig(uri=uri, user=str(user), password=str(password), database=str(database),
+                       read_user=read_user, read_password=read_password)

@@ -4,6 +4,7 @@ the files of ``<workdir>/store``, so the default set-up needs no Neo4j.
 Files under the store folder::
 
     .password     root password (0600), see config.embedded_password
+    .password-reader  password of the read-only user v2ht_reader (0600)
     server.lock   flock held by whichever process serves these files
     server.json   {pid, bolt_port, http_port} while a server runs
     arcadedb/     ArcadeDB's root (databases, users, event logs)
@@ -35,7 +36,8 @@ import threading
 import time
 from pathlib import Path
 
-from .config import DEFAULT_DATABASE, EMBEDDED_USER, password_file_value
+from .config import (DEFAULT_DATABASE, EMBEDDED_READER, EMBEDDED_USER, READER_GROUP, READER_PASSWORD_FILE,
+                     password_file_value)
 from .errors import StoreError
 
 HEAP = "2g"
@@ -196,6 +198,8 @@ class EmbeddedServer:
         self.mode = mode
         self.database = DEFAULT_DATABASE
         self.user = EMBEDDED_USER
+        self.read_user = EMBEDDED_READER
+        self.read_password: str | None = None
         self.bolt_port: int | None = None
         self.http_port: int | None = None
         self.reused = False
@@ -222,6 +226,7 @@ class EmbeddedServer:
         self.root.mkdir(parents=True, exist_ok=True)
         if self.password is None:
             self.password = password_file_value(self.root)
+        self.read_password = password_file_value(self.root, READER_PASSWORD_FILE)
         if self._lock.try_acquire():
             if self.mode == "inprocess":
                 self._start_inprocess()
@@ -269,6 +274,7 @@ class EmbeddedServer:
                 atexit.register(_stop_all)
             _RUNNING.add(self)
             self._server.create_database(self.database)  # no-op when it exists
+            self._ensure_reader()
         except Exception as e:
             if self._server is not None:
                 try:
@@ -283,6 +289,31 @@ class EmbeddedServer:
             self.root / "server.json",
             {"pid": os.getpid(), "bolt_port": self.bolt_port, "http_port": self.http_port},
         )
+
+    def _ensure_reader(self) -> None:
+        """The read-only user and its group, (re)declared at every start.
+
+        ArcadeDB checks every record operation against the user's group for
+        that database (server-groups.json): this group may read records of
+        any type and nothing else — no create/update/delete of records, no
+        schema, no security or settings. Writes through Cypher clauses,
+        apoc.* procedures or anything else come back as
+        Neo.ClientError.Security.Forbidden. The password is set from
+        ``.password-reader`` each time, so a lost file only means a new one.
+        """
+        import jpype
+
+        sec = self._server._java_server.getSecurity()
+        json_object = jpype.JClass("com.arcadedb.serializer.json.JSONObject")
+        group = {"access": [], "resultSetLimit": -1, "readTimeout": -1,
+                 "types": {"*": {"access": ["readRecord"]}}}
+        sec.saveGroup(self.database, READER_GROUP, json_object(json.dumps(group)))
+        user = {"name": self.read_user, "password": str(sec.encodePassword(self.read_password)),
+                "databases": {self.database: [READER_GROUP]}}
+        if sec.existsUser(self.read_user):
+            sec.updateUser(json_object(json.dumps(user)))
+        else:
+            sec.createUser(json_object(json.dumps(user)))
 
     def _start_child(self) -> None:
         log_dir = self.root / "log"

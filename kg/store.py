@@ -25,7 +25,7 @@ from neo4j import GraphDatabase
 from neo4j.exceptions import AuthError, CypherSyntaxError, Neo4jError, ServiceUnavailable, SessionExpired
 
 from . import cypher_lib
-from .config import resolve_store
+from .config import EMBEDDED_READER, resolve_store
 from .errors import DataError, StoreError, V2HTError
 from .schema import REL_LABEL, Edge
 
@@ -54,11 +54,36 @@ _NON_CODE = re.compile(
 )
 
 
+# Procedures a read-only query may CALL (lower case). Anything else (apoc.*,
+# dbms.*, db.create.*, ...) needs --write. This is the friendly first line
+# only: the server refuses writes of a read-only session by itself (the
+# embedded store's reader user, Neo4j's READ access mode).
+READ_PROCEDURES = frozenset({
+    "db.labels", "db.relationshiptypes", "db.propertykeys", "db.indexes", "db.constraints",
+    "db.schema.visualization", "db.schema.nodetypeproperties", "db.schema.reltypeproperties",
+    "db.info", "db.ping", "dbms.components",
+})
+_CALL = re.compile(r"(?<![.$\w])CALL\s+((?:`[^`]*`|[A-Za-z_][\w]*)(?:\s*\.\s*(?:`[^`]*`|[A-Za-z_][\w]*))*)", re.I)
+_STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|//[^\n]*|/\*.*?\*/", re.S)
+
+
+def _procedure_name(raw: str) -> str:
+    return ".".join(part.strip().strip("`") for part in raw.split("."))
+
+
 def writing_clause(query: str) -> str | None:
     """The first writing clause of ``query`` (ignoring literals, quoted names
-    and comments), or None for a read-only query."""
+    and comments) or a procedure call outside READ_PROCEDURES, or None for a
+    query the client lets through as read-only."""
     code = _NON_CODE.sub(" ", query)
     hits = [(m.start(), name) for name, pat in _WRITE_PATTERNS if (m := pat.search(code))]
+    # Procedure names may be back-quoted: look for them with only string
+    # literals and comments blanked.
+    for m in _CALL.finditer(_STRINGS.sub(" ", query)):
+        name = _procedure_name(m.group(1))
+        if name.lower() not in READ_PROCEDURES:
+            hits.append((m.start(), f"CALL {name}: not a read-only procedure"))
+            break
     return min(hits)[1] if hits else None
 
 
@@ -119,10 +144,12 @@ class GraphStore:
     """``ingest``: ArcadeDB's in-process bulk loader (embedded.ArcadeIngest)
     when this process hosts the server; None elsewhere."""
 
-    def __init__(self, uri: str, auth: tuple[str, str], database: str = "neo4j", ingest=None):
+    def __init__(self, uri: str, auth: tuple[str, str], database: str = "neo4j", ingest=None,
+                 read_only: bool = False):
         self.uri = uri
         self.database = database
-        self.ingest = ingest
+        self.read_only = read_only
+        self.ingest = None if read_only else ingest
         self._user = auth[0]
         self._tag_rids: dict[str, str] | None = None  # bulk path: name -> RID
         try:
@@ -146,12 +173,18 @@ class GraphStore:
     def _error(self, e: Exception, what: str = "") -> StoreError:
         where = f"{self.uri} (database {self.database})"
         if isinstance(e, AuthError):
-            return StoreError(f"{where}: authentication failed for user {self._user!r}")
+            hint = ""
+            if self.read_only and self._user == EMBEDDED_READER:
+                hint = " (a server started by an older version lacks the read-only user: restart `v2ht-kg store serve`)"
+            return StoreError(f"{where}: authentication failed for user {self._user!r}{hint}")
         if isinstance(e, (ServiceUnavailable, SessionExpired, OSError)):
             return StoreError(f"{where}: unreachable ({_one_line(str(e))})")
         if isinstance(e, Neo4jError):
             code = e.code or ""
             msg = _one_line(e.message or str(e))
+            if self.read_only and ("Security.Forbidden" in code or "AccessMode" in code):
+                return StoreError(f"{where}: the store refused a write{what} in a read-only session ({msg}); "
+                                  "pass --write to allow writes")
             if "DatabaseNotFound" in code or ("database" in msg.lower() and "not" in msg.lower() and "exist" in msg.lower()):
                 return StoreError(f"{where}: no such database ({msg})")
             if isinstance(e, CypherSyntaxError) or "SyntaxError" in code:
@@ -161,6 +194,9 @@ class GraphStore:
 
     # --- primitives -----------------------------------------------------
     def _execute(self, text: str, params: dict, write: bool, what: str = "") -> tuple[list[str], list[dict]]:
+        if write and self.read_only:
+            raise V2HTError(f"this store connection is read-only{what}; pass --write to allow writes")
+
         def work(tx):
             result = tx.run(text, params)
             rows = [dict(r) for r in result]
@@ -195,8 +231,10 @@ class GraphStore:
 
     def run(self, query: str, params: dict | None = None, write: bool = False) -> tuple[list[str], list[dict]]:
         """The user's ad-hoc Cypher (``v2ht-kg cypher``): read-only unless
-        ``write``. The access mode alone is not enough (ArcadeDB ignores it),
-        hence the client-side clause check as well."""
+        ``write``. What refuses writes is the server: open the store with
+        ``read_only=True`` (the embedded reader user; a READ session on
+        Neo4j). The clause and procedure check here only answers sooner, with
+        a friendlier message, before any round trip."""
         if not write:
             clause = writing_clause(query)
             if clause:
@@ -395,18 +433,22 @@ class GraphStore:
 
 
 @contextmanager
-def open_store(store: str | None, workdir: Path, create: bool = False) -> Iterator[GraphStore]:
+def open_store(store: str | None, workdir: Path, create: bool = False,
+               read_only: bool = False) -> Iterator[GraphStore]:
     """The configured store, verified; the embedded server is started for
     the duration when ``store`` resolves to it (or reused when one serves
     the work directory already). Without ``create`` an embedded store must
     exist already: querying a work directory that was never built would
-    otherwise start an empty database and answer "0 rows"."""
+    otherwise start an empty database and answer "0 rows". With
+    ``read_only`` the session logs in as the read-only user (embedded) or
+    the configured read user (Neo4j) and runs only READ transactions: the
+    server refuses any write."""
     cfg = resolve_store(store, workdir)
     if cfg.embedded and not create and not (Path(cfg.embedded_root) / "arcadedb" / "databases").is_dir():
         raise DataError(f"no graph store in {workdir}: run `v2ht-kg build` there first "
                         "(or pass --store / set V2HT_STORE for a Neo4j server)")
     if not cfg.embedded:
-        gs = GraphStore(cfg.uri, cfg.auth, cfg.database)
+        gs = GraphStore(cfg.uri, cfg.read_auth if read_only else cfg.auth, cfg.database, read_only=read_only)
         try:
             gs.verify()
             yield gs
@@ -418,7 +460,8 @@ def open_store(store: str | None, workdir: Path, create: bool = False) -> Iterat
     server = EmbeddedServer(cfg.embedded_root, password=cfg.password)
     uri = server.start()
     try:
-        gs = GraphStore(uri, cfg.auth, cfg.database, ingest=server.ingest)
+        gs = GraphStore(uri, cfg.read_auth if read_only else cfg.auth, cfg.database, ingest=server.ingest,
+                        read_only=read_only)
         try:
             gs.verify()
             yield gs
