@@ -76,10 +76,13 @@ def load_torch(path: Path, what: str = "checkpoint", map_location="cpu") -> Any:
     if not path.exists():
         raise DataError(f"{what} missing", str(path))
     try:
-        # checkpoints hold only tensors and plain values: the safe loader suffices
+        # Checkpoints hold only tensors and plain values (RNG states included):
+        # the weights-only unpickler refuses any other global, so a crafted
+        # file is rejected before any of its code could run.
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # truncated zip, foreign pickle, wrong magic number, ...
-        raise DataError(f"corrupt {what} ({type(e).__name__}); delete it and train again", str(path)) from None
+    except Exception as e:  # truncated zip, forbidden global, wrong magic number, ...
+        raise DataError(f"corrupt or unsafe {what} ({_first_line(e)}); delete it and train again",
+                        str(path)) from None
 
 
 def save_curve(history: list[dict], path: Path, title: str = "") -> None:
@@ -123,6 +126,27 @@ def variant_flags(variant: str) -> tuple[bool, bool]:
         raise DataError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}") from None
 
 
+def _first_line(e: Exception) -> str:
+    """One line about a failed load. torch's refusal of a forbidden global is
+    a paragraph advising weights_only=False: keep only what was refused."""
+    import pickle
+
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    if isinstance(e, pickle.UnpicklingError):
+        refused = [l for l in lines if "GLOBAL" in l or "Unsupported" in l]
+        return f"refused to unpickle: {refused[0][:160]}" if refused else "refused to unpickle"
+    return lines[0][:160] if lines else type(e).__name__
+
+
+def _pyg_safe_globals() -> list:
+    """The classes a pickled torch_geometric Data refers to (no callables
+    beyond these data containers)."""
+    from torch_geometric.data import data as data_mod, storage
+
+    names = [(data_mod, "Data"), (data_mod, "DataEdgeAttr"), (data_mod, "DataTensorAttr"), (storage, "GlobalStorage")]
+    return [getattr(m, n) for m, n in names if hasattr(m, n)]
+
+
 def load_graph(path: Path, hashtag_names: list[str], data_fingerprint: str | None = None):
     """The PyG snapshot (kg/schema.py), checked against the prepared hashtags:
     node i must be hashtag id i, or every learned edge weight would attach to
@@ -131,10 +155,15 @@ def load_graph(path: Path, hashtag_names: list[str], data_fingerprint: str | Non
     if not path.exists():
         raise DataError("graph snapshot missing; export the graph first (graph.pt)", str(path))
     try:
-        # a PyG Data object is a pickled class, which the weights-only loader refuses
-        g = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise DataError(f"corrupt graph snapshot ({type(e).__name__})", str(path)) from None
+        # The weights-only unpickler: tensors, plain containers and numbers,
+        # plus the few PyG classes of a Data object, allow-listed by name. Any
+        # other global in the file (os.system, a crafted __reduce__) is
+        # refused before it is called: loading a snapshot never runs code.
+        with torch.serialization.safe_globals(_pyg_safe_globals()):
+            g = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError (forbidden global), truncated zip, ...
+        raise DataError(f"not a readable graph snapshot ({_first_line(e)}); rebuild it with `v2ht-kg build`",
+                        str(path)) from None
     names = getattr(g, "names", None)
     if names is None or getattr(g, "edge_index", None) is None:
         raise DataError("not a graph snapshot (no names or edge_index)", str(path))

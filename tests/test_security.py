@@ -194,3 +194,74 @@ def test_neo4j_read_session_refuses_writes(neo4j_store, query):
         ro._execute(query, {}, write=False)
     ro.close()
     assert neo4j_store.counts() == before
+
+
+# --- no pickle from disk: a crafted snapshot or checkpoint runs nothing -------
+
+_EVIL = """
+import os, sys, torch
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch " + sys.argv[2],))
+torch.save({"model": Evil(), "names": ["a"]}, sys.argv[1])
+"""
+
+
+def _crafted(path, marker):
+    # Written by another process, as an attacker would: the class is not
+    # even importable here.
+    subprocess.run([sys.executable, "-c", _EVIL, str(path), str(marker)], check=True, timeout=120)
+    assert path.stat().st_size > 0 and not marker.exists()
+
+
+def test_crafted_graph_snapshot_and_checkpoint_are_refused_without_running(tmp_path):
+    from v2ht_kg.gnn import runs
+    from v2ht_kg.kg.errors import DataError
+
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "graph.pt"
+    _crafted(evil, marker)
+    with pytest.raises(DataError, match="refused to unpickle") as e:
+        runs.load_graph(evil, ["a"])
+    assert "\n" not in str(e.value) and "weights_only" not in str(e.value)
+    with pytest.raises(DataError, match="refused to unpickle"):
+        runs.load_torch(evil, "checkpoint")
+    assert not marker.exists()
+
+
+def test_checkpoint_with_rng_states_loads_weights_only(tmp_path):
+    """What train saves (model, optimizer, RNG states as tensors and plain
+    values) round-trips through the weights-only loader."""
+    import random
+
+    import torch
+
+    from v2ht_kg.gnn import runs
+
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters())
+    model(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 3,
+             "rng": {"torch": torch.get_rng_state(), "python": random.getstate()}}
+    runs.save_torch(tmp_path / "checkpoint.pt", state)
+    back = runs.load_torch(tmp_path / "checkpoint.pt")
+    assert back["epoch"] == 3 and torch.equal(back["rng"]["torch"], state["rng"]["torch"])
+    assert back["rng"]["python"] == state["rng"]["python"]
+
+
+def test_cli_train_refuses_a_crafted_graph_snapshot(built, tmp_path):
+    from pathlib import Path
+
+    graph = Path(built) / "graph.pt"
+    saved = graph.read_bytes()
+    marker = tmp_path / "pwned"
+    try:
+        _crafted(graph, marker)
+        p = _cli("train", "-w", built, "--run", "evil", "--epochs", "1")
+        lines = [l for l in p.stderr.splitlines() if l.strip()]
+        assert p.returncode == 2, (p.returncode, p.stderr[-2000:])
+        assert len(lines) == 1 and "refused to unpickle" in lines[0] and "graph.pt" in lines[0], p.stderr
+        assert not marker.exists()
+    finally:
+        graph.write_bytes(saved)
