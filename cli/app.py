@@ -32,7 +32,10 @@ app.command()(explain_cmd.explain)
 
 
 def _die(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    # escape: a message is text, not markup ("[store] uri" must stay visible)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(2)
 
 

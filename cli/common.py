@@ -4,6 +4,8 @@ V2HTError into one line on stderr with exit code 2."""
 from __future__ import annotations
 
 import json
+import math
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,10 +46,63 @@ def parse_params(items: list[str] | None, declared: dict | None = None) -> dict:
             out[k] = v
             continue
         try:
-            out[k] = json.loads(v)
+            value = json.loads(v)
+            finite = _finite(value)
         except json.JSONDecodeError:
             out[k] = v
+            continue
+        except RecursionError:
+            raise V2HTError(f"--param {k}: JSON value nested too deeply") from None
+        if not finite:
+            raise V2HTError(f"--param {k}={v}: NaN and infinities are not parameter values")
+        out[k] = value
     return out
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_finite(x) for x in value)
+    if isinstance(value, dict):
+        return all(_finite(x) for x in value.values())
+    return True
+
+
+# Numeric options by rule: what a value must be (checked before any work).
+_POSITIVE_INT = ("epochs", "batch_size", "d_hashtag", "patience", "valid_posts", "threads", "k", "max_posts",
+                 "co_min_count")
+_NON_NEGATIVE_INT = ("min_tag_count", "min_user_posts", "longtail_threshold", "ss_max_depth")
+_POSITIVE_FLOAT = ("lr",)
+_UNIT_FLOAT = ("wup_threshold",)
+_DEVICE = re.compile(r"cpu|cuda(:\d+)?")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_options(**values: Any) -> None:
+    """One-line errors for numeric options out of range, before any work:
+    counts and sizes are positive integers, seeds 0..2**32-1, the learning
+    rate a finite number above zero, thresholds in [0, 1], --device cpu,
+    cuda or cuda:N. None (option not given) passes."""
+    for name, v in values.items():
+        if v is None:
+            continue
+        flag = _flag(name)
+        if name in _POSITIVE_INT and v < 1:
+            raise V2HTError(f"{flag} {v}: must be a positive integer")
+        if name in _NON_NEGATIVE_INT and v < 0:
+            raise V2HTError(f"{flag} {v}: must not be negative")
+        if name == "seed" and not 0 <= v < 2**32:
+            raise V2HTError(f"{flag} {v}: must be between 0 and {2**32 - 1}")
+        if name in _POSITIVE_FLOAT and not (math.isfinite(v) and v > 0):
+            raise V2HTError(f"{flag} {v}: must be a finite number above zero")
+        if name in _UNIT_FLOAT and not (math.isfinite(v) and 0 <= v <= 1):
+            raise V2HTError(f"{flag} {v}: must be between 0 and 1")
+        if name == "device" and not _DEVICE.fullmatch(str(v)):
+            raise V2HTError(f"--device {v!r}: choose cpu, cuda or cuda:N")
 
 
 def print_json(obj: Any) -> None:
@@ -75,5 +130,7 @@ def progress_bar(enabled: bool = True) -> Iterator:
 
 
 def fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)

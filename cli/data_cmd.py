@@ -11,7 +11,7 @@ from ..kg.dataset import PreparedDataset
 from ..kg.prepare import default_params
 from ..kg.readers import FORMATS, guess_format, read_posts
 from ..kg.stats import plot_frequency, prepared_stats, raw_stats
-from .common import JsonOpt, WorkdirOpt, console, print_json, progress_bar, workdir
+from .common import JsonOpt, WorkdirOpt, check_options, console, print_json, progress_bar, workdir
 
 app = typer.Typer(help="Generate, prepare and describe data sets.", no_args_is_help=True)
 
@@ -37,6 +37,7 @@ def generate(
     """Write a synthetic micro-video data set in the raw folder format (read it back with --format synthetic)."""
     from ..kg import synthetic
 
+    check_options(seed=seed)
     info = synthetic.generate_preset(preset, out, seed=seed)
     if json_out:
         print_json(info)
@@ -62,6 +63,8 @@ def prepare(
     """Normalise, filter and split a source into the work directory's prepared data set."""
     from ..kg.pipeline import prepare_source
 
+    check_options(min_tag_count=min_tag_count, min_user_posts=min_user_posts, longtail_threshold=longtail_threshold,
+                  max_posts=max_posts, seed=seed)
     fmt = fmt or ("synthetic" if source is None else guess_format(source))
     params = default_params(fmt, min_tag_count=min_tag_count, min_user_posts=min_user_posts, split=split,
                             longtail_threshold=longtail_threshold, max_posts=max_posts, seed=seed)

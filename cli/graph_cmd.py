@@ -11,7 +11,7 @@ from ..kg import cypher_lib
 from ..kg.errors import V2HTError
 from ..kg.prepare import default_params
 from ..kg.readers import FORMATS, guess_format
-from .common import JsonOpt, StoreOpt, WorkdirOpt, console, print_json, progress_bar, workdir
+from .common import JsonOpt, StoreOpt, WorkdirOpt, check_options, console, print_json, progress_bar, workdir
 from .data_cmd import (LongtailOpt, MaxPostsOpt, MinTagCountOpt, MinUserPostsOpt, SeedOpt, SplitOpt,
                        _render_stats)
 
@@ -47,6 +47,9 @@ def build(
     from ..kg.stats import prepared_stats
     from ..kg.store import open_store
 
+    check_options(min_tag_count=min_tag_count, min_user_posts=min_user_posts, longtail_threshold=longtail_threshold,
+                  max_posts=max_posts, seed=seed, wup_threshold=wup_threshold, ss_max_depth=ss_max_depth,
+                  co_min_count=co_min_count)
     fmt = fmt or ("synthetic" if source is None else guess_format(source))
     params = default_params(fmt, min_tag_count=min_tag_count, min_user_posts=min_user_posts, split=split,
                             longtail_threshold=longtail_threshold, max_posts=max_posts, seed=seed)

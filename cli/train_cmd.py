@@ -9,7 +9,7 @@ from rich.table import Table
 
 from ..kg.errors import DataError, V2HTError
 from ..kg.workdir import Workdir
-from .common import JsonOpt, StoreOpt, WorkdirOpt, console, err_console, print_json, workdir
+from .common import JsonOpt, StoreOpt, WorkdirOpt, check_options, console, err_console, print_json, workdir
 
 VARIANTS = ("full", "wo_u", "wo_p", "wo_up")
 RunArg = typer.Argument(..., help="Run folder, or a run name under <workdir>/runs.")
@@ -71,6 +71,7 @@ def train(
 
     from ..gnn.trainer import train as train_run
 
+    check_options(epochs=epochs, batch_size=batch_size, lr=lr, d_hashtag=d_hashtag, patience=patience, valid_posts=valid_posts, seed=seed, threads=threads, device=device)
     if variant not in VARIANTS:
         raise V2HTError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
     if user_history not in ("word2vec", "learned"):
@@ -150,6 +151,7 @@ def evaluate(
     """Evaluate a run's best model: Recall/NDCG/HitRate@5,10, overall and long-tail."""
     from ..gnn.evaluate import evaluate_run
 
+    check_options(device=device)
     out = evaluate_run(resolve_run(run, workdir(wd)), split, device=device, baselines=baselines)
     if json_out:
         print_json(out)
@@ -173,6 +175,7 @@ def recommend(
     from ..gnn.evaluate import recommend as rec
     from ..gnn.runs import load_run
 
+    check_options(k=k, device=device)
     if (post is None) == (text is None):
         raise V2HTError("give either --post ID or --text \"...\" (with --user U)")
     w = workdir(wd)
@@ -237,6 +240,8 @@ def results(
 ):
     """Regenerate a paper table on the work directory's data set: all variants (or modality subsets) over seeds, with the baselines."""
     from ..gnn.experiments import run_table, to_markdown, write_results
+
+    check_options(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, valid_posts=valid_posts, threads=threads)
 
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]

@@ -158,8 +158,39 @@ def raw_features(raw_dir: Path, known_ids: Collection[str] | None = None) -> dic
             raise DataError(f"dtype {arr.dtype} is not float16 or float32", str(npy))
         if arr.shape[1] == 0 or arr.shape[2] == 0:
             raise DataError(f"empty steps or dim in shape {tuple(arr.shape)}", str(npy))
-        out[m] = (arr, _read_ids(ids_path, arr.shape[0], npy, known_ids))
+        ids = _read_ids(ids_path, arr.shape[0], npy, known_ids)
+        check_finite_features(arr, npy, ids_path)
+        out[m] = (arr, ids)
     return out
+
+
+FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504: the prepared features are float16
+_CHECK_BYTES = 64 << 20
+
+
+def check_finite_features(arr: np.ndarray, npy: Path, ids_path: Path | None = None) -> None:
+    """Every value finite and within float16's range (the prepared features
+    are float16: a larger float32 would become inf). Raises DataError naming
+    the file, the first bad row (0-based row of the array, and its line in
+    the ids file) and the value. Reads the array in chunks of about 64 MB,
+    so arrays larger than memory are fine."""
+    rows = arr.shape[0]
+    per_row = max(1, int(np.prod(arr.shape[1:])) * arr.dtype.itemsize)
+    step = max(1, _CHECK_BYTES // per_row)
+    for start in range(0, rows, step):
+        block = np.asarray(arr[start:start + step])
+        bad = ~np.isfinite(block)
+        if arr.dtype != np.float16:
+            with np.errstate(invalid="ignore"):
+                bad |= np.abs(block) > FLOAT16_MAX
+        if bad.any():
+            flat = np.flatnonzero(bad.reshape(block.shape[0], -1).any(axis=1))
+            r = int(flat[0])
+            value = block[r][bad[r]].flat[0]
+            what = ("not finite" if not np.isfinite(value)
+                    else f"outside float16's range (|x| > {FLOAT16_MAX:g}), it would become inf")
+            where = f" (post on line {start + r + 1} of {ids_path.name})" if ids_path is not None else ""
+            raise DataError(f"row {start + r}{where}: value {float(value)!r} is {what}", str(npy))
 
 
 class FeatureWriter:
