@@ -15,6 +15,7 @@ feature row are allowed (preparation decides what to do with them).
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -49,23 +50,51 @@ def posts_file(raw_dir: Path) -> Path:
     return found[0]
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[int, Post]]:
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
+def _utf8_lines(path: Path) -> Iterator[str]:
+    """The file's lines (line ends kept), strict UTF-8: a bad byte is a
+    DataError naming the line and column, not a UnicodeDecodeError."""
+    with open(path, "rb") as f:
+        for i, raw in enumerate(f, 1):
             try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"not valid JSON ({e.msg})", str(path), i) from None
-            if not isinstance(d, dict):
-                raise DataError("each line must be a JSON object", str(path), i)
-            yield i, Post.from_json(d, str(path), i)
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})", str(path), i) from None
+
+
+def _scalar_id(d: dict, key: str, path: Path, line: int, required: bool) -> None:
+    """An id is a string or an integer; ``user`` may also be null or "" (the
+    unknown user)."""
+    v = d.get(key)
+    if not required and (v is None or v == ""):
+        return
+    if isinstance(v, bool) or not isinstance(v, (str, int)) or (isinstance(v, str) and not v.strip()):
+        raise DataError(f"{key!r} must be a non-empty string or integer, not {json.dumps(v)[:40]}", str(path), line)
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, Post]]:
+    for i, line in enumerate(_utf8_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"not valid JSON ({e.msg})", str(path), i) from None
+        except RecursionError:
+            raise DataError("JSON nested too deeply", str(path), i) from None
+        if not isinstance(d, dict):
+            raise DataError("each line must be a JSON object", str(path), i)
+        if "id" in d:
+            _scalar_id(d, "id", path, i, required=True)
+        _scalar_id(d, "user", path, i, required=False)
+        t = d.get("time")
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (str, int, float))):
+            raise DataError(f"'time' must be a string or a number, not {json.dumps(t)[:40]}", str(path), i)
+        yield i, Post.from_json(d, str(path), i)
 
 
 def _read_csv(path: Path) -> Iterator[tuple[int, Post]]:
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
+    with contextlib.closing(_utf8_lines(path)) as lines:
+        reader = csv.DictReader(lines)
         header = reader.fieldnames or []
         missing = [c for c in ("id", "hashtags") if c not in header]
         if missing:
@@ -76,6 +105,9 @@ def _read_csv(path: Path) -> Iterator[tuple[int, Post]]:
             line = reader.line_num - sum(str(v).count("\n") for v in values if v)
             if None in row:
                 raise DataError(f"{len(header) + len(row[None])} fields, header has {len(header)}", str(path), line)
+            if any(v is None for v in row.values()):
+                n = sum(v is not None for v in row.values())
+                raise DataError(f"{n} field(s), header has {len(header)}", str(path), line)
             pid = (row.get("id") or "").strip()
             if not pid:
                 raise DataError("empty id", str(path), line)
@@ -100,10 +132,18 @@ def read_raw_posts(raw_dir: Path) -> Iterator[Post]:
     path = posts_file(raw_dir)
     reader = _read_csv if path.suffix.lower() == ".csv" else _read_jsonl
     seen: dict[str, int] = {}
+    time_kind: tuple[str, int] | None = None  # ("string" | "number", first line)
     for line, post in reader(path):
         if post.id in seen:
             raise DataError(f"duplicate post id {post.id!r} (line {seen[post.id]} has it too)", str(path), line)
         seen[post.id] = line
+        if post.time is not None:
+            kind = "string" if isinstance(post.time, str) else "number"
+            if time_kind is None:
+                time_kind = (kind, line)
+            elif kind != time_kind[0]:
+                raise DataError(f"'time' is a {kind} here but a {time_kind[0]} on line {time_kind[1]}: "
+                                "use one kind for the whole file", str(path), line)
         yield post
 
 
@@ -115,7 +155,7 @@ def feature_paths(raw_dir: Path, modality: str) -> tuple[Path, Path]:
 def _read_ids(ids_path: Path, rows: int, npy_path: Path, known_ids: Collection[str] | None) -> list[str]:
     ids: list[str] = []
     seen: dict[str, int] = {}
-    with open(ids_path, encoding="utf-8") as f:
+    with contextlib.closing(_utf8_lines(ids_path)) as f:
         for i, line in enumerate(f, 1):
             pid = line.rstrip("\r\n").strip()
             if not pid:

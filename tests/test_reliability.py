@@ -1,6 +1,7 @@
 """Reliability: the process that hosts the embedded JVM must not crash at exit."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -39,3 +40,116 @@ def test_faulthandler_toggled_around_the_jvm_does_not_crash_the_process():
     p = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, (p.returncode, p.stderr[-2000:])
     assert p.stdout.strip().endswith("clean exit")
+
+
+# --- the bad-input catalogue: one line naming the file/line or value, exit 2 --
+
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+CLI = [sys.executable, "-m", "v2ht_kg.cli.app"]
+POSTS = [{"id": f"p{i}", "user": f"u{i % 3}", "hashtags": ["love", "dance"], "text": "hi"} for i in range(6)]
+
+
+def _jsonl(rows):
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def _features(value, dtype=np.float32, row=3):
+    a = np.zeros((len(POSTS), 2, 3), dtype=dtype)
+    a[row, 1, 2] = value
+    return a
+
+
+# (case, files of the raw folder {name: bytes | array}, expected text in the error)
+RAW_CASES = [
+    ("jsonl non-UTF-8", {"posts.jsonl": _jsonl(POSTS[:2]) + b'{"id": "x", "hashtags": ["b\xff"]}\n'},
+     "posts.jsonl:3: not UTF-8"),
+    ("csv non-UTF-8", {"posts.csv": b"id,user,hashtags,text,time\n1,u,a,t,\n2,u,b,\xfe,\n"}, "posts.csv:3: not UTF-8"),
+    ("mixed time types", {"posts.jsonl": _jsonl([{**POSTS[0], "time": "2020-01-01"}, {**POSTS[1], "time": 5}])},
+     "posts.jsonl:2: 'time' is a number here but a string on line 1"),
+    ("null id", {"posts.jsonl": _jsonl([{**POSTS[0], "id": None}])}, "posts.jsonl:1: 'id' must be"),
+    ("object id", {"posts.jsonl": _jsonl([{**POSTS[0], "id": {"a": 1}}])}, "posts.jsonl:1: 'id' must be"),
+    ("list user", {"posts.jsonl": _jsonl([{**POSTS[0], "user": ["u"]}])}, "posts.jsonl:1: 'user' must be"),
+    ("csv row with one field", {"posts.csv": b"id,user,hashtags,text,time\n1,u,a,t,\n2\n"}, "posts.csv:3: 1 field(s)"),
+    ("NaN feature", {"posts.jsonl": _jsonl(POSTS), "features/visual.npy": _features(np.nan)},
+     "visual.npy: row 3 (post on line 4 of visual.ids.txt): value nan is not finite"),
+    ("inf feature", {"posts.jsonl": _jsonl(POSTS), "features/visual.npy": _features(-np.inf, np.float16, 0)},
+     "visual.npy: row 0 (post on line 1 of visual.ids.txt): value -inf is not finite"),
+    ("float32 above float16 range", {"posts.jsonl": _jsonl(POSTS), "features/acoustic.npy": _features(1e6, row=5)},
+     "acoustic.npy: row 5 (post on line 6 of acoustic.ids.txt): value 1000000.0 is outside float16's range"),
+]
+
+
+def _cli(*args):
+    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+def _one_line_error(p):
+    assert p.returncode == 2, (p.returncode, p.stdout[-500:], p.stderr[-2000:])
+    assert "Traceback" not in p.stderr, p.stderr[-2000:]
+    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), p.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("case,files,expected", RAW_CASES, ids=[c[0] for c in RAW_CASES])
+def test_bad_raw_input_is_one_line(tmp_path, case, files, expected):
+    raw = tmp_path / "raw"
+    for name, content in files.items():
+        path = raw / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, np.ndarray):
+            np.save(path, content)
+            (path.parent / path.name.replace(".npy", ".ids.txt")).write_text("".join(p["id"] + "\n" for p in POSTS))
+        else:
+            path.write_bytes(content)
+    fmt = "csv" if "posts.csv" in files else "jsonl"
+    line = _one_line_error(_cli("data", "prepare", raw, "-f", fmt, "-w", tmp_path / "w", "--min-tag-count", "1",
+                                "--min-user-posts", "1"))
+    assert expected in line, line
+    assert not (tmp_path / "w" / "data").exists()
+
+
+DEEP = "[" * 50_000 + "]" * 50_000  # one argv string is at most 128 KiB
+# (args after the command, expected text); {wd} is an empty work directory.
+OPTION_CASES = [
+    (["train", "--lr", "inf"], "--lr inf: must be a finite number above zero"),
+    (["train", "--lr", "nan"], "--lr nan: must be a finite number above zero"),
+    (["train", "--lr", "0"], "--lr 0.0: must be a finite number above zero"),
+    (["train", "--valid-posts", "-5"], "--valid-posts -5: must be a positive integer"),
+    (["train", "--d-hashtag", "-8"], "--d-hashtag -8: must be a positive integer"),
+    (["train", "--device", "tpu"], "--device 'tpu'"),
+    (["evaluate", "somerun", "--device", "tpu"], "--device 'tpu'"),
+    (["recommend", "somerun", "--post", "p1", "-k", "0"], "-k 0: must be a positive integer"),
+    (["data", "generate", "--seed", "-1", "-o", "{wd}/gen"], "--seed -1: must be between 0 and"),
+    (["data", "prepare", "{wd}/raw", "-f", "jsonl", "--max-posts", "-5"], "--max-posts -5: must be a positive integer"),
+    (["build", "{wd}/raw", "-f", "jsonl", "--min-tag-count", "-2"], "--min-tag-count -2: must not be negative"),
+    (["build", "{wd}/raw", "-f", "jsonl", "--wup-threshold", "nan"], "--wup-threshold nan: must be between 0 and 1"),
+    (["cypher", "RETURN $limit", "-p", "limit=NaN"], "--param limit=NaN: NaN and infinities"),
+    (["cypher", "RETURN $x", "-p", "x=" + DEEP], "--param x: JSON value nested too deeply"),
+]
+
+
+@pytest.mark.parametrize("args,expected", OPTION_CASES, ids=[" ".join(a[:3])[:40] for a, _ in OPTION_CASES])
+def test_bad_option_is_one_line(tmp_path, args, expected):
+    wd = tmp_path / "w"
+    args = [a.replace("{wd}", str(tmp_path)) for a in args]
+    if args[0] != "data" or args[1] != "generate":
+        args += ["-w", str(wd)]
+    line = _one_line_error(_cli(*args))
+    assert expected in line, line
+    assert not (tmp_path / "gen").exists()
+
+
+def test_config_file_with_a_non_string_uri_is_one_line(tmp_path):
+    wd = tmp_path / "w"
+    wd.mkdir()
+    (wd / "v2ht.toml").write_text("[store]\nuri = 42\n", encoding="utf-8")
+    line = _one_line_error(_cli("cypher", "RETURN 1", "-w", wd))
+    # the section name survives the console's markup
+    assert "v2ht.toml: [store] uri must be a string, not int (42)" in line, line
