@@ -214,14 +214,18 @@ def load_run(run_dir: Path, *, dataset_dir: Path | None = None, device: str = "c
         ddir = Path(dataset_dir or cfg["dataset_dir"])
         fp = cfg["data_fingerprint"]
         mcfg = cfg["model"]
+        data_options = {k: cfg[k] for k in ("modalities", "max_text_tokens", "seed", "w2v_dim", "w2v_epochs")}
     except KeyError as e:
         raise DataError(f"run config lacks {e}", str(run_dir / CONFIG)) from None
+    except TypeError:
+        raise DataError("run config is not a JSON object", str(run_dir / CONFIG)) from None
+    if not isinstance(mcfg, dict):
+        raise DataError("run config: 'model' is not an object", str(run_dir / CONFIG))
     ds = PreparedDataset(ddir)
     if ds.fingerprint != fp:
         raise DataError(f"this run was trained on another data set (fingerprint {fp}, "
                         f"data set {ds.fingerprint})", str(ddir))
-    data = TrainingData.build(ds, run_dir, modalities=cfg["modalities"], max_text_tokens=cfg["max_text_tokens"],
-                              seed=cfg["seed"], w2v_dim=cfg["w2v_dim"], w2v_epochs=cfg["w2v_epochs"])
+    data = TrainingData.build(ds, run_dir, **data_options)
     graph = None
     if mcfg.get("use_propagation"):
         if not cfg.get("graph_path"):

@@ -153,3 +153,19 @@ def test_config_file_with_a_non_string_uri_is_one_line(tmp_path):
     line = _one_line_error(_cli("cypher", "RETURN 1", "-w", wd))
     # the section name survives the console's markup
     assert "v2ht.toml: [store] uri must be a string, not int (42)" in line, line
+
+
+@pytest.mark.parametrize("config,expected", [
+    ({"dataset_dir": "/nowhere", "data_fingerprint": "f", "model": {}}, "run config lacks 'modalities'"),
+    ([1, 2], "run config is not a JSON object"),
+    ({"dataset_dir": "/nowhere", "data_fingerprint": "f", "model": 3, "modalities": [], "max_text_tokens": 8,
+      "seed": 0, "w2v_dim": 8, "w2v_epochs": 1}, "'model' is not an object"),
+])
+def test_broken_run_config_is_a_data_error(tmp_path, config, expected):
+    from v2ht_kg.gnn.runs import load_run
+    from v2ht_kg.kg.errors import DataError
+
+    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(DataError, match=expected) as e:
+        load_run(tmp_path)
+    assert str(tmp_path / "config.json") in str(e.value)
