@@ -68,8 +68,9 @@ def prepare(
     fmt = fmt or ("synthetic" if source is None else guess_format(source))
     params = default_params(fmt, min_tag_count=min_tag_count, min_user_posts=min_user_posts, split=split,
                             longtail_threshold=longtail_threshold, max_posts=max_posts, seed=seed)
-    with progress_bar(not json_out) as prog:
-        ds, report = prepare_source(source, fmt, workdir(wd), params, skip_bad=skip_bad, preset=preset, progress=prog)
+    w = workdir(wd)
+    with w.exclusive("data prepare"), progress_bar(not json_out) as prog:
+        ds, report = prepare_source(source, fmt, w, params, skip_bad=skip_bad, preset=preset, progress=prog)
     stats, counts = prepared_stats(ds)
     stats["bad_lines_skipped"] = report["bad_lines_skipped"]
     if json_out:

@@ -55,7 +55,7 @@ def build(
                             longtail_threshold=longtail_threshold, max_posts=max_posts, seed=seed)
     w = workdir(wd)
     rel = RelationParams(wup_threshold=wup_threshold, ss_max_depth=ss_max_depth, co_min_count=co_min_count)
-    with progress_bar(not json_out) as prog:
+    with w.exclusive("build"), progress_bar(not json_out) as prog:
         ds, report = prepare_source(source, fmt, w, params, skip_bad=skip_bad, preset=preset, progress=prog)
         with open_store(store, w.root, create=True) as gs:
             summary = build_graph(ds, gs, w, rel, fresh=fresh, use_wordnet=not no_wordnet, progress=prog)

@@ -3,11 +3,31 @@ default ./v2ht-work). One work directory holds one data set, its graph
 snapshot, the embedded store's files and the training runs."""
 from __future__ import annotations
 
+import fcntl
 import os
+import re
+import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
+
+from .errors import V2HTError
 
 DEFAULT_WORKDIR = "v2ht-work"
+LOCK_FILE = ".build.lock"
+# Temporary folders a writer makes beside its target: <name>.tmp-<pid>.
+_TMP_DIR = re.compile(r"^(?P<name>.+)\.tmp-(?P<pid>\d+)$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass(frozen=True)
@@ -46,3 +66,45 @@ class Workdir:
     def ensure(self) -> "Workdir":
         self.root.mkdir(parents=True, exist_ok=True)
         return self
+
+    @contextmanager
+    def exclusive(self, what: str = "build") -> Iterator["Workdir"]:
+        """Hold the work directory's writer lock (``<workdir>/.build.lock``,
+        an flock released by the kernel when the process dies, so a killed
+        build never leaves it held). A second writer gets a one-line error
+        at once instead of racing the first one. Inside the lock, temporary
+        folders of dead processes are removed first."""
+        self.ensure()
+        path = self.root / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+            finally:
+                os.close(fd)
+            raise V2HTError(f"{self.root}: another {holder or 'build'} is writing this work directory "
+                            f"(lock {path}); wait for it to finish, or use another --workdir") from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{what} (pid {os.getpid()})".encode("ascii", "replace"), 0)
+            self.clean_orphans()
+            yield self
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def clean_orphans(self) -> list[Path]:
+        """Remove ``*.tmp-<pid>`` folders of the work directory (data.tmp-PID
+        and the like) whose process is gone; returns what was removed.
+        Only call it while holding ``exclusive()``."""
+        removed = []
+        if not self.root.is_dir():
+            return removed
+        for p in self.root.iterdir():
+            m = _TMP_DIR.match(p.name)
+            if m and p.is_dir() and not p.is_symlink() and int(m["pid"]) != os.getpid() and not _pid_alive(int(m["pid"])):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+        return removed

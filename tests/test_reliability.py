@@ -169,3 +169,59 @@ def test_broken_run_config_is_a_data_error(tmp_path, config, expected):
     with pytest.raises(DataError, match=expected) as e:
         load_run(tmp_path)
     assert str(tmp_path / "config.json") in str(e.value)
+
+
+# --- one writer per work directory; orphaned temporary folders go -------------
+
+def _dead_pid():
+    pid = 4_000_000
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid += 1
+
+
+def test_second_build_on_a_locked_work_dir_is_one_line(tmp_path):
+    from v2ht_kg.kg.workdir import Workdir
+
+    w = Workdir.resolve(tmp_path / "w")
+    with w.exclusive("build"):
+        line = _one_line_error(_cli("build", "--format", "synthetic", "--preset", "tiny", "-w", w.root))
+        assert "another build (pid" in line and ".build.lock" in line, line
+        line = _one_line_error(_cli("data", "prepare", "-f", "synthetic", "--preset", "tiny", "-w", w.root))
+        assert "another build" in line, line
+    assert not w.data.exists()
+    # released: the next writer gets it
+    with w.exclusive("build"):
+        pass
+
+
+def test_lock_taken_inside_one_process_twice_is_refused(tmp_path):
+    from v2ht_kg.kg.errors import V2HTError
+    from v2ht_kg.kg.workdir import Workdir
+
+    w = Workdir.resolve(tmp_path / "w")
+    with w.exclusive("build"):
+        with pytest.raises(V2HTError, match="another build"):
+            with w.exclusive("data prepare"):
+                pass
+
+
+def test_orphaned_tmp_folders_of_dead_processes_are_removed(tmp_path):
+    from v2ht_kg.kg.workdir import Workdir
+
+    w = Workdir.resolve(tmp_path / "w").ensure()
+    dead = w.root / f"data.tmp-{_dead_pid()}"
+    (dead / "features").mkdir(parents=True)
+    (dead / "posts.jsonl").write_text("x\n")
+    alive = w.root / f"data.tmp-{os.getppid()}"  # a live process (pytest's parent)
+    alive.mkdir()
+    keep = w.root / "data"
+    keep.mkdir()
+    with w.exclusive("build"):
+        assert not dead.exists()
+        assert alive.exists() and keep.exists()
