@@ -11,7 +11,9 @@ from ..kg.errors import DataError, V2HTError
 from ..kg.workdir import Workdir
 from .common import JsonOpt, StoreOpt, WorkdirOpt, check_options, console, err_console, print_json, workdir
 
-VARIANTS = ("full", "wo_u", "wo_p", "wo_up")
+VARIANTS = ("hybrid", "paper", "full", "wo_u", "wo_p", "wo_up")
+PROTOCOL_HELP = ("deployed (history = every post before the test period, the headline) | "
+                 "strict (training posts only); see docs/metrics.md.")
 RunArg = typer.Argument(..., help="Run folder, or a run name under <workdir>/runs.")
 
 
@@ -51,7 +53,11 @@ def _metrics_table(title: str, rows: dict[str, dict]) -> Table:
 def train(
     wd: Optional[Path] = WorkdirOpt,
     run: Optional[str] = typer.Option(None, "--run", help="Run name under <workdir>/runs (default: VARIANT-MODALITIES-seedSEED)."),
-    variant: str = typer.Option("full", help="full | wo_u (no user) | wo_p (no propagation) | wo_up (neither): paper Table 2."),
+    variant: str = typer.Option("hybrid", help="hybrid (default: V2HT + the fusion head over user memory, copy path, zero-shot and graph signals) | paper (= full, the paper's V2HT) | full | wo_u (no user) | wo_p (no propagation) | wo_up (neither): paper Table 2."),
+    protocol: str = typer.Option("deployed", help=PROTOCOL_HELP),
+    fusion: str = typer.Option("memory,copy,zeroshot,graph,pop", help="hybrid only: the fusion head's feature groups, of neural (V2HT's own score), memory, copy, zeroshot, graph, pop; drop one for its ablation."),
+    loss: str = typer.Option("pointwise", help="V2HT training loss: pointwise (the paper's Eq. 17) | softmax (each true tag against the post's sampled negatives)."),
+    negatives: int = typer.Option(6, help="Uniform negatives per true tag (paper: 6)."),
     modalities: Optional[str] = typer.Option(None, help="Comma-separated subset of visual,acoustic,text (default: all the data set has)."),
     epochs: int = typer.Option(20, help="Maximum epochs (early stopping on validation NDCG@10)."),
     batch_size: int = typer.Option(32, help="Posts per mini-batch (each brings its tags + 6 negatives per tag). Below the paper's 256-2048 grid: smaller data sets need the extra steps."),
@@ -66,7 +72,10 @@ def train(
     threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: all cores)."),
     json_out: bool = JsonOpt,
 ):
-    """Train V2HT on the work directory's data set and graph snapshot; evaluates the best epoch on the test split."""
+    """Train the recommender on the work directory's data set and graph snapshot; evaluates the best epoch on the test split.
+
+    The default (--variant hybrid) trains the paper's V2HT, then fits the
+    fusion head on the validation period; --variant paper trains V2HT alone."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..gnn.trainer import train as train_run
@@ -74,6 +83,20 @@ def train(
     check_options(epochs=epochs, batch_size=batch_size, lr=lr, d_hashtag=d_hashtag, patience=patience, valid_posts=valid_posts, seed=seed, threads=threads, device=device)
     if variant not in VARIANTS:
         raise V2HTError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    if variant == "paper":
+        variant = "full"
+    from ..gnn.protocol import check_protocol
+
+    check_protocol(protocol)
+    if loss not in ("pointwise", "softmax"):
+        raise V2HTError(f"--loss {loss!r}: choose pointwise or softmax")
+    if not 1 <= negatives <= 10000:
+        raise V2HTError(f"--negatives {negatives}: must lie in 1..10000")
+    groups = [g.strip() for g in fusion.split(",") if g.strip()]
+    if variant == "hybrid":
+        from ..gnn.fusion import feature_names
+
+        feature_names(groups)
     if user_history not in ("word2vec", "learned"):
         raise V2HTError(f"--user-history {user_history!r}: choose word2vec or learned")
     if device.startswith("cuda"):
@@ -87,7 +110,7 @@ def train(
     mods = _modalities(modalities)
     name = run or f"{variant}-{'+'.join(mods) if mods else 'all'}-seed{seed}"
     run_dir = w.runs / name
-    graph = w.graph if variant in ("full", "wo_u") else None
+    graph = w.graph if variant in ("hybrid", "full", "wo_u") else None
     if graph is not None and not graph.exists():
         raise DataError("no graph snapshot; run `v2ht-kg build` first (or train --variant wo_p)", str(graph))
 
@@ -113,28 +136,46 @@ def train(
                     f"epoch {ev['epoch']:>3}/{ev['epochs']}  loss {ev['loss']:.4f}  valid recall@10 {v.get('recall@10', 0):.4f}"
                     f"  ndcg@10 {v.get('ndcg@10', 0):.4f}  {'*' if ev['improved'] else ' '}  {ev['seconds']:.1f}s"
                     + ("  (early stop)" if ev["stopped"] else ""))
-        elif kind in ("data", "test", "resume") and not json_out:
+        elif kind in ("data", "test", "resume", "fusion", "fusion_epoch") and not json_out:
             prog.console.print(f"[dim]{ev.get('message') or ('resumed after epoch ' + str(ev.get('epoch')))}[/]")
 
+    options = {"d_hashtag": d_hashtag, "user_history": user_history, "loss": loss, "negatives": negatives}
+    common = dict(model_options=options, modalities=mods, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                  device=device, resume=resume, patience=patience, valid_posts=valid_posts, threads=threads,
+                  progress=on_event)
     with prog:
-        metrics = train_run(w.data, graph, run_dir, model_options={"d_hashtag": d_hashtag, "user_history": user_history}, variant=variant,
-                            modalities=mods, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
-                            resume=resume, patience=patience, valid_posts=valid_posts, threads=threads,
-                            progress=on_event)
-    out = {"run": str(run_dir), "best_epoch": metrics["best_epoch"], "test": metrics.get("test"),
-           "baselines": metrics.get("baselines")}
+        if variant == "hybrid":
+            from ..gnn.hybrid import train_hybrid
+
+            res = train_hybrid(w.data, graph, run_dir, protocol=protocol, groups=groups, **common)
+            test, metrics = res["hybrid"]["test"][protocol], res["neural"]
+        else:
+            metrics = train_run(w.data, graph, run_dir, variant=variant, protocol=protocol, **common)
+            test = metrics.get("test")
+    base = metrics.get("baselines")
+    if variant == "hybrid":
+        from ..gnn.baselines import Baselines
+        from ..gnn.data import TrainingData
+
+        base = Baselines(TrainingData.build(w.data, run_dir, max_text_tokens=20, seed=seed,
+                                            w2v_dim=d_hashtag), protocol).evaluate("test")
+    out = {"run": str(run_dir), "variant": variant, "protocol": protocol, "best_epoch": metrics["best_epoch"],
+           "test": test, "baselines": base}
+    if variant == "hybrid":
+        out["paper_v2ht_test"] = metrics.get("test")
     if json_out:
         print_json(out)
         return
     _render_eval(out["test"], out["baselines"], variant)
-    console.print(f"run folder: {run_dir}  (metrics.json, curve.png, best.pt)")
+    console.print(f"run folder: {run_dir}  (metrics.json, curve.png, best.pt"
+                  + (", fusion.json, hybrid.json)" if variant == "hybrid" else ")"))
 
 
 def _render_eval(test: dict | None, baselines: dict | None, name: str) -> None:
     if not test:
         return
     for part in ("overall", "longtail"):
-        rows = {f"V2HT {name}": test[part]}
+        rows = {("V2HT-KG hybrid" if name == "hybrid" else f"V2HT {name}"): test[part]}
         for b, m in (baselines or {}).items():
             rows[b] = m[part]
         console.print(_metrics_table(f"test, {part} (full ranking of every hashtag)", rows))
@@ -144,17 +185,36 @@ def evaluate(
     run: str = RunArg,
     wd: Optional[Path] = WorkdirOpt,
     split: str = typer.Option("test", help="train | valid | test."),
-    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also evaluate the baselines on the same split."),
+    protocol: Optional[str] = typer.Option(None, help="deployed | strict (must be the run's own; default) | new-to-user (per-user lists of tags new to the user against 100 frozen random negatives each, MAP/P@5/nDCG@5)."),
+    sampling_seeds: str = typer.Option("0,1,2,3,4", help="new-to-user: seeds of the frozen negative samples (mean ± std)."),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also evaluate the baselines on the same split (tuned on validation)."),
     device: str = typer.Option("cpu", help="cpu | cuda."),
     json_out: bool = JsonOpt,
 ):
-    """Evaluate a run's best model: Recall/NDCG/HitRate@5,10, overall and long-tail."""
+    """Evaluate a run's best model: Recall/NDCG/HitRate@5,10, overall and long-tail (or --protocol new-to-user)."""
     from ..gnn.evaluate import evaluate_run
 
     check_options(device=device)
-    out = evaluate_run(resolve_run(run, workdir(wd)), split, device=device, baselines=baselines)
+    try:
+        seeds = [int(x) for x in sampling_seeds.split(",") if x.strip()]
+    except ValueError:
+        raise V2HTError(f"--sampling-seeds {sampling_seeds!r}: expected comma-separated integers") from None
+    if not seeds:
+        raise V2HTError("--sampling-seeds: give at least one seed")
+    out = evaluate_run(resolve_run(run, workdir(wd)), split, device=device, baselines=baselines,
+                       protocol=protocol, sampling_seeds=seeds)
     if json_out:
         print_json(out)
+    elif out.get("protocol") == "new-to-user":
+        t = Table(title=f"new-to-user protocol ({len(seeds)} sampling seeds; history: {out['history_protocol']})")
+        for c in ("model", "MAP", "P@5", "nDCG@5", "lists"):
+            t.add_column(c, justify="left" if c == "model" else "right")
+        for name in ("model", "popularity", "random"):
+            if name in out:
+                m = out[name]
+                t.add_row(out["variant"] if name == "model" else name,
+                          *[f"{m[k]['mean']:.4f}±{m[k]['std']:.4f}" for k in ("map", "p@5", "ndcg@5")], str(m["lists"]))
+        console.print(t)
     else:
         _render_eval(out, out.get("baselines"), out.get("variant") or "")
 
@@ -179,20 +239,24 @@ def recommend(
     if (post is None) == (text is None):
         raise V2HTError("give either --post ID or --text \"...\" (with --user U)")
     w = workdir(wd)
-    r = load_run(resolve_run(run, w), device=device)
+    run_dir = resolve_run(run, w)
+    r = load_run(run_dir, device=device)
+    from ..gnn.hybrid import HybridScorer, load_hybrid
+
+    hybrid = HybridScorer(r, run_dir, device) if load_hybrid(run_dir) is not None else None
     ds = r.data.ds
     truth: list[str] = []
     if post is not None:
         if post not in ds.post_index:
             raise DataError(f"unknown post id {post!r}")
         row = ds.post_index[post]
-        recs = rec(r, [row], k=k, device=device)[0]
+        recs = rec(r, [row], k=k, device=device, hybrid=hybrid)[0]
         truth = [ds.hashtags[t].name for t in ds.posts[row].tags]
         user = ds.users[ds.posts[row].user]["name"]
     else:
         if user is not None and user not in ds.user_index:
             err_console.print(f"[yellow]note:[/] unknown user {user!r}: using the no-history fallback")
-        recs = rec(r, text=text, user=user, k=k, device=device)
+        recs = rec(r, text=text, user=user, k=k, device=device, hybrid=hybrid)
     lt = {h.name for h in ds.hashtags if h.longtail}
     items = [{"rank": i + 1, "tag": t, "score": s, "longtail": t in lt, "true": t in truth} for i, (t, s) in enumerate(recs)]
     if not json_out:
@@ -226,7 +290,8 @@ def recommend(
 
 def results(
     wd: Optional[Path] = WorkdirOpt,
-    table: str = typer.Option("variants", help="variants (paper Table 2: full, w/o U, w/o P, w/o UP) | modalities (Table 4)."),
+    table: str = typer.Option("variants", help="headline (every baseline, the paper's V2HT, the default model and its ablations, both protocols, new-to-user) | variants (paper Table 2: full, w/o U, w/o P, w/o UP) | modalities (Table 4)."),
+    neural_row: bool = typer.Option(True, "--neural-row/--no-neural-row", help="headline: include the '+ V2HT network score' ablation (scores every valid and test post with V2HT: slow)."),
     seeds: str = typer.Option("0,1,2", help="Comma-separated seeds; mean ± std over them."),
     epochs: int = typer.Option(20, help="Maximum epochs per run (early stopping on validation NDCG@10)."),
     batch_size: int = typer.Option(32, help="Posts per mini-batch."),
@@ -250,6 +315,20 @@ def results(
     w = workdir(wd)
     if not (w.data / "manifest.json").exists():
         raise DataError("no prepared data set; run `v2ht-kg build` first", str(w.root))
+    if table == "headline":
+        from ..gnn import benchmark
+
+        res = benchmark.run_headline(w, seed_list, epochs=epochs, valid_posts=valid_posts, threads=threads,
+                                     neural_row=neural_row,
+                                     progress=None if json_out else (lambda m: err_console.print(f"[dim]{m}[/]")))
+        path = out or (w.reports / "results-headline.md")
+        benchmark.write(res, path, title or "Headline benchmark")
+        if json_out:
+            print_json(res)
+        else:
+            console.print(benchmark.to_markdown(res, title or "Headline benchmark"))
+            console.print(f"written: {path} (+ .json)")
+        return
     res = run_table(w, table, seed_list, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                     valid_posts=valid_posts, train_options={"threads": threads} if threads else None,
                     progress=None if json_out else (lambda m: err_console.print(f"[dim]{m}[/]")))

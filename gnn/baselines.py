@@ -1,71 +1,143 @@
-"""Non-neural baselines scored by the same full-ranking evaluator.
+"""Simple baselines scored by the same full-ranking evaluator: the bar the
+model must clear (docs/metrics.md).
 
-All statistics come from training posts only. Each baseline maps post rows
-to a (B, H) score matrix; ``popularity`` is added with a weight below one
-count, so it only orders hashtags the primary score ties on (the back-off).
+- ``popularity``: use count over the known posts;
+- ``user_history``: the author's own use count of each tag;
+- ``history_cooc``: the author's tag shares + λ · co-occurrence with them;
+- ``knn``: TF-IDF nearest known posts vote their tags (k, power);
+- ``knn_history``: a · the author's tag shares + (1 − a) · the kNN vote shares.
+
+Statistics come from the posts known under the protocol (gnn/protocol.py).
+The free parameters (λ, k, power, a) are tuned on validation (scored with
+the training posts known), then applied to the test split; a blend asked for
+before it was tuned is an error. Popularity is added at a scale below any
+other signal, so it only orders the tags the primary score ties on.
 """
 from __future__ import annotations
 
+from itertools import product
 from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .data import TrainingData
-from .metrics import MetricAccumulator, longtail_truth, topk_ids
+from ..kg.errors import DataError
+from .history import History, _row_normalise, top_k_rows
+from .metrics import PairedAccumulator
+from .protocol import DEFAULT_PROTOCOL, check_protocol, known_rows
+
+NAMES = ("popularity", "user_history", "history_cooc", "knn", "knn_history")
+GRID = {
+    "history_cooc": [{"lam": v} for v in (0.03, 0.1, 0.3, 1.0, 3.0)],
+    "knn": [{"k": k, "power": p} for k, p in product((10, 25, 50, 100), (1.0, 2.0))],
+    "knn_history": [{"a": a} for a in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)],
+}
+TUNE_METRIC = "ndcg@10"
+MAX_K = 100
+_TIE = 1e-6  # popularity's scale: below any other signal's smallest non-zero step
+
+
+class SplitSignals:
+    """The sparse signals of one split's posts under one history, computed once."""
+
+    def __init__(self, hist: History, rows: np.ndarray):
+        self.rows = rows
+        tokens, users = hist.query(rows)
+        self.hist = hist.hist(users)
+        self.share = _row_normalise(self.hist).tocsr()
+        self.cooc = hist.cooc(users).tocsr()
+        self.sim = hist.similar(tokens, MAX_K)
+        self.X = hist.X
+        pop = hist.pop()
+        self.pop = torch.from_numpy(pop / max(pop.max(), 1e-12))
+
+    def knn(self, k: int, power: float) -> sp.csr_matrix:
+        s = top_k_rows(self.sim, k) if k < MAX_K else self.sim.copy()
+        s.data = s.data ** power
+        return (s @ self.X).tocsr()
 
 
 class Baselines:
-    NAMES = ("popularity", "user_history", "cooccurrence")
+    NAMES = NAMES
 
-    def __init__(self, data: TrainingData):
+    def __init__(self, data, protocol: str = DEFAULT_PROTOCOL):
         self.data = data
-        H, U = data.n_hashtags, data.n_users
-        counts = data.train_counts.double()
-        # scaled into [0, 0.5]: always less than one co-occurrence or history count
-        self.pop = 0.5 * counts / max(float(counts.max()), 1.0)
-        train = data.rows["train"]
-        ptr = np.cumsum([0] + [len(data.tags[r]) for r in train])
-        ids = np.array([t for r in train for t in data.tags[r]], dtype=np.int64)
-        # post x hashtag incidence of training posts; both statistics are products of it
-        X = sp.csr_matrix((np.ones(len(ids)), ids, ptr), shape=(len(train), H))
-        known = (~data._unknown).astype(np.float64)
-        owner = sp.csr_matrix((known[data.users[train]], (data.users[train], np.arange(len(train)))),
-                              shape=(U, len(train)))
-        self.hist = (owner @ X).tocsr()  # the unknown user has an empty history
-        cooc = (X.T @ X).tocsr()
-        cooc.setdiag(0)
-        cooc.eliminate_zeros()
-        self.cooc = cooc
+        self.protocol = check_protocol(protocol)
+        self.params: dict[str, dict] = {}
+        self._signals: dict[str, SplitSignals] = {}
 
-    def scores(self, name: str, rows: Sequence[int]) -> torch.Tensor:
-        u = self.data.users[np.asarray(rows, dtype=np.int64)]
-        B = len(u)
+    def signals(self, split: str) -> SplitSignals:
+        if split not in self._signals:
+            known = known_rows(self.data, split, self.protocol)
+            self._signals[split] = SplitSignals(History(self.data, known), self.data.rows[split])
+        return self._signals[split]
+
+    def raw(self, name: str, sig: SplitSignals, params: dict | None = None) -> sp.csr_matrix | None:
+        """The primary score (sparse, aligned with sig.rows) or None for popularity."""
         if name == "popularity":
-            base = torch.zeros(B, self.data.n_hashtags, dtype=torch.float64)
-        elif name == "user_history":
-            base = torch.from_numpy(self.hist[u].toarray())
-        elif name == "cooccurrence":
-            # Σ over the user's past tag uses of their training co-occurrence counts
-            base = torch.from_numpy((self.hist[u] @ self.cooc).toarray())
-        else:
-            raise ValueError(f"unknown baseline {name!r}")
-        return base + self.pop[None, :]
+            return None
+        if name == "user_history":
+            return sig.hist
+        if name in ("history_cooc", "knn", "knn_history"):
+            if params is None:
+                raise DataError(f"blend weights missing for baseline {name!r}: tune them on validation first "
+                                "(Baselines.tune or evaluate --baselines)")
+            if name == "history_cooc":
+                return sig.share + params["lam"] * sig.cooc
+            if name == "knn":
+                return sig.knn(params["k"], params["power"])
+            kp = self.params.get("knn")
+            if kp is None:
+                raise DataError("blend weights missing for baseline 'knn_history': tune knn first")
+            return params["a"] * sig.share + (1 - params["a"]) * _row_normalise(sig.knn(kp["k"], kp["power"]))
+        raise DataError(f"unknown baseline {name!r}; choose one of {', '.join(NAMES)}")
 
-    def evaluate(self, split: str = "test", batch_size: int = 512, ks=(5, 10)) -> dict[str, dict]:
-        """{baseline: {"overall": metrics, "longtail": metrics}}; see gnn.metrics."""
-        rows = self.data.rows[split]
+    def _evaluate(self, name: str, sig: SplitSignals, params: dict | None, batch: int = 512) -> dict:
+        acc = PairedAccumulator(self.data.longtail)
+        base = self.raw(name, sig, params)
+        rows = sig.rows
+        for i in range(0, len(rows), batch):
+            sl = slice(i, i + batch)
+            pop = sig.pop[None, :].expand(len(rows[sl]), -1)
+            if base is None:
+                scores = pop.clone()
+            else:
+                scores = torch.from_numpy(base[sl].toarray()) + _TIE * pop
+            acc.add_scores(scores, self.data.truth(rows[sl]), self.data.oov[rows[sl]])
+        return acc.result()
+
+    def tune(self) -> dict[str, dict]:
+        """Pick each baseline's parameters by validation NDCG@10 (training posts known)."""
+        sig = self.signals("valid")
+        for name in ("history_cooc", "knn", "knn_history"):
+            best, best_v = None, -1.0
+            for params in GRID[name]:
+                v = self._evaluate(name, sig, params)["overall"][TUNE_METRIC]
+                if v > best_v:
+                    best, best_v = params, v
+            self.params[name] = dict(best, valid=round(best_v, 6))
+        return self.params
+
+    def scores(self, name: str, split: str, rows: Sequence[int] | None = None) -> torch.Tensor:
+        """Dense (B, H) scores of ``split``'s posts (all, or the given positions)."""
+        sig = self.signals(split)
+        base = self.raw(name, sig, self.params.get(name) if name in GRID else None)
+        idx = np.arange(len(sig.rows)) if rows is None else np.asarray(rows)
+        pop = sig.pop[None, :].expand(len(idx), -1)
+        return pop.clone() if base is None else torch.from_numpy(base[idx].toarray()) + _TIE * pop
+
+    def evaluate(self, split: str = "test", names: Sequence[str] = NAMES) -> dict[str, dict]:
+        """{baseline: {"overall", "longtail", "params"}}; tunes first when needed."""
+        if any(n in GRID for n in names) and not self.params:
+            self.tune()
+        sig = self.signals(split)
         out = {}
-        for name in self.NAMES:
-            acc, acc_lt = MetricAccumulator(ks), MetricAccumulator(ks)
-            for i in range(0, len(rows), batch_size):
-                chunk = rows[i:i + batch_size]
-                top = topk_ids(self.scores(name, chunk), max(ks))
-                truth = self.data.truth(chunk)
-                acc.add(top, truth)
-                acc_lt.add(top, longtail_truth(truth, self.data.longtail))
-            out[name] = {"overall": acc.result(), "longtail": acc_lt.result()}
+        for name in names:
+            params = self.params.get(name) if name in GRID else None
+            out[name] = self._evaluate(name, sig, params)
+            if params:
+                out[name]["params"] = params
         return out
 
 

@@ -19,6 +19,7 @@ VARIANTS = {  # name -> (use_user, use_propagation)
 # the user tower's hashtag half (§3.4): the paper's mean of frozen Word2Vec
 # vectors, or the mean of the model's own trainable hashtag embeddings
 USER_HISTORY = ("word2vec", "learned")
+LOSSES = ("pointwise", "softmax")
 
 
 def _default_input_dims() -> dict[str, int]:
@@ -55,6 +56,11 @@ class V2HTConfig:
     # width of the Word2Vec tag block in the user features ([post | tags | flag]) that
     # "learned" replaces; None means d_hashtag (the trainer's Word2Vec size)
     d_user_tags: int | None = None
+    # training objective: "pointwise" = Eq. 17 (log loss per candidate, the paper);
+    # "softmax" = each true tag against all of the post's sampled negatives
+    # (a sampled softmax, fit for full ranking)
+    loss: str = "pointwise"
+    negatives: int = 6  # uniform negatives per true tag (paper §4.1: 6)
 
     def __post_init__(self):
         self.modalities = tuple(self.modalities)
@@ -88,6 +94,10 @@ class V2HTConfig:
         if self.use_user and self.user_history == "learned" and not 0 < self.d_user_tags < self.d_user_in:
             raise V2HTError(f"user_history 'learned' replaces a Word2Vec block of {self.d_user_tags} columns, "
                             f"which the {self.d_user_in} user feature columns cannot hold")
+        if self.loss not in LOSSES:
+            raise V2HTError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        if not 1 <= int(self.negatives) <= 10000:
+            raise V2HTError(f"negatives must lie in 1..10000, got {self.negatives}")
         if not 0.0 <= self.alpha <= 1.0:
             raise V2HTError(f"alpha must lie in [0, 1], got {self.alpha}")
         if self.gcn_layers < 1:

@@ -76,6 +76,7 @@ class TrainingData:
         self.tags: list[list[int]] = [sorted(set(p.tags)) for p in posts]
         self.tokens: list[list[str]] = [p.tokens for p in posts]
         self.users = np.array([p.user for p in posts], dtype=np.int64)
+        self.oov = np.array([p.oov for p in posts], dtype=np.int64)  # test tags outside the vocabulary
         self.is_train = np.array([p.split == "train" for p in posts], dtype=bool)
         self.rows = {s: np.array([p.row for p in posts if p.split == s], dtype=np.int64) for s in SPLITS}
         for p in posts:

@@ -9,7 +9,7 @@ import torch
 
 from ..kg.errors import DataError
 from .data import TrainingData
-from .metrics import KS, MetricAccumulator, longtail_truth, topk_ids
+from .metrics import KS, PairedAccumulator, topk_ids
 
 
 class Run(NamedTuple):
@@ -25,34 +25,70 @@ def evaluate_model(model: torch.nn.Module, data: TrainingData, split: str = "tes
     """{"overall": metrics, "longtail": metrics}: full ranking of every hashtag."""
     was_training = model.training
     model.eval()
-    acc, acc_lt = MetricAccumulator(ks), MetricAccumulator(ks)
+    acc = PairedAccumulator(data.longtail, ks)
     try:
         for batch in data.eval_batches(split, batch_size, rows):
             scores = model.score_all(batch.to(device), chunk=chunk).float().cpu()
-            top = topk_ids(scores, max(ks))
-            truth = data.truth(batch.rows.tolist())
-            acc.add(top, truth)
-            acc_lt.add(top, longtail_truth(truth, data.longtail))
+            r = batch.rows.numpy()
+            acc.add_scores(scores, data.truth(r.tolist()), data.oov[r])
     finally:
         model.train(was_training)
-    return {"overall": acc.result(), "longtail": acc_lt.result()}
+    return acc.result()
 
 
 def evaluate_run(run_dir: Path, split: str = "test", *, device: str = "cpu", batch_size: int = 256,
-                 dataset_dir: Path | None = None, baselines: bool = False) -> dict:
-    """Reopen a run's best model and evaluate it on ``split``."""
+                 dataset_dir: Path | None = None, baselines: bool = False, protocol: str | None = None,
+                 sampling_seeds: Sequence[int] = (0, 1, 2, 3, 4)) -> dict:
+    """Reopen a run's best model (and fusion head, if any) and evaluate it.
+
+    ``protocol``: None = the run's own; "deployed"/"strict" must match it
+    (the head and the history it scores with were fitted under it);
+    "new-to-user" ranks per user the test tags new to that user against
+    frozen random negatives (gnn/newuser.py), over ``sampling_seeds``."""
+    from .hybrid import HybridScorer, load_hybrid, run_protocol
+    from .protocol import PROTOCOLS
     from .runs import load_run
 
     if split not in ("train", "valid", "test"):
         raise DataError(f"split must be train, valid or test, not {split!r}")
+    if protocol is not None and protocol not in PROTOCOLS + ("new-to-user",):
+        raise DataError(f"unknown protocol {protocol!r}; choose deployed, strict or new-to-user")
+    run_dir = Path(run_dir)
     run = load_run(run_dir, dataset_dir=dataset_dir, device=device)
-    out: dict[str, Any] = {"split": split, "variant": run.cfg.get("variant"),
-                           **evaluate_model(run.model, run.data, split, device=device, batch_size=batch_size)}
-    if baselines:
+    trained = run_protocol(run_dir, run.cfg)
+    if protocol in PROTOCOLS and protocol != trained:
+        raise DataError(f"this run was trained under the {trained} protocol; evaluate it with --protocol {trained} "
+                        f"or train another run with --protocol {protocol}", str(run_dir))
+    hybrid = HybridScorer(run, run_dir, device) if load_hybrid(run_dir) is not None else None
+    model_name = "hybrid" if hybrid is not None else run.cfg.get("variant")
+    if protocol == "new-to-user":
+        from .newuser import evaluate_new_to_user
+
+        if hybrid is not None:
+            scores = hybrid.split_scores("test")
+        else:
+            from .hybrid import neural_scores
+
+            scores = neural_scores(run.model, run.data, run.data.rows["test"], device=device)
+        res = evaluate_new_to_user(run.data, scores, trained, Path(run.cfg["dataset_dir"]).parent / "eval",
+                                   seeds=sampling_seeds)
+        return {"protocol": "new-to-user", "history_protocol": trained, "variant": model_name,
+                "sampling_seeds": list(sampling_seeds), **res}
+    if hybrid is not None and split != "train":
+        metrics = hybrid.evaluate(split)
+    else:
+        metrics = evaluate_model(run.model, run.data, split, device=device, batch_size=batch_size)
+    out: dict[str, Any] = {"split": split, "protocol": trained, "variant": model_name, **metrics}
+    if baselines and split != "train":
         from .baselines import Baselines
 
-        out["baselines"] = Baselines(run.data).evaluate(split)
+        out["baselines"] = Baselines(run.data, trained).evaluate(split)
     return out
+
+
+def _top_scores(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = topk_ids(scores, k)
+    return torch.softmax(scores.float(), dim=1).gather(1, ids), ids
 
 
 @torch.no_grad()
@@ -64,13 +100,15 @@ def _top(run: Run, batch, k: int, device: str) -> tuple[torch.Tensor, torch.Tens
 
 def recommend(run: Run, post_rows: Sequence[int] | None = None, *, text: str | None = None,
               tokens: Sequence[str] | None = None, user: str | int | None = None, k: int = 10,
-              features: dict[str, np.ndarray] | None = None, device: str = "cpu"):
+              features: dict[str, np.ndarray] | None = None, device: str = "cpu", hybrid=None):
     """Top-k (hashtag name, probability).
 
     With ``post_rows``: one list per row of the prepared data set. Otherwise a
     new post from ``text`` (normalised like the data) or ``tokens``, by
     ``user`` (a user name or index; an unknown user gets the no-history
     features, as at training time). Returns one list for a new post.
+    ``hybrid``: a gnn.hybrid.HybridScorer, to rank with the fusion head
+    (probabilities are then the head's softmax over all hashtags).
     """
     data, names = run.data, [h.name for h in run.data.ds.hashtags]
     if k < 1:
@@ -82,7 +120,10 @@ def recommend(run: Run, post_rows: Sequence[int] | None = None, *, text: str | N
             raise DataError(f"post rows must lie in 0..{data.n_posts - 1}")
         out = []
         for i in range(0, len(rows), 256):
-            p, ids = _top(run, data.batch(rows[i:i + 256]), k, device)
+            if hybrid is not None:
+                p, ids = _top_scores(hybrid.score_rows(rows[i:i + 256]), k)
+            else:
+                p, ids = _top(run, data.batch(rows[i:i + 256]), k, device)
             out.extend([[(names[j], float(s)) for j, s in zip(r_ids.tolist(), r_p.tolist())]
                         for r_ids, r_p in zip(ids, p)])
         return out
@@ -97,5 +138,9 @@ def recommend(run: Run, post_rows: Sequence[int] | None = None, *, text: str | N
         uid = user
     else:
         uid = data.ds.user_index.get(str(user))
-    p, ids = _top(run, data.new_post_batch(list(tokens), uid, features), k, device)
+    batch = data.new_post_batch(list(tokens), uid, features)
+    if hybrid is not None:
+        p, ids = _top_scores(hybrid.score_new(list(tokens), uid, batch), k)
+    else:
+        p, ids = _top(run, batch, k, device)
     return [(names[j], float(s)) for j, s in zip(ids[0].tolist(), p[0].tolist())]

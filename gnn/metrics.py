@@ -33,20 +33,26 @@ def _pad_truth(truth: Sequence[Sequence[int]], device) -> tuple[torch.Tensor, to
     return out.to(device), n.to(device)
 
 
-def metric_sums(top: torch.Tensor, truth: Sequence[Sequence[int]], ks: Sequence[int] = KS) -> dict[str, float]:
+def metric_sums(top: torch.Tensor, truth: Sequence[Sequence[int]], ks: Sequence[int] = KS,
+                extra: Sequence[int] | None = None) -> dict[str, float]:
     """Sums over posts (not means) of every metric, plus ``n`` the number of posts.
-    ``top``: (P, >=max(ks)) ranked ids; ``truth``: P lists of distinct true ids.
-    Posts with an empty truth are skipped."""
-    keep = [i for i, t in enumerate(truth) if len(t)]
+    ``top``: (P, >=max(ks)) ranked ids; ``truth``: P lists of distinct true ids;
+    ``extra``: per post, true tags outside the vocabulary (never ranked, so
+    always misses: they add to |truth| in Recall and to the ideal DCG).
+    Posts with no true tag at all are skipped."""
+    extra = [0] * len(truth) if extra is None else [int(x) for x in extra]
+    keep = [i for i, t in enumerate(truth) if len(t) + extra[i]]
     if len(keep) < len(truth):
         top = top[keep]
         truth = [truth[i] for i in keep]
+        extra = [extra[i] for i in keep]
     out: dict[str, float] = {"n": float(len(truth))}
     if not truth:
         for k in ks:
             out[f"recall@{k}"] = out[f"hit@{k}"] = out[f"ndcg@{k}"] = 0.0
         return out
     tr, n = _pad_truth(truth, top.device)
+    n = n + torch.tensor(extra, dtype=torch.long, device=top.device)
     hits = (top[:, :, None] == tr[:, None, :]).any(dim=2).double()  # (P, K) -1 never matches an id
     disc = 1.0 / torch.log2(torch.arange(top.shape[1], device=top.device, dtype=torch.double) + 2.0)
     for k in ks:
@@ -63,15 +69,17 @@ def metric_sums(top: torch.Tensor, truth: Sequence[Sequence[int]], ks: Sequence[
 
 
 def ranking_metrics(scores_or_top: torch.Tensor, truth: Sequence[Sequence[int]], ks: Sequence[int] = KS,
-                    is_top: bool = False) -> dict[str, float]:
+                    is_top: bool = False, extra: Sequence[int] | None = None) -> dict[str, float]:
     """Means over posts. Pass a (P, H) score matrix, or (P, K) ranked ids with ``is_top=True``."""
     top = scores_or_top if is_top else topk_ids(scores_or_top, max(ks))
-    return MetricAccumulator(ks).add(top, truth).result()
+    return MetricAccumulator(ks).add(top, truth, extra).result()
 
 
 def longtail_truth(truth: Sequence[Sequence[int]], longtail: torch.Tensor) -> list[list[int]]:
     """The long-tail protocol (§4.3.2): frequent tags removed from each truth;
-    posts left with none drop out (metric_sums skips empty truths)."""
+    posts left with none drop out (metric_sums skips empty truths). Tags outside
+    the vocabulary are rarer than any long-tail tag, so their ``extra`` count
+    stays as it is (see PairedAccumulator)."""
     lt = longtail.tolist()
     return [[t for t in ts if lt[t]] for ts in truth]
 
@@ -83,8 +91,9 @@ class MetricAccumulator:
         self.ks = tuple(ks)
         self.sums: dict[str, float] = {}
 
-    def add(self, top: torch.Tensor, truth: Sequence[Sequence[int]]) -> "MetricAccumulator":
-        for key, v in metric_sums(top, truth, self.ks).items():
+    def add(self, top: torch.Tensor, truth: Sequence[Sequence[int]],
+            extra: Sequence[int] | None = None) -> "MetricAccumulator":
+        for key, v in metric_sums(top, truth, self.ks, extra).items():
             self.sums[key] = self.sums.get(key, 0.0) + v
         return self
 
@@ -93,3 +102,24 @@ class MetricAccumulator:
         out = {key: (v / n if n else 0.0) for key, v in self.sums.items() if key != "n"}
         out["n_posts"] = int(n)
         return dict(sorted(out.items()))
+
+
+class PairedAccumulator:
+    """Overall and long-tail metrics of one ranking, side by side; ``extra`` is
+    each post's count of out-of-vocabulary true tags (misses in both)."""
+
+    def __init__(self, longtail: torch.Tensor, ks: Sequence[int] = KS):
+        self.longtail = longtail
+        self.overall, self.tail = MetricAccumulator(ks), MetricAccumulator(ks)
+        self.k = max(ks)
+
+    def add_scores(self, scores: torch.Tensor, truth, extra=None) -> "PairedAccumulator":
+        return self.add(topk_ids(scores, self.k), truth, extra)
+
+    def add(self, top: torch.Tensor, truth, extra=None) -> "PairedAccumulator":
+        self.overall.add(top, truth, extra)
+        self.tail.add(top, longtail_truth(truth, self.longtail), extra)
+        return self
+
+    def result(self) -> dict[str, dict]:
+        return {"overall": self.overall.result(), "longtail": self.tail.result()}

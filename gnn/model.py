@@ -203,11 +203,25 @@ class V2HT(nn.Module):
         if batch.labels is None:
             raise V2HTError("the batch has no labels")
         logits = self.forward(batch)
+        if self.cfg.loss == "softmax":
+            return self._softmax_loss(logits, batch)
         losses = F.binary_cross_entropy_with_logits(logits, batch.labels.float(), reduction="none")
         if batch.cand_mask is None:
             return losses.mean()
         mask = batch.cand_mask.bool()
         return losses[mask].mean() if bool(mask.any()) else losses.sum() * 0.0
+
+    @staticmethod
+    def _softmax_loss(logits: torch.Tensor, batch) -> torch.Tensor:
+        """−log softmax of each true tag against the post's negatives (other true
+        tags are left out of its denominator), averaged over true tags."""
+        labels = batch.labels.bool()
+        mask = batch.cand_mask.bool() if batch.cand_mask is not None else torch.ones_like(labels)
+        neg = mask & ~labels
+        neg_lse = torch.logsumexp(logits.masked_fill(~neg, float("-inf")), dim=1, keepdim=True)
+        nll = torch.logaddexp(logits, neg_lse) - logits
+        pos = labels & mask
+        return nll[pos].mean() if bool(pos.any()) else logits.sum() * 0.0
 
     # ------------------------------------------------------------ full ranking
     @torch.no_grad()

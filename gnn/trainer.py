@@ -71,7 +71,7 @@ def train(dataset_dir: Path | str, graph_path: Path | str | None, run_dir: Path 
           seed: int = 0, device: str = "cpu", resume: bool = False, patience: int = 3,
           max_text_tokens: int = 20, w2v_epochs: int = 5, eval_batch_size: int = 256,
           grad_clip: float | None = 5.0, valid_posts: int | None = None, threads: int | None = None,
-          baselines: bool = True,
+          baselines: bool = True, protocol: str = "deployed",
           progress: Progress | None = None, model_factory=None) -> dict:
     """Train (or resume) one run into ``run_dir``; returns the final metrics.json content.
 
@@ -84,6 +84,9 @@ def train(dataset_dir: Path | str, graph_path: Path | str | None, run_dir: Path 
     always uses the whole split. On ``resume`` the options recorded in
     config.json win, except ``epochs`` (to extend a run) and ``device``.
     """
+    from .protocol import check_protocol
+
+    check_protocol(protocol)
     run_dir = Path(run_dir)
     emit = progress or (lambda ev: None)
     set_threads(threads)
@@ -99,6 +102,7 @@ def train(dataset_dir: Path | str, graph_path: Path | str | None, run_dir: Path 
             patience, max_text_tokens, w2v_epochs = cfg["patience"], cfg["max_text_tokens"], cfg["w2v_epochs"]
             grad_clip, model_options = cfg["grad_clip"], cfg["model_options"]
             valid_posts = cfg.get("valid_posts")
+            protocol = cfg.get("protocol", protocol)
         except KeyError as e:
             raise DataError(f"run config lacks {e}", str(cfg_path)) from None
     elif cfg_path.exists():
@@ -135,9 +139,10 @@ def train(dataset_dir: Path | str, graph_path: Path | str | None, run_dir: Path 
                "graph_path": str(Path(graph_path).resolve()) if (graph_path and use_prop) else None,
                "graph_fingerprint": graph_fp, "variant": variant, "modalities": list(data.modalities),
                "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed,
-               "patience": patience, "select_metric": SELECT_METRIC, "negatives": NEGATIVES,
+               "patience": patience, "select_metric": SELECT_METRIC,
+               "negatives": int(mcfg.get("negatives", NEGATIVES)) if isinstance(mcfg, dict) else NEGATIVES,
                "max_text_tokens": max_text_tokens, "w2v_dim": w2v_dim, "w2v_epochs": w2v_epochs,
-               "grad_clip": grad_clip, "valid_posts": valid_posts, "device": device,
+               "grad_clip": grad_clip, "valid_posts": valid_posts, "device": device, "protocol": protocol,
                "model_options": model_options, "model": mcfg}
         runs.write_json(cfg_path, cfg)
     else:
@@ -145,6 +150,7 @@ def train(dataset_dir: Path | str, graph_path: Path | str | None, run_dir: Path 
         cfg["device"] = device
         runs.write_json(cfg_path, cfg)
 
+    data.negatives = int(cfg["model"].get("negatives", NEGATIVES))
     factory = model_factory or runs.default_model_factory
     torch.manual_seed(seed)  # the model's initial weights depend on the seed only
     model = factory(cfg["model"], data.hashtag_init, graph).to(device)
@@ -222,7 +228,7 @@ def train(dataset_dir: Path | str, graph_path: Path | str | None, run_dir: Path 
     if baselines:
         from .baselines import Baselines
 
-        base = Baselines(data).evaluate("test")
+        base = Baselines(data, protocol).evaluate("test")
     return _write_metrics(run_dir, history, best_epoch, stopped, status="done", test=test, baselines=base)
 
 

@@ -1,7 +1,7 @@
 """The prepared data set: the folder that ``v2ht-kg build`` (preparation)
 writes and every later stage reads. One work directory holds one data set.
 
-Layout of ``<workdir>/data/`` (format 1)::
+Layout of ``<workdir>/data/`` (format 2)::
 
     manifest.json      parameters, counts, seed, sha256 of every file below
     hashtags.jsonl     one line per hashtag, in id order:
@@ -10,7 +10,7 @@ Layout of ``<workdir>/data/`` (format 1)::
     users.jsonl        one line per user, in id order:
                        {"id", "name", "n_posts", "n_train"}
     posts.jsonl        one line per post, in row order:
-                       {"row", "id", "user", "split", "tags", "tokens", "text", "time"}
+                       {"row", "id", "user", "split", "tags", "tokens", "text", "time", "oov"}
                        user: user index (0 is the unknown user when the source
                        has no author ids); tags: hashtag ids; tokens:
                        lemmatised text tokens (stop words removed)
@@ -19,10 +19,12 @@ Layout of ``<workdir>/data/`` (format 1)::
                        opened memory-mapped, never loaded whole
 
 ``name`` is the canonical hashtag: its lemmatised words joined by one space
-(``kid dancer``). ``count`` counts uses over all splits (the vocabulary filter,
-as the paper), ``train_count`` over training posts only (co-occurrence and
-user profiles use training posts only). ``longtail`` is ``count <
-longtail_threshold`` (manifest ``params.longtail_threshold``).
+(``kid dancer``). ``count`` counts uses in the posts before the test period
+(train + valid: the vocabulary filter), ``train_count`` over training posts
+only (co-occurrence edges use training posts only). ``longtail`` is ``count <
+longtail_threshold`` (manifest ``params.longtail_threshold``). No test-split
+count reaches any of them. ``oov`` (test posts only) counts the post's true
+hashtags outside the vocabulary: a test post may have ``tags == []``.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ import numpy as np
 
 from .errors import DataError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: pre-test statistics, test posts carry oov
 SPLITS = ("train", "valid", "test")
 MODALITIES = ("visual", "acoustic", "text")
 
@@ -61,6 +63,7 @@ class PostRow:
     tokens: list[str]
     text: str = ""
     time: str | None = None
+    oov: int = 0  # test posts: true tags outside the vocabulary (always misses)
 
 
 def _read_jsonl(path: Path) -> list[dict]:

@@ -1,12 +1,17 @@
 """Preparation: raw posts → the prepared data set folder (kg/dataset.py).
 
 Steps: normalise hashtags (surface forms kept), drop posts left without tags,
-frequency filters (minimum hashtag count over all splits, as the paper;
-minimum posts per user), split (the source's own, chronological, or seeded
-random 80/10/10 by post), shared hashtag vocabulary, long-tail flag, text
+split (the source's own, chronological, or seeded random 80/10/10 by post),
+frequency filters (minimum hashtag count, minimum posts per user), shared
+hashtag vocabulary, long-tail flag, text
 tokens, feature arrays reordered to post rows. Everything is written to a
 temporary folder and renamed into place, so an interrupted run leaves the
 previous data set (or none), never half of one.
+
+Protocol boundary (docs/metrics.md): the filters, the vocabulary, ``count``
+and the long-tail flag use the posts before the test period (train + valid)
+only, never a test-split count. Test posts keep only their in-vocabulary
+tags and record the others as ``oov``: the evaluator counts them as misses.
 """
 from __future__ import annotations
 
@@ -154,35 +159,55 @@ def prepare(
         if names:
             kept.append((p, names))
 
+    # The split comes first: every statistic below (the count filters, the
+    # vocabulary, the long-tail flag) is taken over the posts a deployed system
+    # would have seen before the test period (train + valid) only.
+    all_posts = [p for p, _ in kept]
+    has_given = any(p.split for p in all_posts)
+    has_time = all(p.time for p in all_posts)
+    split_of = _assign_splits(all_posts, params, has_given, has_time)
+    if "test" not in split_of:
+        raise DataError("the test split is empty; use more posts or another --split", source.get("path"))
+    items = [(p, names, s) for (p, names), s in zip(kept, split_of)]
+
     # Frequency filters until stable: removing users can push tags under the
-    # minimum and the other way round.
+    # minimum and the other way round. Test posts never count; they keep their
+    # in-vocabulary tags and remember how many they lost (misses at evaluation).
+    oov: dict[int, int] = {}
     for _ in range(10):
-        tag_count = Counter(n for _, names in kept for n in names)
+        tag_count = Counter(n for _, names, s in items if s != "test" for n in names)
         vocab = {t for t, c in tag_count.items() if c >= params.min_tag_count}
-        kept = [(p, [n for n in names if n in vocab]) for p, names in kept]
-        kept = [(p, names) for p, names in kept if names]
+        nxt = []
+        for p, names, s in items:
+            keep = [n for n in names if n in vocab]
+            if s == "test":
+                oov[id(p)] = oov.get(id(p), 0) + len(names) - len(keep)
+                nxt.append((p, keep, s))
+            elif keep:
+                nxt.append((p, keep, s))
+        changed = len(nxt) != len(items)
+        items = nxt
         if params.min_user_posts > 1:
-            user_posts = Counter(p.user for p, _ in kept if p.user != UNKNOWN_USER)
-            before = len(kept)
-            kept = [(p, ns) for p, ns in kept if p.user == UNKNOWN_USER or user_posts[p.user] >= params.min_user_posts]
-            if len(kept) == before and all(tag_count[n] >= params.min_tag_count for _, ns in kept for n in ns):
-                break
-        else:
+            user_posts = Counter(p.user for p, _, s in items if s != "test" and p.user != UNKNOWN_USER)
+            before = len(items)
+            items = [(p, ns, s) for p, ns, s in items
+                     if p.user == UNKNOWN_USER or user_posts[p.user] >= params.min_user_posts]
+            changed = changed or len(items) != before
+        if not changed:
             break
-    if not kept:
+    if not any(s != "test" for _, _, s in items):
         raise DataError(
             f"no posts left after filtering (min_tag_count={params.min_tag_count}, min_user_posts={params.min_user_posts})",
             source.get("path"),
         )
-
+    if not any(s == "test" for _, _, s in items):
+        raise DataError("the test split is empty after filtering; use more posts or another --split", source.get("path"))
+    kept = [(p, names) for p, names, _ in items]
+    splits = [s for _, _, s in items]
     post_objs = [p for p, _ in kept]
-    has_given = any(p.split for p in post_objs)
-    has_time = all(p.time for p in post_objs)
-    splits = _assign_splits(post_objs, params, has_given, has_time)
-    if "test" not in splits:
-        raise DataError("the test split is empty; use more posts or another --split", source.get("path"))
+    post_oov = [oov.get(id(p), 0) if s == "test" else 0 for p, s in zip(post_objs, splits)]
 
-    tag_count = Counter(n for _, names in kept for n in names)
+    tag_count = Counter(n for (p, names), s in zip(kept, splits) if s != "test" for n in names)
     train_count = Counter(n for (p, names), s in zip(kept, splits) if s == "train" for n in names)
     # Ids by descending count then name: stable across runs, frequent tags first.
     vocab_sorted = sorted(tag_count, key=lambda t: (-tag_count[t], t))
@@ -227,8 +252,8 @@ def prepare(
             tmp / "posts.jsonl",
             (
                 dict(row=r, id=p.id, user=user_id[p.user], split=s, tags=[tag_id[n] for n in names],
-                     tokens=tok, text=p.text, time=p.time)
-                for r, ((p, names), s, tok) in enumerate(zip(kept, splits, tokens))
+                     tokens=tok, text=p.text, time=p.time, oov=o)
+                for r, ((p, names), s, tok, o) in enumerate(zip(kept, splits, tokens, post_oov))
             ),
         )
         feat_meta = {}
@@ -270,6 +295,9 @@ def prepare(
                 hashtags=n_tags,
                 longtail_hashtags=n_longtail,
                 tag_uses=sum(len(ns) for _, ns in kept),
+                test_tag_uses=sum(len(ns) for (_, ns), s in zip(kept, splits) if s == "test") + sum(post_oov),
+                test_oov_uses=sum(post_oov),
+                test_posts_without_known_tag=sum(1 for (_, ns), s in zip(kept, splits) if s == "test" and not ns),
             ),
             features=feat_meta,
             checksums={f: sha256_file(tmp / f) for f in files},

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Regenerate every results table in docs/results/ (the numbers the README
-# quotes): paper Table 2 (all variants + baselines, mean ± std over seeds
-# 0,1,2) on synthetic small and on twitter-hashtags-2013, and Table 4
-# (modality subsets) on synthetic small.
-#   bash scripts/results.sh [synthetic|modalities|twitter|all]
+# and docs quote).
+#   bash scripts/results.sh [headline|twitter|tweets2011|kuairec|synthetic|modalities|all]
+# headline (the default) = twitter + tweets2011 + kuairec: every simple
+# baseline, the paper's V2HT, the default model (V2HT-KG) and its ablations,
+# both protocols, 3 training seeds; the new-to-user protocol over 5
+# sampling seeds on the sets with users. synthetic / modalities: the paper's
+# Table 2 / Table 4 on the synthetic micro-video set.
 # Runs are kept in $RESULTS_WORKDIR (default ./v2ht-results) and reused, so
-# an interrupted call resumes. About 1.5 h on 2 CPU cores for "all" (twitter:
-# at most 6 epochs a run, to keep its 12 runs near 45 min).
+# an interrupted call resumes. V2HT runs are capped at 6 epochs (EPOCHS) to
+# keep the headline near 1.5 h on 2 CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-part="${1:-all}"
+part="${1:-headline}"
 if [ -z "${V2HT_BIN:-}" ]; then
   bash scripts/setup.sh
   V2HT_BIN=.venv/bin/v2ht-kg
@@ -17,8 +20,32 @@ fi
 V="$V2HT_BIN"
 W="${RESULTS_WORKDIR:-$PWD/v2ht-results}"
 SHARED="${SHARED_DATA:-../shared/data}"
-THREADS="${THREADS:-1}"
+THREADS="${THREADS:-2}"
+EPOCHS="${EPOCHS:-6}"
+SEEDS="${SEEDS:-0,1,2}"
 
+headline() {  # name, source folder, format, title
+  local name="$1" src="$2" fmt="$3" title="$4"
+  if [ ! -d "$SHARED/$src" ]; then
+    echo "results: $SHARED/$src is absent; skipping $name" >&2
+    return 0
+  fi
+  [ -f "$W/$name/graph.pt" ] || $V build "$SHARED/$src" --format "$fmt" -w "$W/$name" --json >/dev/null
+  $V results -w "$W/$name" --table headline --seeds "$SEEDS" --epochs "$EPOCHS" --valid-posts 1000 \
+    --threads "$THREADS" --title "$title" --out "docs/results/$name-headline.md" >/dev/null
+  echo "results: docs/results/$name-headline.md"
+}
+
+case "$part" in
+  headline|all)
+    headline twitter twitter-hashtags-2013 twitter-hashtags-2013 "twitter-hashtags-2013 (text + users, its chronological split)"
+    headline tweets2011 tweets2011-hashtags tweets2011 "tweets2011-hashtags (raw text + users, chronological split)"
+    headline kuairec kuairec-captions kuairec "kuairec-captions (micro-video captions, no users: content-only models)"
+    ;;
+  twitter) headline twitter twitter-hashtags-2013 twitter-hashtags-2013 "twitter-hashtags-2013 (text + users, its chronological split)" ;;
+  tweets2011) headline tweets2011 tweets2011-hashtags tweets2011 "tweets2011-hashtags (raw text + users, chronological split)" ;;
+  kuairec) headline kuairec kuairec-captions kuairec "kuairec-captions (micro-video captions, no users: content-only models)" ;;
+esac
 if [ "$part" = synthetic ] || [ "$part" = modalities ] || [ "$part" = all ]; then
   [ -f "$W/synthetic/graph.pt" ] || $V build --format synthetic --preset small --seed 42 -w "$W/synthetic" --json >/dev/null
 fi
@@ -29,13 +56,4 @@ fi
 if [ "$part" = modalities ] || [ "$part" = all ]; then
   $V results -w "$W/synthetic" --table modalities --seeds 0 --threads "$THREADS" \
     --title "Table 4 on synthetic small: modality subsets (full V2HT)" --out docs/results/synthetic-modalities.md
-fi
-if [ "$part" = twitter ] || [ "$part" = all ]; then
-  if [ ! -d "$SHARED/twitter-hashtags-2013" ]; then
-    echo "results: $SHARED/twitter-hashtags-2013 is absent; skipping the twitter table" >&2
-  else
-    [ -f "$W/twitter/graph.pt" ] || $V build "$SHARED/twitter-hashtags-2013" --format twitter-hashtags-2013 -w "$W/twitter" --json >/dev/null
-    $V results -w "$W/twitter" --table variants --seeds 0,1,2 --epochs 6 --valid-posts 1000 --threads "$THREADS" \
-      --title "Table 2 on twitter-hashtags-2013 (text only, its chronological split)" --out docs/results/twitter-2013-variants.md
-  fi
 fi

@@ -1,4 +1,4 @@
-"""A small seeded prepared data set (kg/dataset.py format 1) and a stand-in
+"""A small seeded prepared data set (kg/dataset.py format 2) and a stand-in
 model that follows the gnn contract, for the data pipeline and trainer tests.
 
 Each user favours a few hashtags, each hashtag has a cue word that tends to
@@ -56,7 +56,8 @@ def write_prepared(root: Path, *, n_users: int = 6, n_tags: int = 30, posts_per_
     count = np.zeros(n_tags, dtype=int)
     tcount = np.zeros(n_tags, dtype=int)
     for p in posts:
-        count[p["tags"]] += 1
+        if p["split"] != "test":  # format 2: counts over the posts before the test period
+            count[p["tags"]] += 1
         if p["split"] == "train":
             tcount[p["tags"]] += 1
     hashtags = [{"id": i, "name": names[i], "words": words[i], "surfaces": [names[i].replace(" ", "")],
@@ -80,7 +81,7 @@ def write_prepared(root: Path, *, n_users: int = 6, n_tags: int = 30, posts_per_
     checksums = {"hashtags.jsonl": _write_jsonl(root / "hashtags.jsonl", hashtags),
                  "users.jsonl": _write_jsonl(root / "users.jsonl", users),
                  "posts.jsonl": _write_jsonl(root / "posts.jsonl", posts)}
-    manifest = {"format": 1, "params": {"longtail_threshold": longtail_threshold, "seed": seed},
+    manifest = {"format": 2, "params": {"longtail_threshold": longtail_threshold, "seed": seed},
                 "counts": {"posts": len(posts), "hashtags": n_tags, "users": n_users},
                 "features": features, "checksums": checksums}
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")

@@ -1,12 +1,20 @@
-"""Baselines on a fixture where a user's history predicts the hashtags."""
+"""Baselines: the bar the model must clear, on a fixture where a user's
+history predicts the hashtags and on hand-made posts (kNN, blend)."""
+import math
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
 
 from gnn_fixtures import write_prepared
+from handmade import write_dataset
 from v2ht_kg.gnn.baselines import Baselines, random_scores
 from v2ht_kg.gnn.data import TrainingData
+from v2ht_kg.gnn.history import History
 from v2ht_kg.gnn.metrics import ranking_metrics
+from v2ht_kg.gnn.protocol import known_rows
+from v2ht_kg.kg.errors import DataError
 
 
 @pytest.fixture(scope="module")
@@ -20,38 +28,100 @@ def test_baselines_beat_random(data):
     res = Baselines(data).evaluate("test")
     test_rows = data.rows["test"]
     rand = ranking_metrics(random_scores(len(test_rows), data.n_hashtags, seed=0), data.truth(test_rows))
-    for name in ("user_history", "cooccurrence"):
+    for name in ("user_history", "history_cooc", "knn_history"):
         assert res[name]["overall"]["recall@10"] > rand["recall@10"] + 0.3, name
         assert res[name]["overall"]["ndcg@10"] > rand["ndcg@10"] + 0.2, name
     assert res["popularity"]["overall"]["recall@10"] > rand["recall@10"]
     assert res["user_history"]["overall"]["n_posts"] == len(test_rows)
+    assert set(res["knn_history"]["params"]) == {"a", "valid"}
 
 
-def test_statistics_come_from_training_posts(data):
-    b = Baselines(data)
-    train = data.rows["train"]
-    # co-occurrence counts by direct counting
-    i, j = data.tags[next(r for r in train if len(data.tags[r]) >= 2)][:2]
-    direct = sum(1 for r in train if i in data.tags[r] and j in data.tags[r])
-    assert b.cooc[i, j] == direct and b.cooc[i, i] == 0
-    # user history counts of user 2
-    counts = np.zeros(data.n_hashtags)
-    for r in train:
-        if data.users[r] == 2:
-            counts[data.tags[r]] += 1
-    assert np.array_equal(b.hist[2].toarray()[0], counts)
-    # popularity orders by training counts and never outweighs one history count
-    s = b.scores("popularity", [int(train[0])])[0]
-    assert torch.equal(torch.argsort(s, descending=True, stable=True),
-                       torch.argsort(data.train_counts.double(), descending=True, stable=True))
-    assert float(s.max()) <= 0.5
+def test_history_counts_only_known_posts(data):
+    for split, protocol, expect in (("valid", "deployed", {"train"}), ("test", "deployed", {"train", "valid"}),
+                                    ("test", "strict", {"train"})):
+        known = known_rows(data, split, protocol)
+        assert {data.ds.posts[r].split for r in known} == expect
+        h = History(data, known)
+        counts = np.zeros(data.n_hashtags)
+        for r in known:
+            if data.users[r] == 2:
+                counts[data.tags[r]] += 1
+        assert np.array_equal(h.hist(np.array([2])).toarray()[0], counts)
+        i, j = data.tags[next(r for r in known if len(data.tags[r]) >= 2)][:2]
+        direct = sum(1 for r in known if i in data.tags[r] and j in data.tags[r])
+        n_i = sum(1 for r in known if i in data.tags[r])
+        together = sum(len(set(data.tags[r]) - {i}) for r in known if i in data.tags[r])
+        assert h.cooc_cond[i, j] == pytest.approx(direct / together) and n_i >= direct
 
 
 def test_unknown_user_backs_off_to_popularity(tmp_path):
     write_prepared(tmp_path / "d", unknown_user=True, n_users=3, visual=False, acoustic=False, seed=4)
     data = TrainingData.build(tmp_path / "d", None, seed=0, w2v_dim=8)
     b = Baselines(data)
-    r = [int(x) for x in data.rows["test"] if data.users[x] == 0][:2]
-    pop = b.scores("popularity", r)
-    assert torch.equal(b.scores("user_history", r), pop)
-    assert torch.equal(b.scores("cooccurrence", r), pop)
+    b.tune()
+    test = data.rows["test"]
+    pos = [i for i, r in enumerate(test) if data.users[r] == 0][:2]
+    order = lambda s: torch.argsort(s, dim=1, descending=True, stable=True)  # noqa: E731
+    pop = order(b.scores("popularity", "test", pos))
+    assert torch.equal(order(b.scores("user_history", "test", pos)), pop)
+    assert torch.equal(order(b.scores("history_cooc", "test", pos)), pop)
+
+
+TAGS = ["apple", "pie", "car", "race"]
+POSTS = [("train", 0, ["apple"], "red apple fruit"),
+         ("train", 0, ["apple", "pie"], "green apple pie"),
+         ("train", 1, ["car"], "fast car race"),
+         ("train", 1, ["car", "race"], "car race track"),
+         ("valid", 1, ["apple"], "apple fruit salad"),
+         ("test", 1, ["apple"], "apple fruit salad")]
+
+
+def _cos(a, b, docs):
+    n = len(docs)
+    df = Counter(w for d in docs for w in set(d))
+    idf = {w: math.log((1 + n) / (1 + df[w])) + 1 for w in df}
+
+    def vec(d):
+        c = Counter(w for w in d if w in idf)
+        v = {w: (1 + math.log(k)) * idf[w] for w, k in c.items()}
+        norm = math.sqrt(sum(x * x for x in v.values()))
+        return {w: x / norm for w, x in v.items()}
+    va, vb = vec(a), vec(b)
+    return sum(va[w] * vb.get(w, 0.0) for w in va)
+
+
+def test_knn_and_blend_on_hand_made_posts(tmp_path):
+    write_dataset(tmp_path / "d", TAGS, POSTS)
+    data = TrainingData.build(tmp_path / "d", None, seed=0, w2v_dim=8)
+    b = Baselines(data, "strict")
+    b.params = {"knn": {"k": 10, "power": 1.0}}
+    sig = b.signals("test")
+    docs = [p[3].split() for p in POSTS[:4]]
+    q = POSTS[5][3].split()
+    sims = [_cos(q, d, docs) for d in docs]
+    assert sims[0] > sims[1] > 0 and sims[2] == sims[3] == 0
+    knn = b.raw("knn", sig, b.params["knn"]).toarray()[0]
+    assert knn[0] == pytest.approx(sims[0] + sims[1])  # apple: both apple posts vote
+    assert knn[1] == pytest.approx(sims[1]) and knn[2] == 0 and knn[3] == 0
+    # the author (user 1) only ever used car and race: a = 1 is pure history, a = 0 pure kNN
+    hist_only = b.raw("knn_history", sig, {"a": 1.0}).toarray()[0]
+    assert hist_only[2] == pytest.approx(2 / 3) and hist_only[0] == 0
+    knn_only = b.raw("knn_history", sig, {"a": 0.0}).toarray()[0]
+    assert knn_only[0] == pytest.approx((sims[0] + sims[1]) / (sims[0] + 2 * sims[1]))
+    mid = b.raw("knn_history", sig, {"a": 0.5}).toarray()[0]
+    assert mid == pytest.approx(0.5 * hist_only + 0.5 * knn_only)
+    # the deployed protocol knows the validation post too: apple then has three votes
+    d = Baselines(data, "deployed")
+    knn_dep = d.raw("knn", d.signals("test"), {"k": 10, "power": 1.0}).toarray()[0]
+    assert knn_dep[0] > knn[0] and int(np.argmax(knn_dep)) == 0  # the identical valid post votes too
+    assert d.signals("test").hist.toarray()[0][0] == 1  # user 1's valid post used apple
+
+
+def test_blend_weights_missing_is_an_error(tmp_path):
+    write_dataset(tmp_path / "d", TAGS, POSTS)
+    data = TrainingData.build(tmp_path / "d", None, seed=0, w2v_dim=8)
+    b = Baselines(data)
+    with pytest.raises(DataError, match="blend weights missing"):
+        b.scores("knn_history", "test")
+    with pytest.raises(DataError, match="unknown protocol"):
+        Baselines(data, "transductive")

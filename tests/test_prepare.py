@@ -1,6 +1,7 @@
 """Preparation: normalisation, filters, splits, manifest, atomic replace."""
 from __future__ import annotations
 
+import math
 
 import pytest
 
@@ -29,7 +30,8 @@ def test_prepare_normalises_filters_and_splits(tmp_path):
     assert "kid dancer" in names and "dance" in names and "rare" in names
     assert "once" not in names  # under min_tag_count
     kd = ds.hashtags[ds.tag_index["kid dancer"]]
-    assert kd.words == ["kid", "dancer"] and kd.count == 200
+    # count: uses before the test period only (train + valid = 180 of 200 posts)
+    assert kd.words == ["kid", "dancer"] and kd.count == 180
     assert set(kd.surfaces) == {"#KidDancer", "kiddancer"}
     assert ds.hashtags[ds.tag_index["rare"]].longtail and not kd.longtail
     splits = [p.split for p in ds.posts]
@@ -91,3 +93,60 @@ def test_defaults_per_data_set():
     assert default_params("twitter-hashtags-2013").split == "given"
     assert default_params("tweets2011").split == "time"
     assert default_params("synthetic", min_tag_count=7).min_tag_count == 7
+
+
+def _split_posts():
+    """Given split: 'early' used 19 times before the test period and 10 times
+    in it; 'late' 2 times before and 8 in it; 'testonly' only in test posts."""
+    posts = []
+    for i in range(40):
+        split = "train" if i < 20 else ("valid" if i < 25 else "test")
+        tags = ["common"]
+        if split != "test" and i < 19:
+            tags.append("early")
+        if split == "test" and i < 35:
+            tags.append("early")
+        if split != "test" and i in (3, 21):
+            tags.append("late")
+        if split == "test" and i >= 32:
+            tags += ["late", "testonly"]
+        posts.append(Post(id=f"p{i}", user=f"u{i % 4}", hashtags=tags, text="words", split=split))
+    return posts
+
+
+def test_no_test_split_count_reaches_vocabulary_filters_or_longtail(tmp_path):
+    """The protocol boundary (docs/metrics.md): counts, the count filter and the
+    long-tail flag come from train + valid posts only."""
+    params = PrepareParams(min_tag_count=3, split="given", longtail_threshold=20)
+    ds = prepare(_split_posts(), tmp_path / "d", params, source={})
+    vocab = {h.name: h for h in ds.hashtags}
+    # 'late' has 10 uses in all but 2 before the test period: under the filter
+    assert "late" not in vocab and "testonly" not in vocab
+    # 'early': 19 uses before the test period (+10 test uses) is long-tail at threshold 20
+    assert vocab["early"].count == 19 and vocab["early"].longtail
+    assert vocab["common"].count == 25 and not vocab["common"].longtail
+    test = [p for p in ds.posts if p.split == "test"]
+    assert len(test) == 15  # test posts stay, even those left with only out-of-vocabulary tags
+    assert sum(p.oov for p in test) == 2 * 8  # 'late' and 'testonly' on posts 32..39
+    assert all(p.oov == 0 for p in ds.posts if p.split != "test")
+    c = ds.manifest["counts"]
+    assert c["test_oov_uses"] == 16 and c["test_tag_uses"] == 15 + 10 + 16
+    # the same posts with the test uses removed give the same vocabulary and flags
+    stripped = [Post(id=p.id, user=p.user, hashtags=["common"] if p.split == "test" else p.hashtags,
+                     text=p.text, split=p.split) for p in _split_posts()]
+    ds2 = prepare(stripped, tmp_path / "e", params, source={})
+    assert [(h.name, h.count, h.longtail) for h in ds2.hashtags] == [(h.name, h.count, h.longtail) for h in ds.hashtags]
+
+
+def test_out_of_vocabulary_test_tags_are_misses():
+    import torch
+
+    from v2ht_kg.gnn.metrics import ranking_metrics
+
+    top = torch.tensor([[3, 1, 2, 0, 4]])
+    full = ranking_metrics(top, [[3]], ks=(5,), is_top=True)
+    half = ranking_metrics(top, [[3]], ks=(5,), is_top=True, extra=[1])
+    assert full["recall@5"] == 1.0 and half["recall@5"] == 0.5
+    assert half["ndcg@5"] == pytest.approx(1.0 / (1.0 + 1.0 / math.log2(3)))
+    none = ranking_metrics(top, [[]], ks=(5,), is_top=True, extra=[2])
+    assert none["n_posts"] == 1 and none["recall@5"] == 0.0

@@ -1,0 +1,283 @@
+"""The fusion head of the default model (V2HT-KG): one score per (post,
+hashtag) from the V2HT network's logit and the signals of what the system
+knows (gnn/history.py), each an option with its own ablation row:
+
+- ``neural``: V2HT's logit, as a log-softmax over all hashtags of the post;
+- ``memory``: the author's own tag counts and shares, and co-occurrence with
+  them (per-user tag memory);
+- ``copy``: votes of the TF-IDF nearest earlier posts, plain and sharpened
+  towards near-duplicates (the copy path);
+- ``zeroshot``: the share of a tag's words in the post's tokens (a tag needs
+  no use at all to score);
+- ``graph``: the memory, copy and zero-shot signals propagated one hop over
+  the typed knowledge graph (cp, ss, po; row-normalised per type), so a rare
+  tag next to what the user or the neighbours used is lifted;
+- ``pop``: log popularity and the author's activity (context for the rest).
+
+The head is a small MLP over those features, shared by every hashtag, and
+trained with a full softmax over all hashtags (every hashtag is a negative)
+on the validation posts, scored knowing the training posts only: the same
+time offset it sees at test time, where it knows train + valid (deployed) or
+train (strict). The last fifth of the validation period picks the epoch.
+Weights are saved as JSON (no pickle).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from ..kg.errors import DataError
+from .history import History, _row_normalise, top_k_rows
+from .metrics import PairedAccumulator
+
+GROUPS = ("neural", "memory", "copy", "zeroshot", "graph", "pop")
+FEATURES = {
+    "neural": ("neural",),
+    "memory": ("hist_log", "hist_share", "cooc", "hist_sim"),
+    "copy": ("knn", "knn_sharp", "knn_count", "knn_cooc", "words"),
+    "zeroshot": ("lex",),
+    "graph": ("g_cp_hist", "g_ss_hist", "g_po_hist", "g_cp_knn", "g_ss_knn", "g_po_knn",
+              "g_cp_lex", "g_ss_lex", "g_po_lex"),
+    "pop": ("pop", "activity"),
+}
+K_NEIGHBOURS = 100
+SEMANTIC = ("cp", "ss", "po")
+
+
+def type_adjacency(graph, n: int) -> dict[str, sp.csr_matrix]:
+    """Row-normalised adjacency per semantic relation of the graph snapshot."""
+    from ..kg.schema import RELATIONS
+
+    out = {}
+    ei = graph.edge_index.numpy()
+    et = graph.edge_type.numpy()
+    for t in SEMANTIC:
+        m = et == RELATIONS.index(t)
+        a = sp.csr_matrix((np.ones(int(m.sum())), (ei[0, m], ei[1, m])), shape=(n, n))
+        out[t] = _row_normalise(a).tocsr()
+    return out
+
+
+class SplitFeatures:
+    """All sparse features of one split's posts under one history; dense
+    (B, H, F) blocks on demand."""
+
+    def __init__(self, hist: History, rows: np.ndarray | None, names: Sequence[str], adjacency=None,
+                 neural: torch.Tensor | None = None, query: tuple | None = None):
+        """Rows of the data set, or ``query`` = (token lists, user indices) of
+        new posts (then ``rows`` is None)."""
+        tokens, users = hist.query(rows) if query is None else query
+        self.rows = None if rows is None else np.asarray(rows, dtype=np.int64)
+        self.n = len(tokens)
+        self.names = list(names)
+        self.H = hist.data.n_hashtags
+        need = set(self.names)
+        f: dict[str, object] = {}
+        h = hist.hist(users).tocsr()
+        share = _row_normalise(h).tocsr()
+        if "hist_log" in need:
+            f["hist_log"] = h.log1p()
+        f["hist_share"] = share
+        if "hist_sim" in need:
+            f["hist_sim"] = hist.own_similar(tokens, users)
+        if "cooc" in need:
+            f["cooc"] = (share @ hist.cooc_cond).tocsr()
+        sim = hist.similar(tokens, K_NEIGHBOURS)
+        knn = _row_normalise(sim @ hist.X).tocsr()
+        f["knn"] = knn
+        s4 = sim.copy()
+        s4.data = s4.data ** 4
+        f["knn_sharp"] = (s4 @ hist.X).tocsr()
+        s0 = sim.copy()
+        s0.data = np.ones_like(s0.data)
+        f["knn_count"] = (s0 @ hist.X).tocsr().log1p()
+        if "knn_cooc" in need:
+            f["knn_cooc"] = (knn @ hist.cooc_cond).tocsr()
+        if "words" in need:
+            f["words"] = hist.words(tokens)
+        lex = hist.lex(tokens)
+        f["lex"] = lex
+        if adjacency is not None:
+            for t in SEMANTIC:
+                a = adjacency[t].T.tocsr()  # score of h = mean over its neighbours' scores
+                f[f"g_{t}_hist"] = (share @ a).tocsr()
+                f[f"g_{t}_knn"] = (knn @ a).tocsr()
+                f[f"g_{t}_lex"] = (lex @ a).tocsr()
+        pop = torch.from_numpy(hist.pop() / max(hist.pop().max(), 1e-12)).float()
+        self.pop = pop
+        self.activity = torch.from_numpy(np.log1p(hist.activity(users))).float()
+        self.neural = neural
+        missing = [n for n in self.names if n not in f and n not in ("pop", "activity", "neural")]
+        if missing:
+            raise DataError(f"feature(s) {', '.join(missing)} need the knowledge graph (graph.pt)")
+        if "neural" in need and neural is None:
+            raise DataError("the neural feature needs the V2HT network's scores")
+        self.sparse = {k: v for k, v in f.items() if k in need}
+        # every feature of every (post, hashtag), float16: epochs then only slice
+        self.dense = torch.empty(self.n, self.H, len(self.names), dtype=torch.float16)
+        for i in range(0, self.n, 512):
+            self.dense[i:i + 512] = self._build(np.arange(i, min(i + 512, self.n))).half()
+        self.sparse = {}
+
+    def _build(self, idx: np.ndarray) -> torch.Tensor:
+        cols = []
+        for n in self.names:
+            if n == "pop":
+                cols.append(self.pop[None, :].expand(len(idx), -1))
+            elif n == "activity":
+                cols.append(self.activity[idx][:, None].expand(-1, self.H))
+            elif n == "neural":
+                cols.append(torch.log_softmax(self.neural[idx].float(), dim=1))
+            else:
+                cols.append(torch.from_numpy(self.sparse[n][idx].toarray()).float())
+        return torch.stack(cols, dim=2)
+
+    def block(self, idx: np.ndarray) -> torch.Tensor:
+        """(B, H, F) float32 for positions ``idx`` of the split's rows."""
+        x = self.dense[torch.as_tensor(idx, dtype=torch.long)]
+        if self._cols is not None:
+            x = x[..., self._cols]
+        return x.float()
+
+    _cols = None
+
+    def subset(self, names: Sequence[str]) -> "SplitFeatures":
+        """The same features restricted to ``names`` (an ablation), sharing memory."""
+        base = self.__dict__.get("_base_names", self.names)
+        missing = [n for n in names if n not in base]
+        if missing:
+            raise DataError(f"feature(s) {', '.join(missing)} were not computed")
+        view = object.__new__(SplitFeatures)
+        view.__dict__.update(self.__dict__)
+        view._base_names = list(base)
+        view._cols = torch.tensor([base.index(n) for n in names], dtype=torch.long)
+        view.names = list(names)
+        return view
+
+
+class FusionHead(nn.Module):
+    def __init__(self, n_features: int, hidden: int = 16):
+        super().__init__()
+        self.linear = nn.Linear(n_features, 1)
+        self.mlp = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.register_buffer("mu", torch.zeros(n_features))
+        self.register_buffer("sd", torch.ones(n_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = (x - self.mu) / self.sd
+        return (self.linear(z) + self.mlp(z)).squeeze(-1)
+
+
+def feature_names(groups: Sequence[str]) -> list[str]:
+    bad = [g for g in groups if g not in GROUPS]
+    if bad:
+        raise DataError(f"unknown fusion group {bad[0]!r}; choose from {', '.join(GROUPS)}")
+    return [n for g in GROUPS if g in groups for n in FEATURES[g]]
+
+
+def _softmax_loss(logits: torch.Tensor, truth: Sequence[Sequence[int]]) -> torch.Tensor:
+    logp = torch.log_softmax(logits, dim=1)
+    rows = torch.tensor([i for i, t in enumerate(truth) for _ in t], dtype=torch.long)
+    cols = torch.tensor([x for t in truth for x in t], dtype=torch.long)
+    return -logp[rows, cols].mean()
+
+
+def _fit_stats(feats: SplitFeatures, idx: np.ndarray, head: FusionHead, rng: np.random.Generator) -> None:
+    sample = rng.choice(idx, size=min(len(idx), 256), replace=False)
+    x = feats.block(np.sort(sample)).reshape(-1, len(feats.names))
+    head.mu.copy_(x.mean(0))
+    head.sd.copy_(x.std(0).clamp_min(1e-6))
+
+
+def _train(feats: SplitFeatures, truth: list[list[int]], idx: np.ndarray, epochs: int, seed: int,
+           batch: int = 64, lr: float = 3e-3, hidden: int = 16, on_epoch: Callable | None = None) -> FusionHead:
+    """Adam; ``on_epoch(epoch, head)`` after each epoch."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    head = FusionHead(len(feats.names), hidden)
+    _fit_stats(feats, idx, head, rng)
+    opt = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=1e-5)
+    idx = np.array([i for i in idx if truth[i]], dtype=np.int64)
+    for ep in range(1, epochs + 1):
+        head.train()
+        order = rng.permutation(idx)
+        for i in range(0, len(order), batch):
+            b = np.sort(order[i:i + batch])
+            loss = _softmax_loss(head(feats.block(b)), [truth[j] for j in b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        if on_epoch is not None:
+            on_epoch(ep, head)
+    return head
+
+
+@torch.no_grad()
+def score_block(head: FusionHead, feats: SplitFeatures, idx: np.ndarray) -> torch.Tensor:
+    head.eval()
+    return head(feats.block(idx))
+
+
+def evaluate_head(head: FusionHead, feats: SplitFeatures, data, idx: np.ndarray | None = None,
+                  batch: int = 256) -> dict:
+    idx = np.arange(len(feats.rows)) if idx is None else idx
+    acc = PairedAccumulator(data.longtail)
+    for i in range(0, len(idx), batch):
+        b = idx[i:i + batch]
+        rows = feats.rows[b]
+        acc.add_scores(score_block(head, feats, b), data.truth(rows), data.oov[rows])
+    return acc.result()
+
+
+def fit_fusion(valid: SplitFeatures, data, *, seed: int = 0, max_epochs: int = 24, holdout: float = 0.2,
+               select: str = "ndcg@10", progress: Callable[[str], None] | None = None) -> tuple[FusionHead, dict]:
+    """Fit on the first (1 − ``holdout``) of the validation posts (row order:
+    time order for chronological splits); the rest picks the epoch whose head
+    is kept."""
+    say = progress or (lambda m: None)
+    truth = data.truth(valid.rows)
+    n = len(valid.rows)
+    cut = int(round(n * (1 - holdout)))
+    fit_idx, hold_idx = np.arange(cut), np.arange(cut, n)
+    curve: list[float] = []
+    best: dict = {}
+
+    def on_epoch(ep, head):
+        v = evaluate_head(head, valid, data, hold_idx)["overall"][select]
+        curve.append(v)
+        if v >= max(curve):
+            best["state"] = {k: t.detach().clone() for k, t in head.state_dict().items()}
+        say(f"fusion epoch {ep}: holdout {select} {v:.4f}")
+
+    head = _train(valid, truth, fit_idx, max_epochs, seed, on_epoch=on_epoch)
+    head.load_state_dict(best["state"])
+    return head.eval(), {"epochs": int(np.argmax(curve)) + 1, "holdout": holdout,
+                         "holdout_curve": [round(v, 5) for v in curve]}
+
+
+def save_head(head: FusionHead, names: Sequence[str], path: Path, meta: dict) -> None:
+    from .runs import write_json
+
+    write_json(Path(path), {"features": list(names), "hidden": head.mlp[0].out_features, "meta": meta,
+                            "state": {k: v.tolist() for k, v in head.state_dict().items()}})
+
+
+def load_head(path: Path) -> tuple[FusionHead, list[str], dict]:
+    from .runs import read_json
+
+    d = read_json(Path(path), "fusion head")
+    try:
+        names = list(d["features"])
+        head = FusionHead(len(names), int(d["hidden"]))
+        head.load_state_dict({k: torch.tensor(v, dtype=torch.float32) for k, v in d["state"].items()})
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise DataError(f"not a fusion head ({type(e).__name__})", str(path)) from None
+    if not all(math.isfinite(float(x)) for p in head.parameters() for x in p.detach().flatten()[:1]):
+        raise DataError("fusion head has non-finite weights", str(path))
+    return head.eval(), names, d.get("meta", {})

@@ -1,0 +1,194 @@
+"""What a deployed system knows at one moment: the statistics of the posts
+published before it (the "known" posts), and the per-(post, hashtag)
+signals they give.
+
+A ``History`` is built from a set of known post rows only; which rows are
+known depends on the protocol and the evaluated split (gnn/protocol.py):
+validation posts are scored with the training posts known, test posts with
+train + valid (as-deployed) or train only (strict). Nothing here reads a
+post outside the known rows except the query post's own text and author.
+
+Signals (each a (B, H) matrix for a batch of query posts):
+- ``hist``: the author's use count of each hashtag (per-user tag memory);
+- ``cooc``: Σ over the author's tag uses of P(h | used tag) (co-occurrence);
+- ``knn``: TF-IDF cosine nearest known posts vote their hashtags, weighted by
+  similarity (``power`` sharpens towards near-duplicates: the copy path);
+- ``lex``: the share of a hashtag's words found in the post's tokens (needs no
+  use of the tag at all: zero-shot);
+- ``pop``: log use count over the known posts.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def incidence(tag_lists: Sequence[Sequence[int]], n_cols: int) -> sp.csr_matrix:
+    ptr = np.cumsum([0] + [len(t) for t in tag_lists])
+    ids = np.fromiter((t for ts in tag_lists for t in ts), dtype=np.int64, count=int(ptr[-1]))
+    return sp.csr_matrix((np.ones(len(ids)), ids, ptr), shape=(len(tag_lists), n_cols))
+
+
+def _row_normalise(m: sp.csr_matrix) -> sp.csr_matrix:
+    s = np.asarray(m.sum(axis=1)).ravel()
+    return sp.diags(np.where(s > 0, 1.0 / np.where(s > 0, s, 1.0), 0.0)) @ m
+
+
+class TfidfIndex:
+    """Sublinear TF-IDF over token lists, idf from the indexed posts only, rows
+    L2-normalised so a sparse product gives cosine similarities."""
+
+    def __init__(self, docs: Sequence[Sequence[str]]):
+        df = Counter(w for d in docs for w in set(d))
+        self.vocab = {w: i for i, w in enumerate(sorted(df))}
+        n = len(docs)
+        self.idf = np.array([math.log((1 + n) / (1 + df[w])) + 1.0 for w in sorted(df)])
+        self.matrix = self.transform(docs)
+
+    def transform(self, docs: Sequence[Sequence[str]]) -> sp.csr_matrix:
+        rows, cols, vals = [], [], []
+        for i, d in enumerate(docs):
+            c = Counter(w for w in d if w in self.vocab)
+            for w, k in c.items():
+                j = self.vocab[w]
+                rows.append(i)
+                cols.append(j)
+                vals.append((1.0 + math.log(k)) * self.idf[j])
+        m = sp.csr_matrix((vals, (rows, cols)), shape=(len(docs), len(self.vocab)))
+        norm = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+        return (sp.diags(np.where(norm > 0, 1.0 / np.where(norm > 0, norm, 1.0), 0.0)) @ m).tocsr()
+
+
+def top_k_rows(sim: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Keep the k largest entries of every row (ties: the lower column)."""
+    sim = sim.tocsr()
+    sim.sort_indices()
+    indptr, data, idx = sim.indptr, sim.data, sim.indices
+    out_r, out_c, out_v = [], [], []
+    for r in range(sim.shape[0]):
+        a, b = indptr[r], indptr[r + 1]
+        if b == a:
+            continue
+        d = data[a:b]
+        if b - a > k:
+            sel = np.argsort(-d, kind="stable")[:k]
+        else:
+            sel = np.arange(b - a)
+        out_r.append(np.full(len(sel), r))
+        out_c.append(idx[a:b][sel])
+        out_v.append(d[sel])
+    if not out_r:
+        return sp.csr_matrix(sim.shape)
+    return sp.csr_matrix((np.concatenate(out_v), (np.concatenate(out_r), np.concatenate(out_c))), shape=sim.shape)
+
+
+class History:
+    """Statistics of the known posts (rows of a gnn.data.TrainingData)."""
+
+    def __init__(self, data, known_rows: np.ndarray):
+        self.data = data
+        self.known = np.sort(np.asarray(known_rows, dtype=np.int64))
+        H, U = data.n_hashtags, data.n_users
+        self.X = incidence([data.tags[r] for r in self.known], H)  # known post x hashtag
+        self.counts = np.asarray(self.X.sum(axis=0)).ravel()
+        known_user = (~data._unknown).astype(np.float64)
+        u = data.users[self.known]
+        owner = sp.csr_matrix((known_user[u], (u, np.arange(len(self.known)))), shape=(U, len(self.known)))
+        self.user_hist = (owner @ self.X).tocsr()  # the unknown user has an empty history
+        self.user_posts = np.asarray(owner.sum(axis=1)).ravel()
+        owner_csr = owner.tocsr()  # the known-post positions of each user, for own_similar
+        self._own_ptr, self._own_idx = owner_csr.indptr, owner_csr.indices
+        cooc = (self.X.T @ self.X).tocsr()
+        cooc.setdiag(0)
+        cooc.eliminate_zeros()
+        self.cooc_cond = _row_normalise(cooc).tocsr()  # P(h | s) over the known posts
+        self.index = TfidfIndex([data.tokens[r] for r in self.known])
+        # P(h | word) over the known posts: a one-layer text-to-tag association
+        self.word_tag = _row_normalise((self.index.matrix.T @ self.X).tocsr()).tocsr()
+        self._lex = None
+
+    # ------------------------------------------------------------- signals
+    # Queries are (tokens, user) pairs: rows of the data set (``query``) or a
+    # new post; the user index -1 (or the unknown user) has no history.
+    def query(self, rows: np.ndarray) -> tuple[list[list[str]], np.ndarray]:
+        rows = np.asarray(rows, dtype=np.int64)
+        return [self.data.tokens[r] for r in rows], self.data.users[rows]
+
+    def hist(self, users: np.ndarray) -> sp.csr_matrix:
+        users = np.asarray(users, dtype=np.int64)
+        m = self.user_hist[np.where(users >= 0, users, 0)]
+        if (users < 0).any():
+            m = sp.diags((users >= 0).astype(np.float64)) @ m
+        return m.tocsr()
+
+    def cooc(self, users: np.ndarray) -> sp.csr_matrix:
+        return _row_normalise(self.hist(users)) @ self.cooc_cond
+
+    def similar(self, tokens: list[list[str]], k: int) -> sp.csr_matrix:
+        """(B, known posts) cosine of the k most similar known posts."""
+        q = self.index.transform(tokens)
+        return top_k_rows(q @ self.index.matrix.T, k)
+
+    def own_similar(self, tokens: list[list[str]], users: np.ndarray) -> sp.csr_matrix:
+        """Σ over the author's own known posts of cos(query, post) × that post's
+        tags: the user's memory, weighted by how alike the posts read."""
+        users = np.asarray(users, dtype=np.int64)
+        q = self.index.transform(tokens)
+        K = self.index.matrix
+        r, c, v = [], [], []
+        for i, u in enumerate(users):
+            if u < 0:
+                continue
+            lo, hi = self._own_ptr[u], self._own_ptr[u + 1]
+            if hi == lo:
+                continue
+            idx = self._own_idx[lo:hi]
+            sims = (K[idx] @ q[i].T).toarray().ravel()
+            keep = sims > 0
+            r.append(np.full(int(keep.sum()), i))
+            c.append(idx[keep])
+            v.append(sims[keep])
+        if not r:
+            return sp.csr_matrix((len(tokens), self.data.n_hashtags))
+        s = sp.csr_matrix((np.concatenate(v), (np.concatenate(r), np.concatenate(c))),
+                          shape=(len(tokens), len(self.known)))
+        return (s @ self.X).tocsr()
+
+    def activity(self, users: np.ndarray) -> np.ndarray:
+        users = np.asarray(users, dtype=np.int64)
+        return np.where(users >= 0, self.user_posts[np.where(users >= 0, users, 0)], 0.0)
+
+    def words(self, tokens: list[list[str]]) -> sp.csr_matrix:
+        """Σ over the post's TF-IDF weighted words of P(h | word)."""
+        return (self.index.transform(tokens) @ self.word_tag).tocsr()
+
+    def lex(self, tokens: list[list[str]]) -> sp.csr_matrix:
+        """Share of each hashtag's words that occur among the post's tokens."""
+        if self._lex is None:
+            words = [h.words or h.name.split() for h in self.data.ds.hashtags]
+            vocab: dict[str, int] = {}
+            r, c, v = [], [], []
+            for t, ws in enumerate(words):
+                ws = sorted(set(ws))
+                for w in ws:
+                    r.append(vocab.setdefault(w, len(vocab)))
+                    c.append(t)
+                    v.append(1.0 / len(ws))
+            self._lex = (vocab, sp.csr_matrix((v, (r, c)), shape=(len(vocab), len(words))))
+        vocab, w2t = self._lex
+        pr, pc = [], []
+        for i, toks in enumerate(tokens):
+            for w in set(toks):
+                j = vocab.get(w)
+                if j is not None:
+                    pr.append(i)
+                    pc.append(j)
+        q = sp.csr_matrix((np.ones(len(pr)), (pr, pc)), shape=(len(tokens), len(vocab)))
+        return (q @ w2t).tocsr()
+
+    def pop(self) -> np.ndarray:
+        return np.log1p(self.counts)

@@ -1,0 +1,204 @@
+"""V2HT-KG, the default model: the V2HT network (gnn/model.py, trained as
+the paper's §3) plus the fusion head (gnn/fusion.py) over what the system
+knows under a protocol. ``fit_hybrid`` fits the head on top of a finished
+V2HT run; ``HybridScorer`` scores any split or new post.
+
+Files in the run folder, beside the V2HT ones: ``fusion.json`` (the head's
+weights and feature list, JSON) and ``hybrid.json`` (groups, protocol,
+validation/test metrics of the head and its fit record).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..kg.errors import DataError
+from .fusion import GROUPS, SplitFeatures, evaluate_head, feature_names, fit_fusion, load_head, save_head, type_adjacency
+from .history import History
+from .protocol import check_protocol, known_rows
+
+FUSION_FILE = "fusion.json"
+HYBRID_FILE = "hybrid.json"
+# The V2HT network's own score is an option ("neural"), not a default: added to
+# the head it lowered test R@10 on twitter-2013 (docs/results: "+ V2HT score").
+DEFAULT_GROUPS = tuple(g for g in GROUPS if g != "neural")
+
+
+@torch.no_grad()
+def neural_scores(model, data, rows: np.ndarray, batch_size: int = 256, device: str = "cpu") -> torch.Tensor:
+    """(P, H) float16 V2HT logits for post rows (full ranking)."""
+    model.eval()
+    out = torch.empty(len(rows), data.n_hashtags, dtype=torch.float16)
+    i = 0
+    for batch in data.eval_batches("test", batch_size, rows):
+        s = model.score_all(batch.to(device)).float().cpu()
+        out[i:i + len(s)] = s.half()
+        i += len(s)
+    return out
+
+
+class HybridContext:
+    """Per-split features shared by several fusion fits (the ablation rows):
+    the neural scores and histories are computed once."""
+
+    def __init__(self, data, graph=None, model=None, device: str = "cpu"):
+        self.data, self.graph, self.model, self.device = data, graph, model, device
+        self.adj = type_adjacency(graph, data.n_hashtags) if graph is not None else None
+        self._hist: dict[tuple, History] = {}
+        self._neural: dict[str, torch.Tensor] = {}
+
+    def history(self, split: str, protocol: str) -> History:
+        known = known_rows(self.data, split, protocol)
+        key = (len(known), int(known.sum()))
+        if key not in self._hist:
+            self._hist[key] = History(self.data, known)
+        return self._hist[key]
+
+    def neural(self, split: str) -> torch.Tensor | None:
+        if self.model is None:
+            return None
+        if split not in self._neural:
+            self._neural[split] = neural_scores(self.model, self.data, self.data.rows[split], device=self.device)
+        return self._neural[split]
+
+    def features(self, split: str, protocol: str, groups: Sequence[str]) -> SplitFeatures:
+        names = feature_names(groups)
+        if "graph" in groups and self.adj is None:
+            raise DataError("the graph features need the knowledge graph snapshot (graph.pt)")
+        return SplitFeatures(self.history(split, protocol), self.data.rows[split], names, self.adj,
+                             self.neural(split) if "neural" in groups else None)
+
+
+def fit_hybrid(ctx: HybridContext, groups: Sequence[str] = DEFAULT_GROUPS, *, protocols: Sequence[str] = ("deployed",),
+               seed: int = 0, progress: Callable[[str], None] | None = None) -> tuple:
+    """Fit the head on validation (training posts known) and evaluate it on
+    test under each protocol. Returns (head, names, report)."""
+    for p in protocols:
+        check_protocol(p)
+    valid = ctx.features("valid", "deployed", groups)  # valid knows train under both protocols
+    tests = {p: ctx.features("test", p, groups) for p in protocols}
+    return fit_on(valid, tests, ctx.data, groups, seed=seed, progress=progress)
+
+
+def fit_on(valid: SplitFeatures, tests: dict, data, groups: Sequence[str], *, seed: int = 0,
+           progress: Callable[[str], None] | None = None) -> tuple:
+    """fit_hybrid on features already computed (possibly column subsets of a
+    larger set: the ablation rows share one feature computation)."""
+    names = feature_names(groups)
+    valid = valid.subset(names)
+    head, fit = fit_fusion(valid, data, seed=seed, progress=progress)
+    report = {"groups": list(groups), "fit": fit, "seed": seed,
+              "valid": evaluate_head(head, valid, data), "test": {}}
+    for p, feats in tests.items():
+        report["test"][p] = evaluate_head(head, feats.subset(names), data)
+    return head, names, report
+
+
+def save_hybrid(run_dir: Path, head, names, report: dict, protocol: str) -> None:
+    from .runs import write_json
+
+    save_head(head, names, Path(run_dir) / FUSION_FILE, {"groups": report["groups"], "protocol": protocol})
+    write_json(Path(run_dir) / HYBRID_FILE, dict(report, protocol=protocol))
+
+
+def load_hybrid(run_dir: Path):
+    """(head, names, meta) or None when the run has no fusion head."""
+    path = Path(run_dir) / FUSION_FILE
+    if not path.exists():
+        return None
+    return load_head(path)
+
+
+def run_protocol(run_dir: Path, cfg: dict) -> str:
+    """The protocol a run was trained (and its head fitted) under."""
+    from .runs import read_json
+
+    p = Path(run_dir) / HYBRID_FILE
+    if p.exists():
+        return str(read_json(p, "hybrid report").get("protocol", "deployed"))
+    return str(cfg.get("protocol", "deployed"))
+
+
+def train_hybrid(dataset_dir: Path, graph_path: Path, run_dir: Path, *, protocol: str = "deployed",
+                 groups: Sequence[str] = DEFAULT_GROUPS, seed: int = 0, device: str = "cpu",
+                 progress: Callable[[dict], None] | None = None, **train_kwargs) -> dict:
+    """Train the V2HT network (the paper's full variant) into ``run_dir``, then
+    fit the fusion head on top; returns {"neural": metrics, "hybrid": report}."""
+    from .runs import load_run
+    from .trainer import train
+
+    check_protocol(protocol)
+    feature_names(groups)  # fail before training on an unknown group
+    emit = progress or (lambda ev: None)
+    neural = train(dataset_dir, graph_path, run_dir, variant="full", seed=seed, device=device,
+                   baselines=False, protocol=protocol, progress=progress, **train_kwargs)
+    emit({"event": "fusion", "message": "fitting the fusion head on the validation period"})
+    run = load_run(run_dir, device=device)
+    graph = _load_graph(graph_path, run.data) if "graph" in groups else None
+    ctx = HybridContext(run.data, graph, run.model if "neural" in groups else None, device)
+    head, names, report = fit_hybrid(ctx, groups, protocols=(protocol,), seed=seed,
+                                     progress=lambda m: emit({"event": "fusion_epoch", "message": m}))
+    save_hybrid(run_dir, head, names, report, protocol)
+    return {"neural": neural, "hybrid": report}
+
+
+def _load_graph(graph_path, data):
+    from .runs import load_graph
+
+    return load_graph(Path(graph_path), [h.name for h in data.ds.hashtags], data.ds.fingerprint)
+
+
+class HybridScorer:
+    """Scores of a run with a fusion head: dataset rows or new posts."""
+
+    def __init__(self, run, run_dir: Path, device: str = "cpu"):
+        loaded = load_hybrid(run_dir)
+        if loaded is None:
+            raise DataError("this run has no fusion head (fusion.json); train it with --variant hybrid", str(run_dir))
+        self.head, self.names, meta = loaded
+        self.groups = list(meta.get("groups", DEFAULT_GROUPS))
+        self.protocol = run_protocol(run_dir, run.cfg)
+        self.run = run
+        graph = _load_graph(run.cfg["graph_path"], run.data) if "graph" in self.groups else None
+        self.ctx = HybridContext(run.data, graph, run.model if "neural" in self.groups else None, device)
+
+    def evaluate(self, split: str = "test") -> dict:
+        feats = self.ctx.features(split, self.protocol, self.groups)
+        return evaluate_head(self.head, feats, self.run.data)
+
+    def split_scores(self, split: str = "test") -> torch.Tensor:
+        from .fusion import score_block
+
+        feats = self.ctx.features(split, self.protocol, self.groups)
+        out = torch.empty(feats.n, self.run.data.n_hashtags)
+        for i in range(0, feats.n, 256):
+            idx = np.arange(i, min(i + 256, feats.n))
+            out[i:i + len(idx)] = score_block(self.head, feats, idx)
+        return out
+
+    def score_rows(self, rows: np.ndarray) -> torch.Tensor:
+        from .fusion import score_block
+
+        data = self.run.data
+        rows = np.asarray(rows, dtype=np.int64)
+        neural = neural_scores(self.ctx.model, data, rows, device=self.ctx.device) if self.ctx.model is not None else None
+        hist = self.ctx.history("test", self.protocol)
+        feats = SplitFeatures(hist, rows, self.names, self.ctx.adj, neural)
+        return score_block(self.head, feats, np.arange(len(rows)))
+
+    def score_new(self, tokens: list[str], user: int | None, batch=None) -> torch.Tensor:
+        from .fusion import score_block
+
+        data = self.run.data
+        neural = None
+        if self.ctx.model is not None:
+            with torch.no_grad():
+                neural = self.ctx.model.score_all(batch.to(self.ctx.device)).float().cpu()
+        uid = user if data.user_known(user) else -1
+        hist = self.ctx.history("test", self.protocol)
+        feats = SplitFeatures(hist, None, self.names, self.ctx.adj, neural,
+                              query=([list(tokens)], np.array([uid], dtype=np.int64)))
+        return score_block(self.head, feats, np.arange(1))

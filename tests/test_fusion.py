@@ -1,0 +1,64 @@
+"""The fusion head's features: a tag without any use becomes rankable
+through its typed-graph neighbours, and the head trains and ranks."""
+import numpy as np
+import pytest
+import torch
+
+from handmade import graph, write_dataset
+from v2ht_kg.gnn.data import TrainingData
+from v2ht_kg.gnn.fusion import FusionHead, SplitFeatures, evaluate_head, feature_names, fit_fusion, type_adjacency
+from v2ht_kg.gnn.history import History
+from v2ht_kg.gnn.protocol import known_rows
+
+TAGS = ["etsy", "handweavers of etsy", "knit", "car", "race"]
+# 'handweavers of etsy' has no training use at all; it is a cp neighbour of 'etsy'
+POSTS = ([("train", 0, ["etsy"], "my shop"), ("train", 0, ["etsy", "knit"], "my shop wool"),
+          ("train", 1, ["car"], "fast"), ("train", 1, ["car", "race"], "fast track")]
+         + [("valid", i % 2, [["etsy"], ["car"]][i % 2], "new") for i in range(8)]
+         + [("test", 0, ["handweavers of etsy"], "loom"), ("test", 1, ["race"], "lap")])
+EDGES = [("etsy", "handweavers of etsy", "cp"), ("car", "race", "co")]
+
+
+@pytest.fixture()
+def data(tmp_path):
+    write_dataset(tmp_path / "d", TAGS, POSTS)
+    return TrainingData.build(tmp_path / "d", None, seed=0, w2v_dim=8)
+
+
+def test_zero_shot_tag_is_rankable_only_through_the_graph(data):
+    adj = type_adjacency(graph(TAGS, EDGES), len(TAGS))
+    hist = History(data, known_rows(data, "test", "strict"))
+    row = np.array([data.rows["test"][0]])
+    zs = TAGS.index("handweavers of etsy")
+    no_graph = SplitFeatures(hist, row, feature_names(["memory", "copy", "zeroshot"]), adj)
+    x = no_graph.block(np.array([0]))[0]
+    assert torch.count_nonzero(x[zs]) == 0  # nothing tells it from any unused tag
+    with_graph = SplitFeatures(hist, row, feature_names(["memory", "copy", "zeroshot", "graph"]), adj)
+    x = with_graph.block(np.array([0]))[0]
+    g = with_graph.names.index("g_cp_hist")
+    assert x[zs, g] > 0 and x[TAGS.index("car"), g] == 0
+    # a head that weighs the propagated memory ranks it right after the user's own tags
+    head = FusionHead(len(with_graph.names))
+    with torch.no_grad():
+        for p in head.parameters():
+            p.zero_()
+        head.linear.weight[0, with_graph.names.index("hist_share")] = 2.0
+        head.linear.weight[0, g] = 1.5
+    # etsy 2·2/3; the zero-shot tag 1.5 · (its one cp neighbour's share 2/3); knit 2·1/3
+    order = torch.argsort(head(with_graph.block(np.array([0])))[0], descending=True).tolist()
+    assert order[:3] == [TAGS.index("etsy"), zs, TAGS.index("knit")]
+    res = evaluate_head(head, with_graph, data)
+    assert res["overall"]["recall@5"] == 1.0
+
+
+def test_fit_learns_the_history_signal(data):
+    adj = type_adjacency(graph(TAGS, EDGES), len(TAGS))
+    names = feature_names(["memory", "copy", "zeroshot", "graph", "pop"])
+    valid = SplitFeatures(History(data, known_rows(data, "valid", "deployed")), data.rows["valid"], names, adj)
+    head, fit = fit_fusion(valid, data, seed=0, max_epochs=30)
+    assert fit["epochs"] >= 1 and len(fit["holdout_curve"]) == 30
+    res = evaluate_head(head, valid, data)
+    assert res["overall"]["recall@5"] == 1.0  # every valid post repeats its author's tag
+    sub = valid.subset(names[:3])
+    assert sub.block(np.array([0])).shape[-1] == 3
+    assert torch.equal(sub.block(np.array([1])), valid.block(np.array([1]))[..., :3])
