@@ -41,7 +41,7 @@ def test_two_epochs_write_every_run_file(world):
     assert m["best_epoch"] in (1, 2)
     for part in ("overall", "longtail"):
         assert 0.0 <= m["test"][part]["recall@10"] <= 1.0
-    assert set(m["baselines"]) == {"popularity", "user_history", "cooccurrence"}
+    assert set(m["baselines"]) == {"popularity", "user_history", "history_cooc", "knn", "knn_history"}
     assert (run / "curve.png").read_bytes()[:4] == b"\x89PNG"
     assert [e["epoch"] for e in events if e["event"] == "epoch"] == [1, 2]
 
@@ -73,7 +73,7 @@ def test_corrupt_checkpoint_is_a_data_error(world, tmp_path):
     run = tmp_path / "bad"
     shutil.copytree(root / "run2", run)
     (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(DataError, match="corrupt checkpoint"):
+    with pytest.raises(DataError, match="corrupt or unsafe checkpoint"):
         train(None, None, run, epochs=3, resume=True, model_factory=TinyModel)
     (run / "best.pt").write_bytes((root / "run2" / "best.pt").read_bytes()[:100])
     with pytest.raises(DataError, match="corrupt best model"):
