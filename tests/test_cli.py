@@ -80,3 +80,32 @@ def test_build_query_and_rebuild_on_embedded_store(tmp_path):
 def test_querying_a_work_directory_never_built_is_an_error(tmp_path):
     line = one_line_error(run("cypher", "MATCH (n) RETURN count(n) AS c", "-w", str(tmp_path / "never"), ok=False))
     assert "no graph store" in line and "v2ht-kg build" in line
+
+
+def test_default_model_train_evaluate_recommend(tmp_path):
+    """The default model end to end as a user runs it: train (V2HT + fusion head),
+    evaluate under its protocol and new-to-user, recommend; protocol errors."""
+    wd = str(tmp_path / "work")
+    run("build", "--format", "synthetic", "--preset", "tiny", "-w", wd, "--json")
+    out = json.loads(run("train", "--run", "d", "--epochs", "1", "--threads", "1", "-w", wd, "--json").stdout)
+    assert out["variant"] == "hybrid" and out["protocol"] == "deployed"
+    assert set(out["baselines"]) >= {"knn", "knn_history", "user_history"}
+    assert 0 < out["test"]["overall"]["recall@10"] <= 1
+    ev = json.loads(run("evaluate", "d", "-w", wd, "--json", "--no-baselines").stdout)
+    assert ev["variant"] == "hybrid" and ev["overall"] == out["test"]["overall"]
+    line = one_line_error(run("evaluate", "d", "--protocol", "strict", "-w", wd, ok=False))
+    assert "deployed protocol" in line
+    assert "unknown protocol" in one_line_error(run("evaluate", "d", "--protocol", "online", "-w", wd, ok=False))
+    nu = json.loads(run("evaluate", "d", "--protocol", "new-to-user", "--sampling-seeds", "0,1", "-w", wd,
+                        "--json").stdout)
+    assert nu["protocol"] == "new-to-user" and len(nu["model"]["map"]["per_seed"]) == 2
+    assert 0 <= nu["random"]["map"]["mean"] <= 1 and (Path(wd) / "eval").is_dir()
+    post = next(json.loads(l)["id"] for l in (Path(wd) / "data" / "posts.jsonl").read_text().splitlines()
+                if json.loads(l)["split"] == "test")
+    rec = json.loads(run("recommend", "d", "--post", post, "-k", "5", "-w", wd, "--json").stdout)
+    assert len(rec["recommendations"]) == 5
+    assert abs(sum(r["score"] for r in rec["recommendations"])) <= 1.0 + 1e-6  # softmax shares
+    new = json.loads(run("recommend", "d", "--text", "dance party tonight", "-k", "3", "-w", wd, "--json").stdout)
+    assert len(new["recommendations"]) == 3
+    line = one_line_error(run("train", "--run", "x", "--fusion", "memory,telepathy", "-w", wd, ok=False))
+    assert "telepathy" in line
