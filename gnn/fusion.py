@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from ..kg.errors import DataError
-from .history import History, _row_normalise, top_k_rows
+from .history import History, _row_normalise
 from .metrics import PairedAccumulator
 
 GROUPS = ("neural", "memory", "copy", "zeroshot", "graph", "pop")
