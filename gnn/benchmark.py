@@ -254,11 +254,6 @@ def to_markdown(res: dict, title: str) -> str:
 
 
 def write(res: dict, out: Path, title: str) -> None:
-    import os
+    from .experiments import write_results
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for path, text in ((out, to_markdown(res, title)), (out.with_suffix(".json"), json.dumps(res, indent=2))):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+    write_results(res, out, title, markdown=to_markdown(res, title))

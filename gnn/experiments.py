@@ -120,12 +120,15 @@ def to_markdown(result: dict, title: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(result: dict, out: Path, title: str = "") -> None:
+def write_results(result: dict, out: Path, title: str = "", markdown: str | None = None) -> None:
+    """``out`` (Markdown: ``markdown``, or this table's rendering) and the
+    JSON beside it, each written whole or not at all."""
     import os
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    for path, text in ((out, to_markdown(result, title)), (out.with_suffix(".json"), json.dumps(result, indent=2))):
+    text_md = to_markdown(result, title) if markdown is None else markdown
+    for path, text in ((out, text_md), (out.with_suffix(".json"), json.dumps(result, indent=2))):
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)

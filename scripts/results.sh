@@ -5,7 +5,9 @@
 # headline (the default) = twitter + tweets2011 + kuairec: every simple
 # baseline, the paper's V2HT, the default model (V2HT-KG) and its ablations,
 # both protocols, 3 training seeds; the new-to-user protocol over 5
-# sampling seeds on the sets with users. synthetic / modalities: the paper's
+# sampling seeds on the sets with users. The "+ V2HT network score" row
+# (V2HT scores every valid and test post: slow) runs on twitter only.
+# synthetic / modalities: the paper's
 # Table 2 / Table 4 on the synthetic micro-video set.
 # Runs are kept in $RESULTS_WORKDIR (default ./v2ht-results) and reused, so
 # an interrupted call resumes. V2HT runs are capped at 6 epochs (EPOCHS) to
@@ -24,27 +26,27 @@ THREADS="${THREADS:-2}"
 EPOCHS="${EPOCHS:-6}"
 SEEDS="${SEEDS:-0,1,2}"
 
-headline() {  # name, source folder, format, title
-  local name="$1" src="$2" fmt="$3" title="$4"
+headline() {  # name, source folder, format, title, extra results options
+  local name="$1" src="$2" fmt="$3" title="$4" extra="${5:-}"
   if [ ! -d "$SHARED/$src" ]; then
     echo "results: $SHARED/$src is absent; skipping $name" >&2
     return 0
   fi
   [ -f "$W/$name/graph.pt" ] || $V build "$SHARED/$src" --format "$fmt" -w "$W/$name" --json >/dev/null
   $V results -w "$W/$name" --table headline --seeds "$SEEDS" --epochs "$EPOCHS" --valid-posts 1000 \
-    --threads "$THREADS" --title "$title" --out "docs/results/$name-headline.md" >/dev/null
+    --threads "$THREADS" --title "$title" --out "docs/results/$name-headline.md" $extra >/dev/null
   echo "results: docs/results/$name-headline.md"
 }
 
 case "$part" in
   headline|all)
     headline twitter twitter-hashtags-2013 twitter-hashtags-2013 "twitter-hashtags-2013 (text + users, its chronological split)"
-    headline tweets2011 tweets2011-hashtags tweets2011 "tweets2011-hashtags (raw text + users, chronological split)"
-    headline kuairec kuairec-captions kuairec "kuairec-captions (micro-video captions, no users: content-only models)"
+    headline tweets2011 tweets2011-hashtags tweets2011 "tweets2011-hashtags (raw text + users, chronological split)" --no-neural-row
+    headline kuairec kuairec-captions kuairec "kuairec-captions (micro-video captions, no users: content-only models)" --no-neural-row
     ;;
   twitter) headline twitter twitter-hashtags-2013 twitter-hashtags-2013 "twitter-hashtags-2013 (text + users, its chronological split)" ;;
-  tweets2011) headline tweets2011 tweets2011-hashtags tweets2011 "tweets2011-hashtags (raw text + users, chronological split)" ;;
-  kuairec) headline kuairec kuairec-captions kuairec "kuairec-captions (micro-video captions, no users: content-only models)" ;;
+  tweets2011) headline tweets2011 tweets2011-hashtags tweets2011 "tweets2011-hashtags (raw text + users, chronological split)" --no-neural-row ;;
+  kuairec) headline kuairec kuairec-captions kuairec "kuairec-captions (micro-video captions, no users: content-only models)" --no-neural-row ;;
 esac
 if [ "$part" = synthetic ] || [ "$part" = modalities ] || [ "$part" = all ]; then
   [ -f "$W/synthetic/graph.pt" ] || $V build --format synthetic --preset small --seed 42 -w "$W/synthetic" --json >/dev/null
