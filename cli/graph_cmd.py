@@ -42,7 +42,10 @@ def build(
 
     Example: v2ht-kg build ../shared/data/twitter-hashtags-2013 --format twitter-hashtags-2013 --workdir DIR
     """
-    from ..kg.pipeline import build_graph, prepare_source
+    import shutil
+
+    from ..kg.dataset import PreparedDataset
+    from ..kg.pipeline import build_graph, prepare_source, staging_dir
     from ..kg.relations import RelationParams
     from ..kg.stats import prepared_stats
     from ..kg.store import open_store
@@ -56,9 +59,22 @@ def build(
     w = workdir(wd)
     rel = RelationParams(wup_threshold=wup_threshold, ss_max_depth=ss_max_depth, co_min_count=co_min_count)
     with w.exclusive("build"), progress_bar(not json_out) as prog:
-        ds, report = prepare_source(source, fmt, w, params, skip_bad=skip_bad, preset=preset, progress=prog)
+        # The store is reached and authenticated before anything is prepared;
+        # the data set is staged beside data/ and replaces it only once the
+        # store load and the graph.pt export succeeded (build_graph).
         with open_store(store, w.root, create=True) as gs:
-            summary = build_graph(ds, gs, w, rel, fresh=fresh, use_wordnet=not no_wordnet, progress=prog)
+            staged = staging_dir(w)
+            try:
+                ds, report = prepare_source(source, fmt, w, params, skip_bad=skip_bad, preset=preset,
+                                            progress=prog, out_dir=staged)
+                summary = build_graph(ds, gs, w, rel, fresh=fresh, use_wordnet=not no_wordnet, progress=prog)
+            finally:
+                shutil.rmtree(staged, ignore_errors=True)
+    ds = PreparedDataset(w.data)
+    if summary.get("cleared") and summary["cleared"] != "--fresh":
+        from .common import err_console
+
+        err_console.print(f"note: cleared the store before loading: {summary['cleared']}", markup=False, highlight=False)
     data, _ = prepared_stats(ds)
     out = {"data": {**data, "bad_lines_skipped": report["bad_lines_skipped"]}, "graph": summary}
     if json_out:
@@ -115,8 +131,9 @@ def cypher(
             raise V2HTError(f"this query writes ({clause}); pass --write to allow it")
     # Without --write the session logs in as the store's read-only user
     # (Neo4j: a READ session), so the server itself refuses any write.
-    with open_store(store, workdir(wd).root, read_only=not write) as gs:
-        _warn_incomplete(gs)
+    w = workdir(wd)
+    with open_store(store, w.root, read_only=not write) as gs:
+        _warn_inconsistent(gs, w)
         keys, rows = gs.run(query, params, write=write)
     if json_out:
         print_json(rows)
@@ -125,12 +142,15 @@ def cypher(
         console.print(f"{len(rows)} row(s)")
 
 
-def _warn_incomplete(gs) -> None:
+def _warn_inconsistent(gs, w) -> None:
+    """One line on stderr when the store's build marker is missing or
+    unfinished, or the store, data/ and graph.pt disagree (fingerprints)."""
+    from ..kg.pipeline import consistency_problems
     from .common import err_console
 
-    info = gs.build_info()
-    if info is not None and info.get("status") != "complete":
-        err_console.print("[yellow]warning:[/] the last build did not complete; the graph may be partial (rerun `v2ht-kg build`).")
+    problems = consistency_problems(gs.build_info(), w)
+    if problems:
+        err_console.print("warning: " + "; ".join(problems), markup=False, highlight=False, soft_wrap=True)
 
 
 def query(
@@ -165,8 +185,9 @@ def query(
     # "default"); the header samples are for the linter, not defaults.
     params = {k: None for k in q.params}
     params.update(parse_params(param, q.params))
-    with open_store(store, workdir(wd).root, read_only=True) as gs:
-        _warn_incomplete(gs)
+    w = workdir(wd)
+    with open_store(store, w.root, read_only=True) as gs:
+        _warn_inconsistent(gs, w)
         rows = gs.read(q.name, **params)
     if json_out:
         print_json(rows)
@@ -194,6 +215,7 @@ def export(
         ds = PreparedDataset(w.data)
         names, fp = [h.name for h in ds.hashtags], ds.fingerprint
     with open_store(store, w.root, read_only=True) as gs:
+        _warn_inconsistent(gs, w)
         info = export_graph(gs, out, fmt, names=names, fingerprint=fp or "")
     if json_out:
         print_json(info)
@@ -229,11 +251,17 @@ def store_status(wd: Optional[Path] = WorkdirOpt, store: Optional[str] = StoreOp
     """Counts by label and relationship type, and the last build's status."""
     from ..kg.store import open_store
 
-    with open_store(store, workdir(wd).root, read_only=True) as gs:
+    from ..kg.pipeline import consistency_problems
+
+    w = workdir(wd)
+    with open_store(store, w.root, read_only=True) as gs:
         out = {"build": gs.build_info(), "counts": gs.counts()}
+    out["problems"] = consistency_problems(out["build"], w)
     if json_out:
         print_json(out)
     else:
         console.print(out)
-        if out["build"] and out["build"].get("status") != "complete":
-            console.print("[yellow]warning:[/] the last build did not complete")
+    if out["problems"]:
+        from .common import err_console
+
+        err_console.print("warning: " + "; ".join(out["problems"]), markup=False, highlight=False, soft_wrap=True)

@@ -1,8 +1,21 @@
 """The stages the CLI chains: source → prepared data set → relations →
 graph store → PyG snapshot. Each stage is a function of its inputs; the CLI
-only renders."""
+only renders.
+
+A build is one transaction over the work directory: the store is checked
+(reached, authenticated) before anything is prepared; the data set is
+prepared into a staging folder beside ``data/``; the store's graph is
+cleared when it holds another data set (or other relation parameters); the
+build marker says "loading" until ``graph.pt`` is exported and the staged
+data set has replaced ``data/``, and only then "complete" with the
+fingerprints of all three. Read commands compare them
+(:func:`consistency_problems`)."""
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
 from pathlib import Path
 
 from .dataset import PreparedDataset
@@ -30,9 +43,11 @@ def prepare_source(
     skip_bad: bool = False,
     preset: str = "small",
     progress: Progress | None = None,
+    out_dir: Path | None = None,
 ) -> tuple[PreparedDataset, dict]:
-    """Read a source and write ``wd.data``. Returns the data set and a report
-    (bad lines skipped, source description)."""
+    """Read a source and write ``out_dir`` (default ``wd.data``; a build
+    stages it in :func:`staging_dir` and swaps it in at the end). Returns the
+    data set and a report (bad lines skipped, source description)."""
     wd.ensure()
     if fmt == "synthetic" and source is None:
         source = synthetic_source(wd, preset, params.seed, progress)
@@ -49,16 +64,73 @@ def prepare_source(
 
         features = {m: (arr, ids) for m, (arr, ids) in raw_features(source).items()} or None
     report = {"format": fmt, "path": str(source), "bad_lines_skipped": bad.count, "bad_line_examples": bad.examples}
-    ds = prepare(posts, wd.data, params, source=report, features=features, progress=progress)
+    ds = prepare(posts, Path(out_dir) if out_dir is not None else wd.data, params, source=report,
+                 features=features, progress=progress)
     return ds, report
+
+
+def staging_dir(wd: Workdir) -> Path:
+    """Where a build prepares its data set before it replaces ``data/``
+    (``data.tmp-PID``: a killed build's folder is removed by the next
+    writer, see Workdir.clean_orphans)."""
+    return wd.root / f"data.tmp-{os.getpid()}"
+
+
+def _swap_in(staged: Path, target: Path) -> None:
+    """Replace ``target`` by ``staged`` (two renames; the old folder goes
+    through ``<name>-old.tmp-PID``, removed afterwards or by the next writer)."""
+    old = target.with_name(f"{target.name}-old.tmp-{os.getpid()}")
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staged, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def file_digest(path: Path) -> str | None:
+    """sha256 (first 32 hex digits) of a file, None when it is missing."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:32]
+
+
+def graph_params(rel_params, use_wordnet: bool) -> str:
+    """The relation parameters of a build as canonical JSON: a graph built
+    with other thresholds is another graph, even from the same data."""
+    from dataclasses import asdict, is_dataclass
+
+    values = asdict(rel_params) if is_dataclass(rel_params) else dict(vars(rel_params))
+    return json.dumps({**values, "wordnet": bool(use_wordnet)}, sort_keys=True, default=str)
+
+
+def stale_reason(info: dict | None, fingerprint: str, params: str, has_nodes: bool) -> str | None:
+    """Why the store's graph cannot be merged into by a build of
+    ``fingerprint`` with relation ``params`` (None: it can). MERGE over
+    another data set's graph would leave the union of both."""
+    if info is None:
+        return "it holds nodes but no build marker" if has_nodes else None
+    if info.get("fingerprint") != fingerprint:
+        return f"it holds another data set's graph (fingerprint {info.get('fingerprint')})"
+    if info.get("graph_params") is not None and info.get("graph_params") != params:
+        return "its graph was built with other relation parameters"
+    return None
 
 
 def build_graph(ds: PreparedDataset, store, wd: Workdir, rel_params=None, fresh: bool = False,
                 use_wordnet: bool = True, progress: Progress | None = None) -> dict:
     """Relations from the prepared data set, loaded into ``store`` (a
-    GraphStore), then the PyG snapshot ``wd.graph``. The store records the
-    build as loading until every batch is in, so an interrupted build is
-    never taken for a complete one. Returns the build summary."""
+    GraphStore), then the PyG snapshot ``wd.graph``. When ``ds`` lies in a
+    staging folder (not ``wd.data``) it replaces ``wd.data`` once the export
+    succeeded. The store records the build as loading until all of that is
+    done, so an interrupted build is never taken for a complete one; a store
+    holding another data set's graph is cleared first (``summary["cleared"]``
+    says why). Returns the build summary."""
     import time
 
     from .export import export_graph
@@ -79,10 +151,17 @@ def build_graph(ds: PreparedDataset, store, wd: Workdir, rel_params=None, fresh:
     prog("relations", 1, 1)
     t_rel = time.time() - t0
 
-    meta = {"fingerprint": ds.fingerprint, "source": ds.manifest["source"].get("path", ""),
-            "hashtags": len(hashtags), "edges": len(edges)}
+    rel_params = rel_params or RelationParams()
+    gparams = graph_params(rel_params, use_wordnet)
+    meta = {"fingerprint": ds.fingerprint, "source": (ds.manifest.get("source") or {}).get("path", ""),
+            "hashtags": len(hashtags), "edges": len(edges), "graph_params": gparams}
     store.ensure_schema()
-    if fresh:
+    cleared = "--fresh" if fresh else None
+    if not fresh:
+        counts0 = store.counts()["nodes"]
+        cleared = stale_reason(store.build_info(), ds.fingerprint, gparams,
+                               any(n for label, n in counts0.items() if label != "Build"))
+    if cleared:
         store.clear()
     store.begin_build(meta)
     t1 = time.time()
@@ -102,10 +181,14 @@ def build_graph(ds: PreparedDataset, store, wd: Workdir, rel_params=None, fresh:
     prog("load posts", len(rows), len(rows))
     t_load = time.time() - t1
     counts = store.counts()
-    store.finish_build({**meta, "tagged": n_tagged})
     prog("export", 0, 1)
     export_graph(store, wd.graph, "pyg", names=names, fingerprint=ds.fingerprint)
     prog("export", 1, 1)
+    if Path(ds.root).resolve() != wd.data.resolve():
+        _swap_in(Path(ds.root), wd.data)
+    # Complete only now: graph.pt and data/ are this build's (a kill before
+    # this line leaves the marker "loading", which every read reports).
+    store.finish_build({**meta, "tagged": n_tagged, "graph_sha": file_digest(wd.graph)})
     return {
         "hashtags": len(hashtags),
         "longtail_hashtags": sum(1 for h in hashtags if h.longtail),
@@ -119,4 +202,38 @@ def build_graph(ds: PreparedDataset, store, wd: Workdir, rel_params=None, fresh:
         "seconds": {"relations": round(t_rel, 2), "load": round(t_load, 2), "total": round(time.time() - t0, 2)},
         "relation_seconds": report.get("seconds"),
         "graph_snapshot": str(wd.graph),
+        "cleared": cleared,
     }
+
+
+def consistency_problems(info: dict | None, wd: Workdir) -> list[str]:
+    """What a read command must warn about before it answers from the store:
+    no build marker, an unfinished build, or a store, ``data/`` and
+    ``graph.pt`` that were not built together (fingerprints). Empty when
+    they agree. ``data/`` and ``graph.pt`` are compared only when the work
+    directory has them (a Neo4j store may be queried from anywhere)."""
+    if info is None:
+        return ["the store holds no build marker, so no build completed here: the answers may be empty or stale "
+                "(run `v2ht-kg build`)"]
+    problems = []
+    if info.get("status") != "complete":
+        problems.append("the last build did not complete; the graph may be partial (rerun `v2ht-kg build`)")
+    fp = info.get("fingerprint")
+    has_data = (wd.data / "manifest.json").is_file()
+    if has_data:
+        try:
+            data_fp = PreparedDataset(wd.data).fingerprint
+        except DataError as e:
+            problems.append(f"the prepared data set is unreadable ({e})")
+        else:
+            if data_fp != fp:
+                problems.append(f"the store's graph was built from data set {fp}, but {wd.data} holds data set "
+                                f"{data_fp} (rerun `v2ht-kg build`)")
+    want = info.get("graph_sha")
+    if want and info.get("status") == "complete" and (has_data or wd.graph.exists()):
+        have = file_digest(wd.graph)
+        if have is None:
+            problems.append(f"{wd.graph} is missing (rerun `v2ht-kg build`)")
+        elif have != want:
+            problems.append(f"{wd.graph} is not the snapshot of the store's graph (rerun `v2ht-kg build`)")
+    return problems
