@@ -28,8 +28,9 @@ hashtags outside the vocabulary: a test post may have ``tags == []``.
 """
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from functools import cached_property
 from pathlib import Path
 
@@ -66,18 +67,52 @@ class PostRow:
     oov: int = 0  # test posts: true tags outside the vocabulary (always misses)
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def _read_jsonl(path: Path, required: tuple[str, ...] = ()) -> list[dict]:
+    out = []
+    for i, d in _numbered_jsonl(path):
+        if not isinstance(d, dict):
+            raise DataError(f"expected a JSON object, not {type(d).__name__}", str(path), i)
+        missing = [k for k in required if k not in d]
+        if missing:
+            raise DataError(f"missing key {missing[0]!r}; prepare the data set again", str(path), i)
+        out.append(d)
+    return out
+
+
+def _typed_rows(path: Path, cls) -> list:
+    """The lines of ``path`` as ``cls`` rows; a line that is not an object, or
+    has a key ``cls`` does not know or lacks one it needs, is a DataError
+    naming the file and line (not a TypeError from the constructor)."""
+    known = {f.name for f in fields(cls)}
+    required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+    out = []
+    for i, d in _numbered_jsonl(path):
+        if not isinstance(d, dict):
+            raise DataError(f"expected a JSON object, not {type(d).__name__}", str(path), i)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise DataError(f"unknown key {unknown[0]!r} (a {cls.__name__} line has {', '.join(sorted(known))}); "
+                            "prepare the data set again", str(path), i)
+        missing = [k for k in required if k not in d]
+        if missing:
+            raise DataError(f"missing key {missing[0]!r}; prepare the data set again", str(path), i)
+        out.append(cls(**d))
+    return out
+
+
+def _numbered_jsonl(path: Path):
     if not path.exists():
         raise DataError("missing; prepare the data set again (v2ht-kg build)", str(path))
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise DataError(f"corrupt JSON ({e.msg})", str(path), i) from None
-    return out
+    try:
+        with open(path, encoding="utf-8") as f:
+            for i, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        yield i, json.loads(line)
+                    except json.JSONDecodeError as e:
+                        raise DataError(f"corrupt JSON ({e.msg})", str(path), i) from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"not UTF-8 (byte {e.start})", str(path)) from None
 
 
 class PreparedDataset:
@@ -92,8 +127,20 @@ class PreparedDataset:
             self.manifest = json.loads(mpath.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
             raise DataError(f"corrupt manifest ({e.msg})", str(mpath)) from None
+        except UnicodeDecodeError:
+            raise DataError("corrupt manifest (not UTF-8)", str(mpath)) from None
+        if not isinstance(self.manifest, dict):
+            raise DataError("corrupt manifest (not a JSON object); prepare the data set again", str(mpath))
         if self.manifest.get("format") != FORMAT_VERSION:
             raise DataError(f"prepared data format {self.manifest.get('format')!r} is not {FORMAT_VERSION}; prepare it again", str(mpath))
+        checksums = self.manifest.get("checksums")
+        if not isinstance(checksums, dict):
+            raise DataError("manifest lacks 'checksums' (an object of file: sha256); prepare the data set again", str(mpath))
+        for name in ("hashtags.jsonl", "posts.jsonl"):
+            if not isinstance(checksums.get(name), str):
+                raise DataError(f"manifest 'checksums' lacks the sha256 of {name}; prepare the data set again", str(mpath))
+        if not isinstance(self.manifest.get("params"), dict):
+            raise DataError("manifest lacks 'params' (an object); prepare the data set again", str(mpath))
 
     # -- identity -----------------------------------------------------------
     @property
@@ -106,10 +153,27 @@ class PreparedDataset:
     def params(self) -> dict:
         return self.manifest["params"]
 
+    def verify_checksums(self) -> None:
+        """Every file the manifest lists must have its recorded sha256 (a
+        file edited, truncated or swapped after preparation is a DataError
+        naming it). Costs one read of each file: call it when a data set is
+        opened for training, not on every look-up."""
+        for name, want in self.manifest["checksums"].items():
+            path = self.root / name
+            if not path.is_file():
+                raise DataError("listed in the manifest but missing; prepare the data set again", str(path))
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            if h.hexdigest() != want:
+                raise DataError(f"changed since preparation (sha256 {h.hexdigest()[:12]}..., manifest "
+                                f"{str(want)[:12]}...); prepare the data set again", str(path))
+
     # -- tables -------------------------------------------------------------
     @cached_property
     def hashtags(self) -> list[Hashtag]:
-        return [Hashtag(**d) for d in _read_jsonl(self.root / "hashtags.jsonl")]
+        return _typed_rows(self.root / "hashtags.jsonl", Hashtag)
 
     @cached_property
     def tag_index(self) -> dict[str, int]:
@@ -117,7 +181,7 @@ class PreparedDataset:
 
     @cached_property
     def users(self) -> list[dict]:
-        return _read_jsonl(self.root / "users.jsonl")
+        return _read_jsonl(self.root / "users.jsonl", ("id", "name"))
 
     @cached_property
     def user_index(self) -> dict[str, int]:
@@ -125,7 +189,7 @@ class PreparedDataset:
 
     @cached_property
     def posts(self) -> list[PostRow]:
-        return [PostRow(**d) for d in _read_jsonl(self.root / "posts.jsonl")]
+        return _typed_rows(self.root / "posts.jsonl", PostRow)
 
     @cached_property
     def post_index(self) -> dict[str, int]:

@@ -225,3 +225,90 @@ def test_orphaned_tmp_folders_of_dead_processes_are_removed(tmp_path):
     with w.exclusive("build"):
         assert not dead.exists()
         assert alive.exists() and keep.exists()
+
+
+# --- a prepared data set edited by hand: one line naming the file and line --
+
+def _prepared(root):
+    from handmade import write_dataset
+
+    return write_dataset(root, ["kid", "dancer"], [("train", 0, ["kid", "dancer"], "kids dance"),
+                                                    ("test", 0, ["kid"], "kid")])
+
+
+def _edit_manifest(root, fn):
+    m = json.loads((root / "manifest.json").read_text())
+    fn(m)
+    (root / "manifest.json").write_text(json.dumps(m))
+
+
+def _edit_line(root, name, line, fn):
+    path = root / name
+    rows = [json.loads(l) for l in path.read_text().splitlines()]
+    fn(rows[line - 1])
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+# (case, edit of the prepared folder, expected text in the error)
+PREPARED_CASES = [
+    ("manifest without checksums", lambda r: _edit_manifest(r, lambda m: m.pop("checksums")),
+     "manifest.json: manifest lacks 'checksums'"),
+    ("manifest without posts checksum", lambda r: _edit_manifest(r, lambda m: m["checksums"].pop("posts.jsonl")),
+     "manifest.json: manifest 'checksums' lacks the sha256 of posts.jsonl"),
+    ("manifest not an object", lambda r: (r / "manifest.json").write_text("[2]"), "manifest.json: corrupt manifest"),
+    ("hashtag with an extra key", lambda r: _edit_line(r, "hashtags.jsonl", 2, lambda d: d.update(extra=1)),
+     "hashtags.jsonl:2: unknown key 'extra'"),
+    ("hashtag without longtail", lambda r: _edit_line(r, "hashtags.jsonl", 1, lambda d: d.pop("longtail")),
+     "hashtags.jsonl:1: missing key 'longtail'"),
+    ("post with an unknown key", lambda r: _edit_line(r, "posts.jsonl", 2, lambda d: d.update(likes=3)),
+     "posts.jsonl:2: unknown key 'likes'"),
+    ("post without split", lambda r: _edit_line(r, "posts.jsonl", 1, lambda d: d.pop("split")),
+     "posts.jsonl:1: missing key 'split'"),
+    ("post line not an object", lambda r: (r / "posts.jsonl").write_text('[1, 2]\n'),
+     "posts.jsonl:1: expected a JSON object"),
+]
+
+
+@pytest.mark.parametrize("case,edit,expected", PREPARED_CASES, ids=[c[0] for c in PREPARED_CASES])
+def test_hand_edited_prepared_data_set_is_a_data_error(tmp_path, case, edit, expected):
+    from v2ht_kg.kg.dataset import PreparedDataset
+    from v2ht_kg.kg.errors import DataError
+
+    root = _prepared(tmp_path / "data")
+    edit(root)
+    with pytest.raises(DataError) as e:
+        ds = PreparedDataset(root)
+        ds.fingerprint, ds.hashtags, ds.posts, ds.users
+    assert str(e.value).startswith(str(root / expected.split(":")[0])), str(e.value)
+    assert expected in str(e.value) and "\n" not in str(e.value)
+
+
+def test_post_without_oov_still_reads_as_zero(tmp_path):
+    from v2ht_kg.kg.dataset import PreparedDataset
+
+    root = _prepared(tmp_path / "data")
+    _edit_line(root, "posts.jsonl", 2, lambda d: d.pop("oov"))
+    assert [p.oov for p in PreparedDataset(root).posts] == [0, 0]
+
+
+def test_hand_edited_prepared_data_set_is_one_line_from_the_cli(tmp_path):
+    w = tmp_path / "w"
+    root = _prepared(w / "data")
+    _edit_line(root, "hashtags.jsonl", 1, lambda d: d.update(extra=1))
+    line = _one_line_error(_cli("data", "stats", "-w", w, "--json"))
+    assert "hashtags.jsonl:1: unknown key 'extra'" in line, line
+
+
+def test_manifest_checksums_are_verified(tmp_path):
+    from v2ht_kg.kg.dataset import PreparedDataset
+    from v2ht_kg.kg.errors import DataError
+
+    root = _prepared(tmp_path / "data")
+    PreparedDataset(root).verify_checksums()
+    with open(root / "users.jsonl", "a") as f:
+        f.write("\n")
+    with pytest.raises(DataError, match=r"users.jsonl: changed since preparation"):
+        PreparedDataset(root).verify_checksums()
+    (root / "users.jsonl").unlink()
+    with pytest.raises(DataError, match=r"users.jsonl: listed in the manifest but missing"):
+        PreparedDataset(root).verify_checksums()
