@@ -221,6 +221,16 @@ def load_run(run_dir: Path, *, dataset_dir: Path | None = None, device: str = "c
         raise DataError("run config is not a JSON object", str(run_dir / CONFIG)) from None
     if not isinstance(mcfg, dict):
         raise DataError("run config: 'model' is not an object", str(run_dir / CONFIG))
+    if which not in ("best", "last"):
+        raise ValueError(f"which must be 'best' or 'last', not {which!r}")
+    path = run_dir / (BEST if which == "best" else CHECKPOINT)
+    if not path.exists():
+        # Never fall back to the last checkpoint in silence: it is not the
+        # model the run selected on validation.
+        what = "best model" if which == "best" else "last checkpoint"
+        raise DataError(f"missing: the run's {what} (the run was interrupted before its first validation, or the "
+                        f"file was removed); finish it with `v2ht-kg train --run {run_dir.name} --resume` "
+                        "or train it again", str(path))
     ds = PreparedDataset(ddir)
     if ds.fingerprint != fp:
         raise DataError(f"this run was trained on another data set (fingerprint {fp}, "
@@ -232,7 +242,6 @@ def load_run(run_dir: Path, *, dataset_dir: Path | None = None, device: str = "c
             raise DataError("this run's variant needs the graph, but none is recorded", str(run_dir / CONFIG))
         graph = load_graph(Path(cfg["graph_path"]), [h.name for h in ds.hashtags], ds.fingerprint)
     model = (model_factory or default_model_factory)(mcfg, data.hashtag_init, graph)
-    path = run_dir / (BEST if which == "best" and (run_dir / BEST).exists() else CHECKPOINT)
     state = load_torch(path, "best model" if path.name == BEST else "checkpoint")
     try:
         model.load_state_dict(state["model"])

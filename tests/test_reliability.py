@@ -312,3 +312,25 @@ def test_manifest_checksums_are_verified(tmp_path):
     (root / "users.jsonl").unlink()
     with pytest.raises(DataError, match=r"users.jsonl: listed in the manifest but missing"):
         PreparedDataset(root).verify_checksums()
+
+
+def test_missing_best_model_is_an_error_not_a_silent_fallback(tmp_path):
+    import shutil
+
+    from gnn_fixtures import TinyModel, write_graph, write_prepared
+    from v2ht_kg.gnn import runs
+    from v2ht_kg.gnn.trainer import train
+    from v2ht_kg.kg.errors import DataError
+
+    write_prepared(tmp_path / "data", seed=3)
+    graph = write_graph(tmp_path / "data", tmp_path / "graph.pt")
+    train(tmp_path / "data", graph, tmp_path / "run", epochs=1, batch_size=16, model_factory=TinyModel,
+          model_options={"d_hashtag": 8}, seed=1)
+    runs.load_run(tmp_path / "run", model_factory=TinyModel)  # best.pt is there
+    (tmp_path / "run" / "best.pt").unlink()
+    with pytest.raises(DataError, match=r"best\.pt: missing: the run's best model .*--resume") as e:
+        runs.load_run(tmp_path / "run", model_factory=TinyModel)
+    assert "\n" not in str(e.value)
+    # asked for explicitly, the last checkpoint is still there to use
+    assert not runs.load_run(tmp_path / "run", model_factory=TinyModel, which="last").model.training
+    shutil.rmtree(tmp_path / "run")
