@@ -74,7 +74,8 @@ def build(
     if summary.get("cleared") and summary["cleared"] != "--fresh":
         from .common import err_console
 
-        err_console.print(f"note: cleared the store before loading: {summary['cleared']}", markup=False, highlight=False)
+        err_console.print(f"note: cleared the store before loading: {summary['cleared']}", markup=False, highlight=False,
+                          soft_wrap=True)
     data, _ = prepared_stats(ds)
     out = {"data": {**data, "bad_lines_skipped": report["bad_lines_skipped"]}, "graph": summary}
     if json_out:
