@@ -113,6 +113,7 @@ def train(dataset_dir: Path | str, graph_path: Path | str | None, run_dir: Path 
     model_options = dict(model_options or {})
 
     ds = PreparedDataset(Path(dataset_dir))
+    ds.verify_checksums()  # a data set edited after preparation must not train silently
     if resume and ds.fingerprint != cfg["data_fingerprint"]:
         raise DataError(f"the data set changed since this run started (fingerprint {ds.fingerprint}, "
                         f"run {cfg['data_fingerprint']})", str(dataset_dir))

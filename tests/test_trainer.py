@@ -76,7 +76,7 @@ def test_corrupt_checkpoint_is_a_data_error(world, tmp_path):
     with pytest.raises(DataError, match="corrupt or unsafe checkpoint"):
         train(None, None, run, epochs=3, resume=True, model_factory=TinyModel)
     (run / "best.pt").write_bytes((root / "run2" / "best.pt").read_bytes()[:100])
-    with pytest.raises(DataError, match="corrupt best model"):
+    with pytest.raises(DataError, match="corrupt or unsafe best model"):
         runs.load_run(run, model_factory=TinyModel)
 
 
