@@ -56,9 +56,15 @@ def explain(
         from ..gnn.runs import load_run
         from .train_cmd import resolve_run
 
-        r = load_run(resolve_run(str(run), Workdir.resolve(wd)))
+        from ..gnn.hybrid import HybridScorer, load_hybrid
+
+        run_dir = resolve_run(str(run), Workdir.resolve(wd))
+        r = load_run(run_dir)
         with open_store(store, _run_workdir(wd, r.cfg)) as gs:
             expl = explain_tag(r, gs, tag, post=post, text=text, user=user, limit=limit)
+        if load_hybrid(run_dir) is not None:
+            expl["fusion"] = fusion_attribution(HybridScorer(r, run_dir), r, expl["tag"], post=post, text=text,
+                                                user=user)
     expl = to_jsonable(expl)
     if out is not None:
         draw(expl, out)
@@ -72,7 +78,7 @@ def explain(
 
 def explain_suggestions(run, store, *, post: str | None = None, text: str | None = None, user: str | None = None,
                         suggestions: Sequence[str | tuple[str, float]], json_out: bool = False,
-                        limit: int = 10, longtail_only: bool = True) -> list[dict]:
+                        limit: int = 10, longtail_only: bool = True, hybrid=None) -> list[dict]:
     """Explain each suggested long-tail tag of one post (``recommend --explain``).
 
     ``run``: a gnn.evaluate.Run (gnn.runs.load_run); ``store``: an open
@@ -94,8 +100,26 @@ def explain_suggestions(run, store, *, post: str | None = None, text: str | None
     ex = Explainer(run, store, post=post, text=text, user=user, limit=limit)
     out = []
     for n in names:
-        e = to_jsonable(ex.explain(n))
+        e = ex.explain(n)
+        if hybrid is not None:
+            e["fusion"] = fusion_attribution(hybrid, run, n, post=post, text=text, user=user)
+        e = to_jsonable(e)
         out.append(e)
         if not json_out:
             render(e, console)
     return out
+
+
+def fusion_attribution(hybrid, run, tag: str, *, post: str | None, text: str | None, user: str | None) -> dict:
+    """The fusion head's side of an explanation (gnn.hybrid.attribute)."""
+    from ..gnn.hybrid import attribute
+
+    ds = run.data.ds
+    h = ds.tag_index[tag]
+    if post is not None:
+        return attribute(hybrid, h, row=ds.post_index[str(post)])
+    from ..kg.normalize import Normalizer
+
+    tokens = Normalizer().tokens(text or "")
+    uid = ds.user_index.get(str(user)) if user is not None else None
+    return attribute(hybrid, h, tokens=tokens, user=uid, batch=run.data.new_post_batch(tokens, uid))

@@ -278,7 +278,7 @@ def recommend(
         with open_store(store, w.root) as gs:
             explanations = explain_suggestions(r, gs, post=post, text=text, user=user,
                                                suggestions=[(x["tag"], x["score"]) for x in items],
-                                               json_out=json_out, longtail_only=True)
+                                               json_out=json_out, longtail_only=True, hybrid=hybrid)
     if json_out:
         out = {"post": post, "user": user, "recommendations": items}
         if post is not None:

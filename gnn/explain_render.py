@@ -58,6 +58,17 @@ def render(expl: dict, console: Console) -> None:
             node.add(f"lift from the graph: {lift['ranks_gained']:+d} ranks, logit {lift['logit']:+.3f}, "
                      f"p {lift['probability']:+.3f}")
 
+    fu = expl.get("fusion")
+    if fu:
+        node = root.add(f"V2HT-KG fusion head ({fu['protocol']} history): rank {fu['rank']} of {fu['hashtags']}, "
+                        f"share {fu['share']:.3f}")
+        for g, d in fu["groups"].items():
+            vals = ", ".join(f"{k} {v:.3g}" for k, v in d["features"].items()) or "no signal"
+            node.add(f"{g}: without it rank {d['rank_without']} ({vals})")
+        for v in fu.get("graph_neighbours") or []:
+            sig = ", ".join(f"{k} {x:.3g}" for k, x in v["signals"].items())
+            node.add(f"via {v['type']} neighbour `{v['neighbour']}` (weight {v['weight']:.2f}): {sig}")
+
     prop = expl.get("propagation")
     if prop:
         node = root.add(f"learned propagation (alpha {prop['alpha']}, {prop['layers']} GCN layers; "

@@ -202,3 +202,60 @@ class HybridScorer:
         feats = SplitFeatures(hist, None, self.names, self.ctx.adj, neural,
                               query=([list(tokens)], np.array([uid], dtype=np.int64)))
         return score_block(self.head, feats, np.arange(1))
+
+
+def attribute(scorer: HybridScorer, tag: int, *, row: int | None = None, tokens: list[str] | None = None,
+              user: int | None = None, batch=None) -> dict:
+    """Why the fusion head ranks ``tag`` where it does for one post: its rank
+    and share with every feature, and without each group (the group's
+    features set to what a tag with no such signal has: zero), plus the
+    non-zero feature values and, for the graph group, the typed neighbours
+    whose own signals were propagated to the tag."""
+    from .fusion import FEATURES, score_block
+
+    data = scorer.run.data
+    if row is not None:
+        neural = (neural_scores(scorer.ctx.model, data, np.array([row]), device=scorer.ctx.device)
+                  if scorer.ctx.model is not None else None)
+        feats = SplitFeatures(scorer.ctx.history("test", scorer.protocol), np.array([row]), scorer.names,
+                              scorer.ctx.adj, neural)
+    else:
+        neural = None
+        if scorer.ctx.model is not None:
+            with torch.no_grad():
+                neural = scorer.ctx.model.score_all(batch.to(scorer.ctx.device)).float().cpu()
+        uid = user if data.user_known(user) else -1
+        feats = SplitFeatures(scorer.ctx.history("test", scorer.protocol), None, scorer.names, scorer.ctx.adj,
+                              neural, query=([list(tokens or [])], np.array([uid], dtype=np.int64)))
+    x = feats.block(np.arange(1))  # (1, H, F)
+
+    def rank_of(block: torch.Tensor) -> tuple[int, float]:
+        with torch.no_grad():
+            s = scorer.head.eval()(block)[0]
+        return int((s > s[tag]).sum()) + 1, float(torch.softmax(s, 0)[tag])
+
+    rank, share = rank_of(x)
+    out = {"rank": rank, "share": share, "hashtags": data.n_hashtags, "protocol": scorer.protocol, "groups": {}}
+    values = {n: float(x[0, tag, i]) for i, n in enumerate(scorer.names)}
+    for g in scorer.groups:
+        cols = [i for i, n in enumerate(scorer.names) if n in FEATURES[g] and n not in ("pop", "activity")]
+        if not cols:
+            continue
+        y = x.clone()
+        y[0, tag, cols] = 0.0
+        r, p = rank_of(y)
+        out["groups"][g] = {"rank_without": r, "share_without": p,
+                            "features": {scorer.names[i]: values[scorer.names[i]] for i in cols if values[scorer.names[i]]}}
+    if scorer.ctx.adj is not None and "graph" in scorer.groups:
+        names = [h.name for h in data.ds.hashtags]
+        base = {n: feats.block(np.arange(1))[0, :, scorer.names.index(n)]
+                for n in ("hist_share", "knn", "lex") if n in scorer.names}
+        via = []
+        for t, a in scorer.ctx.adj.items():
+            row_a = a.getrow(tag)
+            for j, w in zip(row_a.indices, row_a.data):
+                sig = {k: float(v[j]) for k, v in base.items() if float(v[j])}
+                if sig:
+                    via.append({"neighbour": names[j], "type": t, "weight": float(w), "signals": sig})
+        out["graph_neighbours"] = sorted(via, key=lambda v: -max(v["signals"].values()))[:10]
+    return out

@@ -105,6 +105,10 @@ def test_default_model_train_evaluate_recommend(tmp_path):
     rec = json.loads(run("recommend", "d", "--post", post, "-k", "5", "-w", wd, "--json").stdout)
     assert len(rec["recommendations"]) == 5
     assert abs(sum(r["score"] for r in rec["recommendations"])) <= 1.0 + 1e-6  # softmax shares
+    top = rec["recommendations"][0]["tag"]
+    ex = json.loads(run("explain", "d", "--post", post, "--tag", top, "-w", wd, "--json").stdout)
+    assert ex["fusion"]["rank"] == 1  # the head's own rank of its first suggestion
+    assert all(g["rank_without"] >= 1 for g in ex["fusion"]["groups"].values())
     new = json.loads(run("recommend", "d", "--text", "dance party tonight", "-k", "3", "-w", wd, "--json").stdout)
     assert len(new["recommendations"]) == 3
     line = one_line_error(run("train", "--run", "x", "--fusion", "memory,telepathy", "-w", wd, ok=False))
