@@ -56,7 +56,10 @@ def _key(label: str) -> str:
 
 def run_headline(wd: Workdir, seeds: Sequence[int] = (0, 1, 2), *, epochs: int = 6, valid_posts: int | None = 1000,
                  sampling_seeds: Sequence[int] = (0, 1, 2, 3, 4), neural_row: bool = True, threads: int | None = None,
+                 neural_seeds: Sequence[int] | None = None,
                  progress: Callable[[str], None] | None = None) -> dict:
+    """``neural_seeds``: the training seeds that also fit the "+ V2HT network
+    score" row (it scores every valid and test post with V2HT; default: all)."""
     import torch
 
     from .baselines import Baselines
@@ -105,9 +108,11 @@ def run_headline(wd: Workdir, seeds: Sequence[int] = (0, 1, 2), *, epochs: int =
                     baselines_obj = b
         graph = load_graph(wd.graph, [h.name for h in ds.hashtags], ds.fingerprint)
         ctx = HybridContext(data, graph, run.model, "cpu")
-        all_groups = tuple(g for g in GROUPS if any(g in grp for grp in rows.values()))
+        seed_rows = {label: groups for label, groups in rows.items()
+                      if "neural" not in groups or neural_seeds is None or seed in neural_seeds}
+        all_groups = tuple(g for g in GROUPS if any(g in grp for grp in seed_rows.values()))
         feats = None
-        for label, groups in rows.items():
+        for label, groups in seed_rows.items():
             path = run_dir / f"fusion-{_key(label)}.json"
             if path.exists():
                 fits[label].append(read_json(path, "fusion report"))
@@ -156,6 +161,10 @@ def run_headline(wd: Workdir, seeds: Sequence[int] = (0, 1, 2), *, epochs: int =
         out[label] = {part: {k: _mean_std([r[part][k] for r in paper_runs]) for k in METRICS}
                       for part in ("overall", "longtail")}
         for lab, reps in fits.items():
+            if not reps:
+                continue
+            if len(reps) < len(seeds):
+                lab = f"{lab} (seed{'s' if len(reps) > 1 else ''} {', '.join(str(r['seed']) for r in reps)} only)"
             out[lab] = {part: {k: _mean_std([r["test"][p][part][k] for r in reps]) for k in METRICS}
                         for part in ("overall", "longtail")}
     c = ds.manifest["counts"]
