@@ -266,3 +266,29 @@ def write(res: dict, out: Path, title: str) -> None:
     from .experiments import write_results
 
     write_results(res, out, title, markdown=to_markdown(res, title))
+
+
+def summary(paths: Sequence[Path]) -> str:
+    """The README's headline table: per data set, the strongest baseline per
+    metric, the paper's V2HT and the default, deployed protocol, plus the bars."""
+    lines = ["| data set | model | R@10 | NDCG@10 | long-tail R@10 |", "|---|---|---|---|---|"]
+    notes = []
+    for path in paths:
+        path = Path(path)
+        if not path.exists():
+            continue
+        res = json.loads(path.read_text(encoding="utf-8"))
+        name = path.name.replace("-headline.json", "")
+        rows = res["rows"]["deployed"]
+        cell = lambda m, part, k: (f"{m[part][k][0]:.3f}" + (f" ± {m[part][k][1]:.3f}" if m[part][k][1] else ""))  # noqa: E731
+        keep = [n for n in rows if n in ("User history", "Text kNN (TF-IDF)", "kNN + history blend")
+                or n.startswith("V2HT (paper") or n.startswith("V2HT w/o U") or n == "V2HT-KG (default)"]
+        for n in keep:
+            m = rows[n]
+            lines.append(f"| {name} | {n} | {cell(m, 'overall', 'recall@10')} | {cell(m, 'overall', 'ndcg@10')} | "
+                         f"{cell(m, 'longtail', 'recall@10')} |")
+        t = res["targets"]
+        notes.append(f"- {name}: " + "; ".join(
+            (f"{k} {v['lift']:+.1%} (bar +{v['bar']:.0%}, {'met' if v['met'] else 'missed'})" if v.get("lift") is not None
+             else f"{k}: n/a") for k, v in t.items()))
+    return "\n".join(lines + [""] + notes) + "\n"

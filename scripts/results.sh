@@ -59,3 +59,9 @@ if [ "$part" = modalities ] || [ "$part" = all ]; then
   $V results -w "$W/synthetic" --table modalities --seeds 0 --threads "$THREADS" \
     --title "Table 4 on synthetic small: modality subsets (full V2HT)" --out docs/results/synthetic-modalities.md
 fi
+# The README's headline table, from the JSON files above.
+.venv/bin/python -c "
+import sys; from pathlib import Path
+from v2ht_kg.gnn.benchmark import summary
+Path('docs/results/headline-summary.md').write_text(summary([Path(f'docs/results/{n}-headline.json') for n in ('twitter', 'tweets2011', 'kuairec')]))
+" && echo "results: docs/results/headline-summary.md"
