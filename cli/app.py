@@ -1,6 +1,8 @@
 """The `v2ht-kg` command line."""
 from __future__ import annotations
 
+import os
+
 import sys
 
 import typer
@@ -45,6 +47,10 @@ def main() -> None:
     # The driver logs each retried transient error (it retries them itself):
     # noise on a CLI whose output users read.
     logging.getLogger("neo4j").setLevel(logging.ERROR)
+    # Store files, data sets, runs and graph snapshots are private to the user
+    # (folders 0700, files 0600), like the password file: the in-process JVM
+    # inherits the mask too.
+    os.umask(os.umask(0o077) | 0o077)
     # Standalone mode: click prints usage errors itself (exit 2); everything
     # else propagates here, so user errors become one line instead of a trace.
     try:

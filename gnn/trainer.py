@@ -197,6 +197,11 @@ def train(dataset_dir: Path | str, graph_path: Path | str | None, run_dir: Path 
                 skipped += 1
             emit({"event": "batch", "epoch": epoch, "batch": i, "batches": n_batches, "loss": float(loss.detach())})
         train_s = time.perf_counter() - t0
+        if skipped > max(1, int(0.05 * n_batches)):
+            # the parameters did not move on those steps: the run would report a model it never trained
+            raise DataError(f"training stopped in epoch {epoch}: {skipped} of {n_batches} steps had a non-finite "
+                            "loss or gradient; lower --lr or check the features for NaN/inf (the run folder keeps "
+                            "the last good epoch: --resume continues it, or delete it to retry)", str(run_dir))
         val = evaluate_model(model, data, "valid", device=device, batch_size=eval_batch_size, rows=val_rows)
         value = val["overall"].get(SELECT_METRIC, 0.0)
         improved = value > best_value or not val_rows.size

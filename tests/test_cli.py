@@ -89,6 +89,9 @@ def test_default_model_train_evaluate_recommend(tmp_path):
     run("build", "--format", "synthetic", "--preset", "tiny", "-w", wd, "--json")
     out = json.loads(run("train", "--run", "d", "--epochs", "1", "--threads", "1", "-w", wd, "--json").stdout)
     assert out["variant"] == "hybrid" and out["protocol"] == "deployed"
+    for p in (Path(wd) / "data", Path(wd) / "data" / "posts.jsonl", Path(wd) / "graph.pt", Path(wd) / "store",
+              Path(wd) / "runs" / "d" / "config.json", Path(wd) / "runs" / "d" / "fusion.json"):
+        assert p.stat().st_mode & 0o077 == 0, p  # private to the user
     assert set(out["baselines"]) >= {"knn", "knn_history", "user_history"}
     assert 0 < out["test"]["overall"]["recall@10"] <= 1
     ev = json.loads(run("evaluate", "d", "-w", wd, "--json", "--no-baselines").stdout)

@@ -148,3 +148,31 @@ def test_a_non_finite_step_is_skipped_not_applied(tmp_path):
     state = runs.load_torch(tmp_path / "run" / runs.CHECKPOINT)["model"]
     assert all(bool(v.isfinite().all()) for v in state.values() if v.is_floating_point())
     assert all(h["loss"] == h["loss"] for h in out["history"])  # not NaN
+
+
+class _NaNAfterEpochOne(TinyModel):
+    """Trains normally in epoch 1, then every loss is NaN (as with a diverging lr)."""
+
+    validated = False
+
+    def score_all(self, batch, chunk: int = 4096):
+        _NaNAfterEpochOne.validated = True  # the end of epoch 1
+        return super().score_all(batch, chunk)
+
+    def loss(self, batch):
+        loss = super().loss(batch)
+        return loss * float("nan") if _NaNAfterEpochOne.validated else loss
+
+
+def test_non_finite_training_stops_with_an_error_and_stays_resumable(world, tmp_path):
+    root, graph, _ = world
+    _NaNAfterEpochOne.validated = False
+    opts = dict(COMMON, model_factory=_NaNAfterEpochOne)
+    with pytest.raises(DataError, match="non-finite loss"):
+        train(root / "data", graph, tmp_path / "nan", epochs=3, **opts)
+    # the last good epoch is kept: resume continues from it
+    st = runs.load_torch(tmp_path / "nan" / runs.CHECKPOINT, "checkpoint")
+    assert st["epoch"] == 1
+    opts["model_factory"] = TinyModel
+    m = train(root / "data", graph, tmp_path / "nan", epochs=3, resume=True, **opts)
+    assert m["status"] == "done" and [h["epoch"] for h in m["history"]] == [1, 2, 3]
