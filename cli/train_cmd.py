@@ -293,6 +293,7 @@ def results(
     table: str = typer.Option("variants", help="headline (every baseline, the paper's V2HT, the default model and its ablations, both protocols, new-to-user) | variants (paper Table 2: full, w/o U, w/o P, w/o UP) | modalities (Table 4)."),
     neural_row: bool = typer.Option(True, "--neural-row/--no-neural-row", help="headline: include the '+ V2HT network score' ablation (scores every valid and test post with V2HT: slow)."),
     neural_seeds: Optional[str] = typer.Option(None, help="headline: fit the '+ V2HT network score' row for these seeds only (default: every seed)."),
+    ablation_seeds: Optional[str] = typer.Option(None, help="headline: fit the other ablation rows for these seeds only (default: every seed)."),
     seeds: str = typer.Option("0,1,2", help="Comma-separated seeds; mean ± std over them."),
     epochs: int = typer.Option(20, help="Maximum epochs per run (early stopping on validation NDCG@10)."),
     batch_size: int = typer.Option(32, help="Posts per mini-batch."),
@@ -322,6 +323,7 @@ def results(
         res = benchmark.run_headline(w, seed_list, epochs=epochs, valid_posts=valid_posts, threads=threads,
                                      neural_row=neural_row,
                                      neural_seeds=[int(x) for x in neural_seeds.split(",")] if neural_seeds else None,
+                                     ablation_seeds=[int(x) for x in ablation_seeds.split(",")] if ablation_seeds else None,
                                      progress=None if json_out else (lambda m: err_console.print(f"[dim]{m}[/]")))
         path = out or (w.reports / "results-headline.md")
         benchmark.write(res, path, title or "Headline benchmark")
