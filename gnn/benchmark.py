@@ -94,7 +94,7 @@ def run_headline(wd: Workdir, seeds: Sequence[int] = (0, 1, 2), *, epochs: int =
                 shutil.rmtree(run_dir)
             say(f"training V2HT ({variant}) seed {seed}")
             t0 = time.time()
-            train(wd.data, wd.graph if variant == "full" else None, run_dir, variant=variant, epochs=epochs,
+            train(wd.data, wd.graph, run_dir, variant=variant, epochs=epochs,
                   seed=seed, valid_posts=valid_posts, baselines=False, threads=threads)
             res["seconds"][f"v2ht seed {seed}"] = round(time.time() - t0, 1)
         m = read_json(mpath, "run metrics")
