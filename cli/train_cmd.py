@@ -147,18 +147,13 @@ def train(
         if variant == "hybrid":
             from ..gnn.hybrid import train_hybrid
 
-            res = train_hybrid(w.data, graph, run_dir, protocol=protocol, groups=groups, **common)
+            res = train_hybrid(w.data, graph, run_dir, protocol=protocol, groups=groups, baselines=True, **common)
             test, metrics = res["hybrid"]["test"][protocol], res["neural"]
+            metrics = dict(metrics, baselines=res["baselines"])
         else:
             metrics = train_run(w.data, graph, run_dir, variant=variant, protocol=protocol, **common)
             test = metrics.get("test")
     base = metrics.get("baselines")
-    if variant == "hybrid":
-        from ..gnn.baselines import Baselines
-        from ..gnn.data import TrainingData
-
-        base = Baselines(TrainingData.build(w.data, run_dir, max_text_tokens=20, seed=seed,
-                                            w2v_dim=d_hashtag), protocol).evaluate("test")
     out = {"run": str(run_dir), "variant": variant, "protocol": protocol, "best_epoch": metrics["best_epoch"],
            "test": test, "baselines": base}
     if variant == "hybrid":

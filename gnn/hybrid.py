@@ -124,9 +124,10 @@ def run_protocol(run_dir: Path, cfg: dict) -> str:
 
 def train_hybrid(dataset_dir: Path, graph_path: Path, run_dir: Path, *, protocol: str = "deployed",
                  groups: Sequence[str] = DEFAULT_GROUPS, seed: int = 0, device: str = "cpu",
-                 progress: Callable[[dict], None] | None = None, **train_kwargs) -> dict:
+                 baselines: bool = False, progress: Callable[[dict], None] | None = None, **train_kwargs) -> dict:
     """Train the V2HT network (the paper's full variant) into ``run_dir``, then
-    fit the fusion head on top; returns {"neural": metrics, "hybrid": report}."""
+    fit the fusion head on top; returns {"neural": metrics, "hybrid": report}
+    (+ "baselines" under the same protocol, on the same data, when asked)."""
     from .runs import load_run
     from .trainer import train
 
@@ -142,7 +143,12 @@ def train_hybrid(dataset_dir: Path, graph_path: Path, run_dir: Path, *, protocol
     head, names, report = fit_hybrid(ctx, groups, protocols=(protocol,), seed=seed,
                                      progress=lambda m: emit({"event": "fusion_epoch", "message": m}))
     save_hybrid(run_dir, head, names, report, protocol)
-    return {"neural": neural, "hybrid": report}
+    out = {"neural": neural, "hybrid": report}
+    if baselines:
+        from .baselines import Baselines
+
+        out["baselines"] = Baselines(run.data, protocol).evaluate("test")
+    return out
 
 
 def _load_graph(graph_path, data):

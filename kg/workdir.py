@@ -12,22 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from .embedded import _pid_alive  # one liveness check for store and work-dir owners
 from .errors import V2HTError
 
 DEFAULT_WORKDIR = "v2ht-work"
 LOCK_FILE = ".build.lock"
 # Temporary folders a writer makes beside its target: <name>.tmp-<pid>.
 _TMP_DIR = re.compile(r"^(?P<name>.+)\.tmp-(?P<pid>\d+)$")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(frozen=True)
