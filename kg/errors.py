@@ -19,3 +19,13 @@ class DataError(V2HTError):
 
 class StoreError(V2HTError):
     """The graph store is unreachable, rejects credentials, or rejects a query."""
+
+
+class VideoError(DataError):
+    """One video cannot be read (not a video, truncated, no frame): extraction
+    counts it and goes on with the others."""
+
+
+class ToolError(V2HTError):
+    """A tool or model file the video pipeline needs is missing or corrupt
+    (ffmpeg not found, CNN weights with the wrong sha256): nothing can go on."""
