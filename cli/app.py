@@ -8,7 +8,7 @@ import sys
 import typer
 
 from ..kg.errors import V2HTError
-from . import data_cmd, explain_cmd, graph_cmd, train_cmd
+from . import data_cmd, explain_cmd, features_cmd, graph_cmd, train_cmd
 from .common import err_console
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_cmd.app, name="data")
+app.add_typer(features_cmd.app, name="features")
 app.command()(graph_cmd.build)
 app.command()(graph_cmd.cypher)
 app.command()(graph_cmd.query)

@@ -45,6 +45,33 @@ def generate(
         console.print(f"wrote synthetic data set [bold]{preset}[/] (seed {seed}) to {out}")
 
 
+@app.command("generate-videos")
+def generate_videos(
+    out: Path = typer.Argument(..., help="Folder to write (clip-NNNN.mp4 + posts.jsonl), for `v2ht-kg features extract`."),
+    n: int = typer.Option(60, "--n", help="Clips (spread evenly over the 6 topics)."),
+    seed: int = typer.Option(0, help="Same seed, same posts and clips."),
+    size: str = typer.Option("160x120", help="WIDTHxHEIGHT in pixels (even)."),
+    seconds: float = typer.Option(3.0, help="Length of each clip."),
+    json_out: bool = JsonOpt,
+):
+    """Render the demo micro-video set: 6 hashtag topics that differ in picture and sound, with posts.jsonl."""
+    from ..kg.errors import V2HTError
+    from ..kg.video.demo import generate_videos as render
+
+    check_options(seed=seed)
+    try:
+        w, h = (int(x) for x in size.lower().split("x"))
+    except ValueError:
+        raise V2HTError(f"--size {size!r}: expected WIDTHxHEIGHT, e.g. 160x120") from None
+    with progress_bar(not json_out) as prog:
+        info = render(out, n=n, seed=seed, width=w, height=h, seconds=seconds, progress=prog)
+    if json_out:
+        print_json(info)
+    else:
+        console.print(f"wrote {info['clips']} demo clips ({info['size']}, {info['seconds']} s, "
+                      f"{info['silent']} without audio) and posts.jsonl to {out}")
+
+
 @app.command()
 def prepare(
     source: Optional[Path] = typer.Argument(None, help="Data folder (not needed for --format synthetic)."),

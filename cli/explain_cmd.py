@@ -78,12 +78,14 @@ def explain(
 
 def explain_suggestions(run, store, *, post: str | None = None, text: str | None = None, user: str | None = None,
                         suggestions: Sequence[str | tuple[str, float]], json_out: bool = False,
-                        limit: int = 10, longtail_only: bool = True, hybrid=None) -> list[dict]:
+                        limit: int = 10, longtail_only: bool = True, hybrid=None,
+                        features: dict | None = None) -> list[dict]:
     """Explain each suggested long-tail tag of one post (``recommend --explain``).
 
     ``run``: a gnn.evaluate.Run (gnn.runs.load_run); ``store``: an open
     GraphStore; ``post`` or ``text`` (+ ``user``) as given to recommend;
-    ``suggestions``: tag names or (name, probability) pairs, best first.
+    ``suggestions``: tag names or (name, probability) pairs, best first;
+    ``features``: a new post's visual/acoustic sequences (recommend --video).
     Prints a rich tree per tag unless ``json_out``; returns the explanations
     (JSON-ready dicts) in suggestion order, for the caller's JSON output."""
     from ..gnn.explain import Explainer, to_jsonable
@@ -97,12 +99,12 @@ def explain_suggestions(run, store, *, post: str | None = None, text: str | None
         if not json_out:
             console.print("no long-tail tag among the suggestions: nothing to explain")
         return []
-    ex = Explainer(run, store, post=post, text=text, user=user, limit=limit)
+    ex = Explainer(run, store, post=post, text=text, user=user, limit=limit, features=features)
     out = []
     for n in names:
         e = ex.explain(n)
         if hybrid is not None:
-            e["fusion"] = fusion_attribution(hybrid, run, n, post=post, text=text, user=user)
+            e["fusion"] = fusion_attribution(hybrid, run, n, post=post, text=text, user=user, features=features)
         e = to_jsonable(e)
         out.append(e)
         if not json_out:
@@ -110,7 +112,8 @@ def explain_suggestions(run, store, *, post: str | None = None, text: str | None
     return out
 
 
-def fusion_attribution(hybrid, run, tag: str, *, post: str | None, text: str | None, user: str | None) -> dict:
+def fusion_attribution(hybrid, run, tag: str, *, post: str | None, text: str | None, user: str | None,
+                       features: dict | None = None) -> dict:
     """The fusion head's side of an explanation (gnn.hybrid.attribute)."""
     from ..gnn.hybrid import attribute
 
@@ -122,4 +125,4 @@ def fusion_attribution(hybrid, run, tag: str, *, post: str | None, text: str | N
 
     tokens = Normalizer().tokens(text or "")
     uid = ds.user_index.get(str(user)) if user is not None else None
-    return attribute(hybrid, h, tokens=tokens, user=uid, batch=run.data.new_post_batch(tokens, uid))
+    return attribute(hybrid, h, tokens=tokens, user=uid, batch=run.data.new_post_batch(tokens, uid, features))

@@ -218,6 +218,7 @@ def recommend(
     run: str = RunArg,
     post: Optional[str] = typer.Option(None, "--post", help="A post id of the prepared data set."),
     text: Optional[str] = typer.Option(None, "--text", help="The text of a new post."),
+    video: Optional[Path] = typer.Option(None, "--video", help="A new video file: features extracted with the settings of the run's data set (`features extract`); --text is its description."),
     user: Optional[str] = typer.Option(None, "--user", help="The author of the new post (unknown users get the no-history fallback)."),
     k: int = typer.Option(10, "-k", help="How many hashtags."),
     explain: bool = typer.Option(False, "--explain", help="Explain each suggested long-tail hashtag (graph evidence, learned weights, score lift)."),
@@ -226,13 +227,13 @@ def recommend(
     device: str = typer.Option("cpu", help="cpu | cuda."),
     json_out: bool = JsonOpt,
 ):
-    """Top-k hashtags for a post of the data set (--post) or a new post (--text, --user)."""
+    """Top-k hashtags for a post of the data set (--post) or a new post (--text, --video, --user)."""
     from ..gnn.evaluate import recommend as rec
     from ..gnn.runs import load_run
 
     check_options(k=k, device=device)
-    if (post is None) == (text is None):
-        raise V2HTError("give either --post ID or --text \"...\" (with --user U)")
+    if (post is None) == (text is None and video is None):
+        raise V2HTError("give either --post ID or --text \"...\" and/or --video FILE (with --user U)")
     w = workdir(wd)
     run_dir = resolve_run(run, w)
     r = load_run(run_dir, device=device)
@@ -241,6 +242,11 @@ def recommend(
     hybrid = HybridScorer(r, run_dir, device) if load_hybrid(run_dir) is not None else None
     ds = r.data.ds
     truth: list[str] = []
+    features = video_info = None
+    if video is not None:
+        from .features_cmd import video_features
+
+        features, text, video_info = video_features(r, video, text, device)
     if post is not None:
         if post not in ds.post_index:
             raise DataError(f"unknown post id {post!r}")
@@ -251,7 +257,7 @@ def recommend(
     else:
         if user is not None and user not in ds.user_index:
             err_console.print(f"[yellow]note:[/] unknown user {user!r}: using the no-history fallback")
-        recs = rec(r, text=text, user=user, k=k, device=device, hybrid=hybrid)
+        recs = rec(r, text=text, user=user, k=k, device=device, hybrid=hybrid, features=features)
     lt = {h.name for h in ds.hashtags if h.longtail}
     items = [{"rank": i + 1, "tag": t, "score": s, "longtail": t in lt, "true": t in truth} for i, (t, s) in enumerate(recs)]
     if not json_out:
@@ -273,11 +279,14 @@ def recommend(
         with open_store(store, w.root) as gs:
             explanations = explain_suggestions(r, gs, post=post, text=text, user=user,
                                                suggestions=[(x["tag"], x["score"]) for x in items],
-                                               json_out=json_out, longtail_only=True, hybrid=hybrid)
+                                               json_out=json_out, longtail_only=True, hybrid=hybrid,
+                                               features=features)
     if json_out:
         out = {"post": post, "user": user, "recommendations": items}
         if post is not None:
             out["truth"] = truth
+        if video_info is not None:
+            out["video"] = video_info
         if explanations is not None:
             out["explanations"] = explanations
         print_json(out)

@@ -430,7 +430,7 @@ class Explainer:
     from one run and one store; the post is encoded once for any number of tags."""
 
     def __init__(self, run, store, *, post: str | None = None, text: str | None = None,
-                 user: str | None = None, limit: int = 10):
+                 user: str | None = None, limit: int = 10, features: dict | None = None):
         self.run, self.store, self.limit = run, store, limit
         ds = run.data.ds
         self.names = [h.name for h in ds.hashtags]
@@ -462,7 +462,7 @@ class Explainer:
                     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
                     raise V2HTError(f"unknown user {user!r} in the data set {ds.root}{hint}")
             self.user, self.tokens = user, Normalizer().tokens(text)
-            self.batch = run.data.new_post_batch(self.tokens, uid)
+            self.batch = run.data.new_post_batch(self.tokens, uid, features)
             self.post = {"id": None, "text": text, "user": user, "tokens": self.tokens}
         else:
             raise V2HTError("give --post ID, or --text \"...\" (with --user U) to explain a suggestion")

@@ -64,6 +64,13 @@ def prepare_source(
 
         features = {m: (arr, ids) for m, (arr, ids) in raw_features(source).items()} or None
     report = {"format": fmt, "path": str(source), "bad_lines_skipped": bad.count, "bad_line_examples": bad.examples}
+    if fmt in ("jsonl", "csv"):
+        from .video.extract import read_manifest
+
+        # recommend --video extracts a new video with the same settings and CNN
+        video = read_manifest(source)
+        if video is not None:
+            report["video_features"] = video
     ds = prepare(posts, Path(out_dir) if out_dir is not None else wd.data, params, source=report,
                  features=features, progress=progress)
     return ds, report

@@ -74,13 +74,18 @@ def _run(args: list[str], path: Path, timeout: float) -> subprocess.CompletedPro
         raise VideoError(f"ffmpeg took over {timeout:.0f} s", str(path)) from None
 
 
+_PREFIX = re.compile(r"^(\[[^\]]* @ 0x[0-9a-f]+\] ?)+")
+
+
 def _last_error(stderr: bytes, path: Path) -> str:
     """ffmpeg's own reason, one line, without the file name it repeats."""
-    lines = [l.strip() for l in stderr.decode("utf-8", "replace").splitlines() if l.strip()]
+    lines = [_PREFIX.sub("", l).strip() for l in stderr.decode("utf-8", "replace").splitlines() if l.strip()]
     name = str(path)
     for l in reversed(lines):
-        if "Error opening input" in l or "At least one output" in l or l.startswith("Exiting"):
+        if l.startswith(("Error opening input file ", "At least one output", "Exiting")):
             continue
+        for lead in ("Error opening input files: ", "Error opening input: "):
+            l = l.removeprefix(lead)
         return l.replace(name + ": ", "").replace(name, "").strip(" :")[:160]
     return "ffmpeg failed"
 
@@ -109,8 +114,12 @@ def probe(path: Path, timeout: float = 60) -> VideoInfo:
         raise VideoError("empty file (0 bytes)", str(path))
     p = _run(["-i", str(path)], path, timeout)  # no output named: ffmpeg prints the header and exits 1
     err = p.stderr.decode("utf-8", "replace")
-    if "Stream #" not in err:
+    if "Input #" not in err:
         raise VideoError(f"not a readable video ({_last_error(p.stderr, path)})", str(path))
+    if "Stream #" not in err:
+        # what muxers write for a clip of zero frames: a header, no stream
+        raise VideoError("no frame in it: the video is shorter than one frame (its container holds no stream)",
+                         str(path))
     v = next((l for l in err.splitlines() if "Video:" in l and "Stream #" in l), None)
     if v is None:
         raise VideoError("no video stream (an audio or data file?)", str(path))
