@@ -146,22 +146,24 @@ def crop_filter(size: int, info: VideoInfo) -> tuple[str, int]:
 
 
 def decode_frames(path: Path, info: VideoInfo, n_frames: int, size: int, timeout: float = 300) -> np.ndarray:
-    """``n_frames`` RGB frames (n, S, S, 3) uint8 at the uniform times
-    (k + 1/2)·D/n, k = 0..n-1 (sampling.frame_times).
+    """``n_frames`` RGB frames (n, S, S, 3) uint8 at uniform positions: frame
+    numbers sampling.uniform_indices(N, n) of the N = duration·fps frames.
 
-    A seek to the first time, then ffmpeg's fps filter at n/D frames per
-    second: only the sampled frames cross the pipe. Its count can be off by
-    one at the end of a stream, which the uniform re-pick absorbs. Without a
-    duration in the header every frame is decoded and picked here."""
+    ffmpeg's select filter passes only those frames on to scaling and the
+    pipe. When the header's count is off (variable frame rate) and fewer
+    frames arrive, the uniform pick is redone over those that did; without
+    a duration or rate in the header every frame is decoded and picked here."""
     from .sampling import uniform_indices
 
     path = Path(path)
     vf, side = crop_filter(size, info)
-    seek: list[str] = []
-    if info.duration:
-        vf = f"fps=fps={n_frames}/{info.duration:.6f}:round=near," + vf
-        seek = ["-ss", f"{0.5 * info.duration / n_frames:.6f}"]
-    p = _run(["-v", "error", *seek, "-i", str(path), "-map", "0:v:0", "-an", "-sn", "-vf", vf,
+    want = None
+    if info.duration and info.fps:
+        total = max(1, int(round(info.duration * info.fps)))
+        want = uniform_indices(total, n_frames)
+        keep = np.unique(want)
+        vf = "select='" + "+".join(f"eq(n\\,{i})" for i in keep) + "'," + vf
+    p = _run(["-v", "error", "-i", str(path), "-map", "0:v:0", "-an", "-sn", "-vf", vf, "-fps_mode", "passthrough",
               "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"], path, timeout)
     frame_bytes = side * side * 3
     got = len(p.stdout) // frame_bytes
@@ -172,7 +174,9 @@ def decode_frames(path: Path, info: VideoInfo, n_frames: int, size: int, timeout
     if got == 0:
         raise VideoError("no frame decoded: the video is shorter than one frame", str(path))
     frames = np.frombuffer(p.stdout[:got * frame_bytes], dtype=np.uint8).reshape(got, side, side, 3)
-    return frames[uniform_indices(got, n_frames)] if got != n_frames else frames
+    if want is not None and got == len(keep):
+        return frames[np.searchsorted(keep, want)]  # repeats where the video has fewer frames than asked
+    return frames[uniform_indices(got, n_frames)]
 
 
 _TRUNCATED = re.compile(r"partial file|Invalid NAL|error while decoding|Truncat|End of file|corrupt|"
