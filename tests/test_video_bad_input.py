@@ -53,7 +53,7 @@ def test_each_bad_video_is_one_line_and_the_others_go_through(bad_folder, tmp_pa
     errors = [l for l in p.stderr.splitlines() if l.startswith("error:")]
     assert len(errors) == 4, p.stderr
     for name, why in (("notavideo.mp4", "not a readable video"), ("empty.mov", "empty file"),
-                      ("truncated.mp4", "not a readable video"), ("noframe.mp4", "shorter than one frame")):
+                      ("truncated.mp4", "moov atom not found"), ("noframe.mp4", "shorter than one frame")):
         (line,) = [l for l in errors if name in l]
         assert why in line, line
     assert "4 of 6 videos failed" in p.stderr

@@ -78,15 +78,21 @@ _PREFIX = re.compile(r"^(\[[^\]]* @ 0x[0-9a-f]+\] ?)+")
 
 
 def _last_error(stderr: bytes, path: Path) -> str:
-    """ffmpeg's own reason, one line, without the file name it repeats."""
+    """ffmpeg's reason, one line, without the file name it repeats."""
     lines = [_PREFIX.sub("", l).strip() for l in stderr.decode("utf-8", "replace").splitlines() if l.strip()]
     name = str(path)
-    for l in reversed(lines):
-        if l.startswith(("Error opening input file ", "At least one output", "Exiting")):
-            continue
-        for lead in ("Error opening input files: ", "Error opening input: "):
-            l = l.removeprefix(lead)
+    def clean(l: str) -> str:
         return l.replace(name + ": ", "").replace(name, "").strip(" :")[:160]
+
+    # the demuxer's own words ("moov atom not found") come before the generic ones
+    for l in lines:
+        if not l.startswith(("Error opening input", "At least one output", "Exiting", "Input #", "Metadata",
+                             "Duration", "Stream #")):
+            return clean(l)
+    for l in reversed(lines):
+        for lead in ("Error opening input files: ", "Error opening input: "):
+            if l.startswith(lead):
+                return clean(l.removeprefix(lead))
     return "ffmpeg failed"
 
 
