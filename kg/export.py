@@ -38,8 +38,26 @@ def read_graph(store) -> tuple[list[dict], dict[str, list[dict]]]:
     """Hashtag rows (ordered by name) and edge rows per relation type (each
     pair once, a < b, ordered by (a, b))."""
     hashtags = store.read("export/hashtags")
-    edges = {kind: store.read(f"export/{kind}") for kind in RELATIONS}
+    edges = {kind: _canonical(store.read(f"export/{kind}")) for kind in RELATIONS}
     return hashtags, edges
+
+
+_FLIP = {"a_hypernym_of_b": "b_hypernym_of_a", "b_hypernym_of_a": "a_hypernym_of_b"}
+
+
+def _canonical(rows: list[dict]) -> list[dict]:
+    """Each relationship as the pair (a < b), evidence turned with it, sorted
+    by (a, b): the sort happens here, not in the server (see cypher/export)."""
+    rows = [r for r in rows if r["a"] != r["b"]]  # a self-loop is no pair
+    for r in rows:
+        if r["a"] > r["b"]:  # stored against the loaders' direction (e.g. a hand-written edge)
+            r["a"], r["b"] = r["b"], r["a"]
+            if "synset_a" in r:
+                r["synset_a"], r["synset_b"] = r.get("synset_b"), r.get("synset_a")
+            if r.get("direction") in _FLIP:
+                r["direction"] = _FLIP[r["direction"]]
+    rows.sort(key=lambda r: (r["a"], r["b"]))
+    return rows
 
 
 def _node_order(hashtags: list[dict], names: list[str] | None) -> list[dict]:

@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 from .dataset import PreparedDataset
+from .embedded import frozen_gc
 from .errors import DataError
 from .prepare import PrepareParams, Progress, prepare
 from .readers import read_posts
@@ -172,20 +173,21 @@ def build_graph(ds: PreparedDataset, store, wd: Workdir, rel_params=None, fresh:
         store.clear()
     store.begin_build(meta)
     t1 = time.time()
-    prog("load hashtags", 0, len(hashtags))
-    store.load_hashtags([dict(name=h.name, words=h.words, count=h.count, train_count=h.train_count,
-                              longtail=h.longtail, surfaces=h.surfaces) for h in hashtags])
-    prog("load hashtags", len(hashtags), len(hashtags))
-    by_type = {r: [e for e in edges if e.type == r] for r in RELATIONS}
-    prog("load edges", 0, len(edges))
-    store.load_edges(edges)
-    prog("load edges", len(edges), len(edges))
-    users = ds.users
-    names = [h.name for h in hashtags]
-    rows = [dict(id=p.id, user=users[p.user]["name"], split=p.split, tags=[names[t] for t in p.tags]) for p in train]
-    prog("load posts", 0, len(rows))
-    n_tagged = store.load_posts(rows)
-    prog("load posts", len(rows), len(rows))
+    with frozen_gc():
+        prog("load hashtags", 0, len(hashtags))
+        store.load_hashtags([dict(name=h.name, words=h.words, count=h.count, train_count=h.train_count,
+                                  longtail=h.longtail, surfaces=h.surfaces) for h in hashtags])
+        prog("load hashtags", len(hashtags), len(hashtags))
+        by_type = {r: [e for e in edges if e.type == r] for r in RELATIONS}
+        prog("load edges", 0, len(edges))
+        store.load_edges(edges)
+        prog("load edges", len(edges), len(edges))
+        users = ds.users
+        names = [h.name for h in hashtags]
+        rows = [dict(id=p.id, user=users[p.user]["name"], split=p.split, tags=[names[t] for t in p.tags]) for p in train]
+        prog("load posts", 0, len(rows))
+        n_tagged = store.load_posts(rows)
+        prog("load posts", len(rows), len(rows))
     t_load = time.time() - t1
     counts = store.counts()
     prog("export", 0, 1)

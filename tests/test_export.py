@@ -155,3 +155,25 @@ def test_loading_a_missing_or_corrupt_snapshot_is_a_one_line_data_error(tmp_path
     torch.save({"x": torch.zeros(2)}, other)
     with pytest.raises(DataError, match="not a v2ht-kg graph snapshot"):
         load_pyg_graph(other)
+
+
+def test_a_relationship_stored_against_the_loaders_direction_exports_as_its_pair(graph, tmp_path):
+    # the export matches directed (no server-side sort); a hand-written b -> a
+    # edge still comes out once, as (a, b) with its evidence turned
+    graph.run("MATCH (a:Hashtag {name: $a}), (b:Hashtag {name: $b}) "
+              "CREATE (b)-[:SS {weight: 0.5, synset_a: 'puppy.n.01', synset_b: 'cat.n.01', "
+              "direction: 'a_hypernym_of_b', depth: 2, overrides: []}]->(a)",
+              {"a": "cat", "b": "puppy"}, write=True)
+    try:
+        from v2ht_kg.kg.export import read_graph
+
+        _, edges = read_graph(graph)
+        ss = [(r["a"], r["b"], r["synset_a"], r["synset_b"], r["direction"]) for r in edges["ss"]]
+        assert ss == [("cat", "puppy", "cat.n.01", "puppy.n.01", "b_hypernym_of_a"),
+                      ("dog", "puppy", "dog.n.01", "puppy.n.01", "a_hypernym_of_b")]
+        for rows in edges.values():
+            assert [(r["a"], r["b"]) for r in rows] == sorted((r["a"], r["b"]) for r in rows)
+            assert all(r["a"] < r["b"] for r in rows)
+    finally:
+        graph.run("MATCH (:Hashtag {name: $b})-[r:SS]->(:Hashtag {name: $a}) DELETE r",
+                  {"a": "cat", "b": "puppy"}, write=True)

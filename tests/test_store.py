@@ -83,6 +83,33 @@ def test_each_load_path_then_merge_reload_keeps_counts(store, path):
         store.load_hashtags(graph[0], path="create")
 
 
+def test_a_large_bulk_load_takes_one_ingest_batch_per_type(store, monkeypatch):
+    # INSVIDEO's 1.8M edges in one shared batch failed at close; above the
+    # threshold every type gets its own batch. CI cannot hold that size, so
+    # the threshold comes down to this graph's.
+    from v2ht_kg.kg.embedded import ArcadeIngest
+
+    graph = small_graph(seed=2)
+    batches = []
+    real = store.ingest.db.graph_batch
+
+    def counting(*a, **kw):
+        batches.append(kw.get("expected_edge_count"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(ArcadeIngest, "SHARED_BATCH_EDGES", 1)
+    store.clear()
+    tags, edges, posts = graph
+    store.load_hashtags(tags, path="bulk")
+    monkeypatch.setattr(store.ingest.db, "graph_batch", counting)
+    store.load_edges([e for es in edges.values() for e in es], path="bulk")
+    monkeypatch.undo()
+    store.load_posts(posts, path="bulk")
+    assert store.counts() == expected_counts(graph)
+    kinds = [k for k, v in edges.items() if v]
+    assert len(kinds) == 4 and len(batches) == len(kinds)
+
+
 def test_auto_uses_bulk_on_fresh_embedded_store(store):
     assert store.ingest is not None
     store.clear()

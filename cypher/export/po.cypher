@@ -1,8 +1,10 @@
 // PO (positive relation, WordNet WUP similarity) edges for the graph export,
-// each pair once (a < b by name); synset_a belongs to a.
+// each stored relationship once, as stored; synset_a belongs to a.
+// The loaders store a -> b with a < b by name; kg/export.py orders the pair and
+// sorts in Python: an undirected match with ORDER BY holds every row in the
+// server's query heap (over ArcadeDB's 1 GB at INSVIDEO scale).
 // mode: read
-MATCH (a:Hashtag)-[r:PO]-(b:Hashtag)
-WHERE a.name < b.name
+MATCH (a:Hashtag)-[r:PO]->(b:Hashtag)
 RETURN a.name AS a,
        b.name AS b,
        r.weight AS weight,
@@ -10,4 +12,3 @@ RETURN a.name AS a,
        r.synset_a AS synset_a,
        r.synset_b AS synset_b,
        r.overrides AS overrides
-ORDER BY a, b

@@ -1,8 +1,10 @@
-// SS (super-subordinate) edges for the graph export, each pair once
-// (a < b by name), with the WordNet evidence; synset_a belongs to a.
+// SS (super-subordinate) edges for the graph export, each stored
+// relationship once, as stored, with the WordNet evidence; synset_a belongs to a.
+// The loaders store a -> b with a < b by name; kg/export.py orders the pair and
+// sorts in Python: an undirected match with ORDER BY holds every row in the
+// server's query heap (over ArcadeDB's 1 GB at INSVIDEO scale).
 // mode: read
-MATCH (a:Hashtag)-[r:SS]-(b:Hashtag)
-WHERE a.name < b.name
+MATCH (a:Hashtag)-[r:SS]->(b:Hashtag)
 RETURN a.name AS a,
        b.name AS b,
        r.weight AS weight,
@@ -11,4 +13,3 @@ RETURN a.name AS a,
        r.direction AS direction,
        r.depth AS depth,
        r.overrides AS overrides
-ORDER BY a, b
