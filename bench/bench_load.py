@@ -1,6 +1,6 @@
 """Load throughput of the graph store, per load path.
 
-    /work/venv/bin/python bench/bench_load.py [--tags 15000 --edges 100000 --posts 30000]
+    .venv/bin/python bench/bench_load.py [--tags 15000 --edges 100000 --posts 30000] [--preset insvideo] [--gc frozen,plain]
 
 Prints rows/s for Hashtag nodes, hashtag edges (random pairs spread over
 CP/SS/PO/CO, with evidence properties) and training posts (rows/s counts
@@ -13,6 +13,7 @@ server too (its data is deleted).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import sys
@@ -20,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from v2ht_kg.kg.embedded import EmbeddedServer
+from v2ht_kg.kg.embedded import EmbeddedServer, frozen_gc
 from v2ht_kg.kg.schema import RELATIONS, Edge
 from v2ht_kg.kg.store import GraphStore
 
@@ -76,7 +77,7 @@ def report(target: str, path: str, r: dict, data) -> None:
     n_tagged = sum(len(set(p["tags"])) for p in posts)
     want = (len(tags), sum(len(v) for v in edges.values()), n_tagged)
     ok = "ok" if r["check"] == want else f"MISMATCH {r['check']} != {want}"
-    print(f"{target:9s} {path:7s} hashtags {r['hashtags']:9,.0f}/s  edges {r['edges']:9,.0f}/s  "
+    print(f"{target:16s} {path:7s} hashtags {r['hashtags']:9,.0f}/s  edges {r['edges']:9,.0f}/s  "
           f"tagged {r['tagged']:9,.0f}/s  (clear before: {r['clear_s']:.1f} s; counts {ok})", flush=True)
 
 
@@ -89,8 +90,13 @@ def main(argv=None) -> int:
     ap.add_argument("--paths", default="bulk,create,merge")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=1, help="runs per path (the first warms the JVM)")
+    ap.add_argument("--preset", choices=["insvideo"], help="INSVIDEO sizes: 15,751 hashtags, 1.8M edges, 171k posts")
+    ap.add_argument("--gc", default="frozen,plain",
+                    help="Python GC during loads: frozen (what build does, kg.embedded.frozen_gc), plain, or both")
     args = ap.parse_args(argv)
     paths = args.paths.split(",")
+    if args.preset == "insvideo":  # the insvideo build's own counts (train posts only are loaded)
+        args.tags, args.edges, args.posts = 15_751, 1_800_000, 171_000
     data = make_data(args.tags, args.edges, args.posts, args.seed)
     print(f"{args.tags} hashtags, {args.edges} edges, {args.posts} posts "
           f"({sum(len(set(p['tags'])) for p in data[2])} TAGGED), batch {args.batch}", flush=True)
@@ -102,8 +108,11 @@ def main(argv=None) -> int:
             with GraphStore(server.uri, (server.user, server.password), ingest=server.ingest) as store:
                 store.ensure_schema()
                 for path in paths:
-                    for _ in range(args.repeat):
-                        report("embedded", path, bench(store, data, path, args.batch), data)
+                    for mode in args.gc.split(","):
+                        for _ in range(args.repeat):
+                            with frozen_gc() if mode == "frozen" else contextlib.nullcontext():
+                                r = bench(store, data, path, args.batch)
+                            report(f"embedded {mode}", path, r, data)
         finally:
             server.stop()
 

@@ -69,7 +69,7 @@ def train(
     seed: int = typer.Option(0, help="Seed for initial weights, negatives, Word2Vec."),
     device: str = typer.Option("cpu", help="cpu | cuda | cuda:N."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run from its last checkpoint."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: all cores)."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: the cores no other process is busy on)."),
     json_out: bool = JsonOpt,
 ):
     """Train the recommender on the work directory's data set and graph snapshot; evaluates the best epoch on the test split.
@@ -306,7 +306,7 @@ def results(
     valid_posts: Optional[int] = typer.Option(None, help="Validate each epoch on a fixed subset of this many posts."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Markdown file to write (a .json beside it) (default: <workdir>/reports/results-TABLE.md)."),
     title: str = typer.Option("", help="Heading of the table."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads per run (default: all cores)."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads per run (default: the cores no other process is busy on)."),
     json_out: bool = JsonOpt,
 ):
     """Regenerate a paper table on the work directory's data set: all variants (or modality subsets) over seeds, with the baselines."""

@@ -223,6 +223,14 @@ def load_run(run_dir: Path, *, dataset_dir: Path | None = None, device: str = "c
         raise DataError("run config: 'model' is not an object", str(run_dir / CONFIG))
     if which not in ("best", "last"):
         raise ValueError(f"which must be 'best' or 'last', not {which!r}")
+    mpath = run_dir / METRICS
+    metrics = read_json(mpath, "run metrics") if mpath.exists() else {}
+    status = metrics.get("status") if isinstance(metrics, dict) else "unreadable"
+    if status not in (None, "done"):
+        # a killed or failed train, or one still running: its best.pt is not
+        # the model the run would select, and it has no test metrics
+        raise DataError(f"the run is unfinished (status {status!r}: interrupted, failed or still training); "
+                        f"finish it with `v2ht-kg train --run {run_dir.name} --resume` or train it again", str(run_dir))
     path = run_dir / (BEST if which == "best" else CHECKPOINT)
     if not path.exists():
         # Never fall back to the last checkpoint in silence: it is not the

@@ -109,6 +109,17 @@ def _file_settings(workdir: Path) -> dict:
     return {}
 
 
+def redact_uri(uri: str) -> str:
+    """``uri`` with any user info (user:password@) masked, for messages."""
+    if "://" not in uri:
+        return "***@" + uri.rsplit("@", 1)[1] if "@" in uri else uri
+    scheme, rest = uri.split("://", 1)
+    host, sep, path = rest.partition("/")
+    if "@" in host:
+        host = "***@" + host.rsplit("@", 1)[1]
+    return f"{scheme}://{host}{sep}{path}"
+
+
 def resolve_store(store: str | None, workdir: Path) -> StoreConfig:
     """``store``: the ``--store`` option; falls back to env ``V2HT_STORE``,
     then the config file's ``[store] uri``; None everywhere means embedded."""
@@ -127,7 +138,11 @@ def resolve_store(store: str | None, workdir: Path) -> StoreConfig:
         )
     scheme = uri.split("://", 1)[0] if "://" in uri else ""
     if scheme not in _SCHEMES:
-        raise StoreError(f"store URI {uri!r}: expected bolt://host:port or neo4j://host:port, or 'embedded'")
+        raise StoreError(f"store URI {redact_uri(uri)!r}: expected bolt://host:port or neo4j://host:port, or 'embedded'")
+    if "@" in uri.split("://", 1)[1].split("/", 1)[0]:
+        # a password in a URI shows in shell history, process lists and logs
+        raise StoreError(f"store URI {redact_uri(uri)!r}: credentials in the URI are not accepted; set "
+                         f"NEO4J_USER / NEO4J_PASSWORD or [store] user / password in {_config_files(workdir)[0]}")
     user = os.environ.get("NEO4J_USER") or settings.get("user") or "neo4j"
     password = os.environ.get("NEO4J_PASSWORD") or settings.get("password")
     if password is None:

@@ -25,12 +25,14 @@ from neo4j import GraphDatabase
 from neo4j.exceptions import AuthError, CypherSyntaxError, Neo4jError, ServiceUnavailable, SessionExpired
 
 from . import cypher_lib
-from .config import EMBEDDED_READER, resolve_store
+from .config import EMBEDDED_READER, redact_uri, resolve_store
 from .errors import DataError, StoreError, V2HTError
 from .schema import REL_LABEL, Edge
 
 BATCH = 20_000
 WORKERS = 2
+CONNECT_TIMEOUT_S = 5.0  # TCP connect
+ACQUIRE_TIMEOUT_S = 10.0  # a connection from the pool, Bolt handshake included (driver default 60)
 PATHS = ("auto", "merge", "create", "bulk")
 
 
@@ -146,16 +148,20 @@ class GraphStore:
 
     def __init__(self, uri: str, auth: tuple[str, str], database: str = "neo4j", ingest=None,
                  read_only: bool = False):
-        self.uri = uri
+        self.uri = redact_uri(uri)  # for messages; the driver gets the real one
         self.database = database
         self.read_only = read_only
         self.ingest = None if read_only else ingest
         self._user = auth[0]
         self._tag_rids: dict[str, str] | None = None  # bulk path: name -> RID
         try:
-            self.driver = GraphDatabase.driver(uri, auth=auth, max_connection_pool_size=8)
+            # connection_timeout: a port that accepts but never speaks Bolt
+            # (an HTTP server, say) must fail in seconds, not after 60.
+            self.driver = GraphDatabase.driver(uri, auth=auth, max_connection_pool_size=8,
+                                               connection_timeout=CONNECT_TIMEOUT_S,
+                                               connection_acquisition_timeout=ACQUIRE_TIMEOUT_S)
         except (ValueError, neo4j.exceptions.ConfigurationError) as e:
-            raise StoreError(f"{uri}: {_one_line(str(e))}") from None
+            raise StoreError(f"{self.uri}: {_one_line(str(e))}") from None
 
     def close(self) -> None:
         self.driver.close()

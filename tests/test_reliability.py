@@ -84,9 +84,9 @@ RAW_CASES = [
 ]
 
 
-def _cli(*args):
+def _cli(*args, env=None):
     return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "COLUMNS": "200"})
+                          env={**os.environ, "COLUMNS": "200", **(env or {})})
 
 
 def _one_line_error(p):
@@ -334,3 +334,70 @@ def test_missing_best_model_is_an_error_not_a_silent_fallback(tmp_path):
     # asked for explicitly, the last checkpoint is still there to use
     assert not runs.load_run(tmp_path / "run", model_factory=TinyModel, which="last").model.training
     shutil.rmtree(tmp_path / "run")
+
+
+def test_unfinished_run_is_refused_with_the_resume_command(tmp_path):
+    # a train killed mid-way leaves status "training" in metrics.json: its
+    # best.pt is not the run's final choice, so evaluate/recommend refuse it
+    from gnn_fixtures import TinyModel, write_graph, write_prepared
+    from v2ht_kg.gnn import runs
+    from v2ht_kg.gnn.trainer import train
+    from v2ht_kg.kg.errors import DataError
+
+    write_prepared(tmp_path / "data", seed=3)
+    graph = write_graph(tmp_path / "data", tmp_path / "graph.pt")
+    train(tmp_path / "data", graph, tmp_path / "run", epochs=1, batch_size=16, model_factory=TinyModel,
+          model_options={"d_hashtag": 8}, seed=1)
+    path = tmp_path / "run" / runs.METRICS
+    m = json.loads(path.read_text())
+    path.write_text(json.dumps({**m, "status": "training"}))
+    with pytest.raises(DataError, match=r"unfinished \(status 'training'.*--run run --resume") as e:
+        runs.load_run(tmp_path / "run", model_factory=TinyModel)
+    assert "\n" not in str(e.value)
+    path.write_text(json.dumps(m))
+    assert not runs.load_run(tmp_path / "run", model_factory=TinyModel).model.training
+
+
+def test_credentials_in_a_store_uri_are_refused_and_never_echoed(tmp_path):
+    line = _one_line_error(_cli("store", "status", "--store", "bolt://neo4j:s3cret-pw@localhost:7687",
+                                "-w", tmp_path))
+    assert "credentials in the URI are not accepted" in line and "s3cret" not in line, line
+    line = _one_line_error(_cli("cypher", "RETURN 1", "--store", "http://neo4j:s3cret-pw@localhost", "-w", tmp_path))
+    assert "s3cret" not in line and "expected bolt://" in line, line
+
+
+def test_a_port_that_does_not_speak_bolt_fails_in_seconds(tmp_path):
+    import socket
+    import threading
+    import time
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    stop = threading.Event()
+
+    def serve():  # accept, read, answer like a web server, close
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                continue
+            with c:
+                c.recv(64)
+                c.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        t0 = time.monotonic()
+        r = _cli("store", "status", "--store", f"bolt://127.0.0.1:{port}", "-w", tmp_path,
+                 env={"NEO4J_PASSWORD": "x"})
+        took = time.monotonic() - t0
+    finally:
+        stop.set()
+        t.join()
+        srv.close()
+    assert "unreachable" in _one_line_error(r)
+    assert took < 30, took  # the driver's default waits 60 s
