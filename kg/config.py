@@ -64,7 +64,15 @@ def store_dir(workdir: Path) -> Path:
 
 
 def embedded_password(workdir: Path) -> str:
-    return password_file_value(store_dir(workdir))
+    root = store_dir(workdir)
+    pw_file = root / PASSWORD_FILE
+    have = pw_file.exists() and pw_file.read_text(encoding="utf-8").strip()
+    if not have and (root / "arcadedb" / "config" / "server-users.jsonl").exists():
+        # ArcadeDB fixed the root password when it created its users: a new
+        # one would only be refused with a bare "authentication failed"
+        raise StoreError(f"{pw_file}: missing or empty, but the store there already has its users; restore "
+                         f"the file, or remove {root} and run `v2ht-kg build` again")
+    return password_file_value(root)
 
 
 def password_file_value(root: Path, name: str = PASSWORD_FILE) -> str:

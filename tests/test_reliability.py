@@ -401,3 +401,19 @@ def test_a_port_that_does_not_speak_bolt_fails_in_seconds(tmp_path):
         srv.close()
     assert "unreachable" in _one_line_error(r)
     assert took < 30, took  # the driver's default waits 60 s
+
+
+def test_a_deleted_store_password_is_not_silently_replaced(tmp_path):
+    from v2ht_kg.kg.config import embedded_password
+    from v2ht_kg.kg.errors import StoreError
+
+    wd = tmp_path / "w"
+    first = embedded_password(wd)  # a new store: generated once
+    assert embedded_password(wd) == first
+    users = wd / "store" / "arcadedb" / "config" / "server-users.jsonl"
+    users.parent.mkdir(parents=True)
+    users.write_text('{"name": "root"}\n')  # what the server writes when it creates its users
+    (wd / "store" / ".password").unlink()
+    with pytest.raises(StoreError, match=r"\.password: missing or empty, but the store there already has its users"):
+        embedded_password(wd)
+    assert not (wd / "store" / ".password").exists()
