@@ -68,6 +68,27 @@ def test_folded_batchnorm_matches_the_original_network(encoder):
     np.testing.assert_allclose(encoder.encode(frames), want, atol=2e-3, rtol=1e-3)
 
 
+@pytest.mark.parametrize("side", [120, 75, 32])
+def test_padding_inside_the_convolutions_is_exact(encoder, side):
+    """The encoder's forward (TF "same" padding as symmetric conv padding and
+    an output offset, ReLU6 fused on CPU) equals the package's own network
+    (ZeroPad2d then conv) on even and odd sizes, the demo's 120x120 included,
+    whichever batch size."""
+    import torch
+    from dataclasses import replace
+
+    frames = np.random.default_rng(side).integers(0, 255, (3, side, side, 3), dtype=np.uint8)
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255
+    with torch.inference_mode():
+        want = encoder.model.extract_features(((x - mean) / std).contiguous(memory_format=torch.channels_last))
+    want = want.mean(dim=(2, 3)).numpy()
+    np.testing.assert_allclose(encoder.encode(frames), want, atol=1e-4, rtol=1e-4)
+    plain = replace(encoder, fused=False, batch_size=2)
+    np.testing.assert_allclose(plain.encode(frames), want, atol=1e-4, rtol=1e-4)
+
+
 def test_one_video_shapes_dtypes_and_no_audio_fallback(tmp_path, encoder):
     f = extract_video(make_clip(tmp_path / "a.mp4"), ExtractSettings(), encoder)
     assert f.visual.shape == (40, FEATURE_DIM) and f.visual.dtype == np.float32
