@@ -68,7 +68,7 @@ def test_folded_batchnorm_matches_the_original_network(encoder):
     np.testing.assert_allclose(encoder.encode(frames), want, atol=2e-3, rtol=1e-3)
 
 
-@pytest.mark.parametrize("side", [120, 75, 32])
+@pytest.mark.parametrize("side", [120, 75, 32, 224])
 def test_padding_inside_the_convolutions_is_exact(encoder, side):
     """The encoder's forward (TF "same" padding as symmetric conv padding and
     an output offset, ReLU6 fused on CPU) equals the package's own network
@@ -85,8 +85,9 @@ def test_padding_inside_the_convolutions_is_exact(encoder, side):
         want = encoder.model.extract_features(((x - mean) / std).contiguous(memory_format=torch.channels_last))
     want = want.mean(dim=(2, 3)).numpy()
     np.testing.assert_allclose(encoder.encode(frames), want, atol=1e-4, rtol=1e-4)
-    plain = replace(encoder, fused=False, batch_size=2)
+    plain = replace(encoder, fused=False, batch_size=2, chunk=1)
     np.testing.assert_allclose(plain.encode(frames), want, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(replace(encoder, chunk=2).encode(frames), want, atol=1e-4, rtol=1e-4)
 
 
 def test_one_video_shapes_dtypes_and_no_audio_fallback(tmp_path, encoder):
@@ -147,3 +148,46 @@ def test_posts_file_and_description_words(tmp_path, encoder):
     extract_folder(vids, tmp_path / "raw", SMALL, encoder)
     (p,) = read_raw_posts(tmp_path / "raw")
     assert (p.id, p.user, p.hashtags, p.text, p.split) == ("p1", "ann", ["#Beach", "SunnyDay"], "run beach", "train")
+
+
+def _librosa_clip_features(signal, s):
+    """The acoustic vectors as the first version computed them, with librosa."""
+    import librosa
+
+    from v2ht_kg.kg.video.audio import _pow2_at_most
+    from v2ht_kg.kg.video.sampling import clip_starts
+
+    y = np.asarray(signal, dtype=np.float32)
+    L = s.clip_samples
+    starts = clip_starts(len(y), s.clips, L)
+    if len(y) < L:
+        y = np.pad(y, (0, L - len(y)))
+    clips = y[starts[:, None] + np.arange(L)[None, :]]
+    mel = librosa.feature.melspectrogram(y=clips, sr=s.sample_rate, n_fft=min(s.n_fft, _pow2_at_most(L)),
+                                         hop_length=s.hop_length, n_mels=s.n_mels)
+    return (librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None).mean(axis=-1) / 10.0).astype(np.float32)
+
+
+def test_numpy_log_mel_equals_librosa(tmp_path):
+    """audio.py's numpy log-mel (no librosa import, no numba) gives librosa's
+    vectors to 1e-4 bels: a real decoded track, noise, silence, a constant,
+    a signal shorter than a clip, other clip lengths and band counts."""
+    import librosa
+
+    from v2ht_kg.kg.video.audio import AudioSettings, clip_features, mel_filterbank
+    from v2ht_kg.kg.video.ffmpeg import decode_audio
+
+    for sr, n_fft, n_mels in [(22050, 2048, 128), (16000, 512, 40), (22050, 64, 16)]:
+        np.testing.assert_allclose(mel_filterbank(sr, n_fft, n_mels),
+                                   librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels), atol=1e-7)
+    rng = np.random.default_rng(0)
+    t = np.arange(30000) / 22050
+    signals = [decode_audio(make_clip(tmp_path / "tone.mp4", seconds=1.5), 22050),
+               (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32),
+               np.zeros(5000, np.float32), np.full(300, 0.5, np.float32), 1e-4 * rng.standard_normal(3000).astype(np.float32)]
+    settings = [AudioSettings(), AudioSettings(clips=20), AudioSettings(clip_seconds=0.01), AudioSettings(clip_seconds=1.0, n_mels=40)]
+    for y in signals:
+        for s in settings:
+            got = clip_features(y, s)
+            assert got.shape == (s.clips, s.n_mels) and got.dtype == np.float32
+            np.testing.assert_allclose(got, _librosa_clip_features(y, s), atol=1e-4, rtol=0)

@@ -4,7 +4,7 @@ ready for ``v2ht-kg build RAW_DIR --format jsonl``.
 
 Per video (paper §4.1): ``frames`` frames at uniform times through the CNN
 (one vector each), ``clips`` audio clips of ``clip_seconds`` at uniform
-positions through librosa (one log-mel vector each), the description cut
+positions (librosa's log-mel, computed with numpy: one vector each), the description cut
 to ``words`` English lemmas. A video without an audio track gets the
 ``zeros`` fallback (all-zero clips, which training reads as "no signal"),
 named in the manifest with the list of such posts.
@@ -278,14 +278,33 @@ class ExtractReport:
     out: str = ""
 
 
+def _librosa_version() -> str:
+    """The installed librosa, whose log-mel audio.py reproduces (and the tests
+    compare it with); read from its metadata, not imported (seconds of numba)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("librosa")
+    except PackageNotFoundError:
+        return "not installed"
+
+
 def tool_versions() -> dict:
-    import librosa
+    import numpy
     import torch
 
     from .ffmpeg import ffmpeg_exe, ffmpeg_version
 
-    return {"ffmpeg": ffmpeg_version(), "ffmpeg_path": ffmpeg_exe(), "librosa": librosa.__version__,
-            "torch": torch.__version__}
+    return {"ffmpeg": ffmpeg_version(), "ffmpeg_path": ffmpeg_exe(), "librosa": _librosa_version(),
+            "numpy": numpy.__version__, "torch": torch.__version__}
+
+
+def _warm_text() -> None:
+    """Load the text normaliser (spaCy, the word list: seconds) while the
+    first videos go through, instead of after the last one."""
+    from .text import description_words
+
+    description_words("warm up")
 
 
 def extract_folder(video_dir: Path, out_dir: Path, settings: ExtractSettings, encoder: FrameEncoder, *,
@@ -329,8 +348,12 @@ def extract_folder(video_dir: Path, out_dir: Path, settings: ExtractSettings, en
     def submit(pool, item) -> Future:
         return pool.submit(decode_video, item[0].file, settings)
 
-    # Decoding (ffmpeg processes, librosa) runs one thread ahead of the CNN,
-    # which keeps the main thread: the two overlap on two cores.
+    # Decoding (ffmpeg processes, the audio clips) runs one thread ahead of the
+    # CNN, which keeps the main thread: the two overlap on two cores. The
+    # text normaliser loads meanwhile in a third.
+    text_pool = ThreadPoolExecutor(max_workers=1)
+    text_ready = text_pool.submit(_warm_text) if settings.words > 0 and any(p.description for p in posts) else None
+    text_pool.shutdown(wait=False)
     with ThreadPoolExecutor(max_workers=1) as pool:
         queue: list[tuple[tuple[VideoPost, str], Future]] = []
         it = iter(todo)
@@ -359,6 +382,8 @@ def extract_folder(video_dir: Path, out_dir: Path, settings: ExtractSettings, en
     if not ok:
         raise DataError(f"no video could be extracted ({len(rep.failed)} failed)", str(video_dir))
     rep.no_audio = [p.id for p in ok if not done[p.id]["has_audio"]]
+    if text_ready is not None:
+        text_ready.result()  # its errors, if any, come out here as they would have below
     _write_outputs(out_dir, ok, done, settings, encoder, rep)
     rep.wall_seconds = time.perf_counter() - t_start
     return rep
@@ -389,7 +414,8 @@ def _write_outputs(out_dir: Path, ok: Sequence[VideoPost], done: dict, s: Extrac
                 "feature": "last convolution, global average pooled", "dim": FEATURE_DIM,
                 "preprocessing": "RGB, short side scaled to frame_size (never up), centre square crop, ImageNet mean/std"},
         "audio": {"feature": "log-mel power in bels (librosa power_to_db / 10), averaged over each clip",
-                  "n_fft": 2048, "hop_length": 512},
+                  "n_fft": 2048, "hop_length": 512,
+                  "implementation": "numpy reproduction of librosa.feature.melspectrogram (tested equal to 1e-4 bels)"},
         "text": f"at most {s.words} lemmatised English words of the description, stop words dropped",
         "tools": tool_versions(),
         "no_audio_fallback": NO_AUDIO_FALLBACK,
