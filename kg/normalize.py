@@ -218,7 +218,6 @@ class Normalizer:
         self._nlp.initialize()  # loads the lookup table from spacy-lookups-data, offline
         self._lookup = lemmatizer.lookups.get_table("lemma_lookup")
         self._stop = self._nlp.Defaults.stop_words
-        self._seg = default_segmenter()
         self._social = frozenset(_read_word_list("social_words.txt"))
         self._max_social = max(len(w) for w in self._social)
         self._keep = frozenset(_read_word_list("lemma_keep.txt"))
@@ -226,6 +225,12 @@ class Normalizer:
         self._lemma_cache: dict[str, str] = {}
         self._tag_lemma_cache: dict[str, str] = {}
         self._spell_cache: dict[str, str] = {}
+
+    @property
+    def _seg(self) -> Segmenter:
+        # loaded on first use: post text needs no segmentation, and the
+        # tables cost about a second a process (a one-shot recommend)
+        return default_segmenter()
 
     # ---- hashtags -------------------------------------------------------
 
