@@ -139,6 +139,11 @@ def test_posts_file_and_description_words(tmp_path, encoder):
     assert description_words("The kids were running on the sunny beaches with Straßenbahn 東京 and dogs surfing") \
         == ["kid", "run", "sunny", "beach", "dog", "surf"]
     assert description_words("apple pear plum fig kiwi lime lemon melon", 6) == ["apple", "pear", "plum", "fig", "kiwi", "lime"]
+    # the description's English word list is the segmenter's vocabulary, read without building the segmenter
+    from v2ht_kg.kg.normalize import default_segmenter
+    from v2ht_kg.kg.video.text import _english_words
+
+    assert _english_words() == frozenset(default_segmenter().cost)
     vids = tmp_path / "v"
     vids.mkdir()
     make_clip(vids / "clip.mp4")
