@@ -138,19 +138,56 @@ def _first_line(e: Exception) -> str:
     return lines[0][:160] if lines else type(e).__name__
 
 
-def _pyg_safe_globals() -> list:
-    """The classes a pickled torch_geometric Data refers to (no callables
-    beyond these data containers)."""
-    from torch_geometric.data import data as data_mod, storage
+class _Pickled:
+    """Stands in for a PyG class inside a graph snapshot: the weights-only
+    unpickler builds it and hands it its state; nothing of PyG is imported
+    (torch_geometric pulls torch._dynamo: about a second a process)."""
 
-    names = [(data_mod, "Data"), (data_mod, "DataEdgeAttr"), (data_mod, "DataTensorAttr"), (storage, "GlobalStorage")]
-    return [getattr(m, n) for m, n in names if hasattr(m, n)]
+    def __setstate__(self, state) -> None:
+        self.__dict__["_state"] = state
+
+
+class GraphSnapshot(_Pickled):
+    """A torch_geometric ``Data`` read back without PyG: its attributes
+    (kg/schema.py: names, edge_index, edge_type, ...) by name or key."""
+
+    def _mapping(self) -> dict:
+        st = self.__dict__.get("_state")
+        store = st.get("_store") if isinstance(st, dict) else None
+        m = getattr(store, "__dict__", {}).get("_state", {}).get("_mapping") if store is not None else None
+        return m if isinstance(m, dict) else {}
+
+    def __getattr__(self, name: str):
+        m = self._mapping()
+        if name in m:
+            return m[name]
+        raise AttributeError(name)
+
+    def __getitem__(self, name: str):
+        return self._mapping()[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._mapping()
+
+    def keys(self) -> list[str]:
+        return list(self._mapping())
+
+
+class _Storage(_Pickled):
+    pass
+
+
+def _pyg_safe_globals() -> list:
+    """The PyG classes a pickled ``Data`` names, mapped to stand-ins (no
+    callables beyond these data containers)."""
+    return [(GraphSnapshot, "torch_geometric.data.data.Data"), (_Pickled, "torch_geometric.data.data.DataEdgeAttr"),
+            (_Pickled, "torch_geometric.data.data.DataTensorAttr"), (_Storage, "torch_geometric.data.storage.GlobalStorage")]
 
 
 def load_graph(path: Path, hashtag_names: list[str], data_fingerprint: str | None = None):
-    """The PyG snapshot (kg/schema.py), checked against the prepared hashtags:
-    node i must be hashtag id i, or every learned edge weight would attach to
-    the wrong tag."""
+    """The PyG snapshot (kg/schema.py) as a GraphSnapshot, checked against
+    the prepared hashtags: node i must be hashtag id i, or every learned edge
+    weight would attach to the wrong tag."""
     path = Path(path)
     if not path.exists():
         raise DataError("graph snapshot missing; export the graph first (graph.pt)", str(path))
