@@ -28,13 +28,12 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-from gensim.models import KeyedVectors
 
 from ..kg.dataset import PreparedDataset, SPLITS
 from ..kg.errors import DataError
 from ..kg.records import UNKNOWN_USER
 from .batch import PostBatch
-from .embeddings import W2V_FILE, cached_word2vec, hashtag_vectors, token_vectors, training_sentences
+from .embeddings import W2V_FILE, WordVectors, cached_word2vec, hashtag_vectors, token_vectors, training_sentences
 
 NEGATIVES = 6  # sampled negatives per positive (paper §4.1)
 USER_SCALING = True  # standardise user profiles (see TrainingData._fit_user_scaling)
@@ -50,7 +49,7 @@ def _valid_lengths(x: np.ndarray) -> np.ndarray:
 
 
 class TrainingData:
-    def __init__(self, ds: PreparedDataset, kv: KeyedVectors, modalities: Sequence[str] | None = None,
+    def __init__(self, ds: PreparedDataset, kv: WordVectors, modalities: Sequence[str] | None = None,
                  max_text_tokens: int = 6, seed: int = 0, negatives: int = NEGATIVES,
                  cache_dir: Path | None = None):
         self.ds = ds

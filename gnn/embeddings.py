@@ -12,22 +12,41 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import torch
-from gensim.models import KeyedVectors, Word2Vec
 
 from ..kg.errors import DataError
 
 W2V_FILE = "word2vec.npz"
 
 
+class WordVectors:
+    """The slice of gensim's KeyedVectors this project reads: gensim itself
+    is imported only to train (about 0.5 s a process otherwise)."""
+
+    def __init__(self, words: Sequence[str], vectors: np.ndarray):
+        self.index_to_key = list(words)
+        self.key_to_index = {w: i for i, w in enumerate(self.index_to_key)}
+        self.vectors = np.asarray(vectors, dtype=np.float32)
+        self.vector_size = int(self.vectors.shape[1])
+
+    def __getitem__(self, words):
+        if isinstance(words, str):
+            return self.vectors[self.key_to_index[words]]
+        return self.vectors[[self.key_to_index[w] for w in words]]
+
+
+
+
 def train_word2vec(sentences: Sequence[list[str]], dim: int, seed: int, epochs: int = 5,
-                   window: int = 5, min_count: int = 1) -> KeyedVectors:
+                   window: int = 5, min_count: int = 1) -> WordVectors:
     """Skip-gram Word2Vec; workers=1 because gensim is only reproducible single-threaded."""
     sentences = [s for s in sentences if s]
     if not sentences:
         raise DataError("no training text or hashtag words to train Word2Vec on")
+    from gensim.models import Word2Vec
+
     model = Word2Vec(sentences=sentences, vector_size=dim, window=window, min_count=min_count,
                      sg=1, workers=1, seed=seed, epochs=epochs)
-    return model.wv
+    return WordVectors(model.wv.index_to_key, model.wv.vectors)
 
 
 def training_sentences(posts: Iterable, tag_words: Sequence[list[str]]) -> list[list[str]]:
@@ -44,7 +63,7 @@ def training_sentences(posts: Iterable, tag_words: Sequence[list[str]]) -> list[
     return out
 
 
-def hashtag_vectors(hashtags: Sequence, kv: KeyedVectors, dim: int, seed: int,
+def hashtag_vectors(hashtags: Sequence, kv: WordVectors, dim: int, seed: int,
                     oov_scale: float = 0.1) -> torch.Tensor:
     """(H, dim): mean of each tag's in-vocabulary word vectors.
 
@@ -63,7 +82,7 @@ def hashtag_vectors(hashtags: Sequence, kv: KeyedVectors, dim: int, seed: int,
     return torch.from_numpy(out)
 
 
-def token_vectors(tokens: Sequence[str], kv: KeyedVectors, max_tokens: int | None = None) -> np.ndarray:
+def token_vectors(tokens: Sequence[str], kv: WordVectors, max_tokens: int | None = None) -> np.ndarray:
     """(T, dim) float32 for the in-vocabulary tokens in order (out-of-vocabulary
     tokens are skipped), truncated to ``max_tokens``; T may be 0."""
     words = [t for t in tokens if t in kv.key_to_index]
@@ -74,7 +93,7 @@ def token_vectors(tokens: Sequence[str], kv: KeyedVectors, max_tokens: int | Non
     return np.asarray(kv[words], dtype=np.float32)
 
 
-def save_word2vec(kv: KeyedVectors, path: Path) -> None:
+def save_word2vec(kv: WordVectors, path: Path) -> None:
     """Our own .npz (words + matrix) because gensim's save may split large
     arrays into side files, which a single atomic rename cannot cover."""
     from .runs import _atomic
@@ -83,7 +102,7 @@ def save_word2vec(kv: KeyedVectors, path: Path) -> None:
                                            vectors=kv.vectors.astype(np.float32)))
 
 
-def load_word2vec(path: Path) -> KeyedVectors:
+def load_word2vec(path: Path) -> WordVectors:
     try:
         with np.load(path, allow_pickle=False) as z:
             words = [str(w) for w in z["words"]]
@@ -92,13 +111,12 @@ def load_word2vec(path: Path) -> KeyedVectors:
         raise DataError("Word2Vec cache missing", str(path)) from None
     except Exception as e:  # a truncated or foreign file: zip, key or value errors
         raise DataError(f"corrupt Word2Vec cache ({type(e).__name__})", str(path)) from None
-    kv = KeyedVectors(vector_size=vectors.shape[1])
-    if words:
-        kv.add_vectors(words, vectors)
-    return kv
+    if vectors.ndim != 2 or len(words) != len(vectors):
+        raise DataError(f"corrupt Word2Vec cache ({len(words)} words, vectors {tuple(vectors.shape)})", str(path))
+    return WordVectors(words, vectors)
 
 
-def cached_word2vec(path: Path, sentences_fn, dim: int, seed: int, epochs: int = 5) -> KeyedVectors:
+def cached_word2vec(path: Path, sentences_fn, dim: int, seed: int, epochs: int = 5) -> WordVectors:
     """Load the cache at ``path`` or train (``sentences_fn()`` gives the sentences) and save it."""
     path = Path(path)
     if path.exists():
