@@ -59,7 +59,18 @@ def main() -> None:
     # Standalone mode: click prints usage errors itself (exit 2); everything
     # else propagates here, so user errors become one line instead of a trace.
     try:
-        app()
+        try:
+            app()
+        except SystemExit as e:
+            from . import common
+
+            if e.code in (0, None) and common.FAST_EXIT:
+                # nothing left to write and no JVM to stop: skip the
+                # interpreter's teardown of torch and friends (about 0.8 s)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(0)
+            raise
     except V2HTError as e:
         _die(str(e))
     except OSError as e:  # unreadable files, full disks: the user's to fix, not a bug

@@ -18,6 +18,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..kg.errors import V2HTError
 from ..kg.workdir import Workdir
 
+import time as _time
+
+_LOADED = _time.perf_counter()
+# A command that has written everything and started no JVM sets this: main()
+# then ends the process without the interpreter's teardown.
+FAST_EXIT = False
 console = Console()
 err_console = Console(stderr=True)
 
@@ -103,6 +109,22 @@ def check_options(**values: Any) -> None:
             raise V2HTError(f"{flag} {v}: must be between 0 and 1")
         if name == "device" and not _DEVICE.fullmatch(str(v)):
             raise V2HTError(f"--device {v!r}: choose cpu, cuda or cuda:N")
+
+
+def process_seconds() -> float:
+    """Seconds since this process started (interpreter start-up and imports
+    included), from /proc; where /proc is absent, since this module loaded."""
+    import os
+    import time
+
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter() - _LOADED
 
 
 def print_json(obj: Any) -> None:

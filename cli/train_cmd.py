@@ -231,6 +231,9 @@ def recommend(
     from ..gnn.evaluate import recommend as rec
     from ..gnn.runs import load_run
 
+    from .common import process_seconds
+
+    t_start = process_seconds()  # interpreter start-up and imports so far
     check_options(k=k, device=device)
     if (post is None) == (text is None and video is None):
         raise V2HTError("give either --post ID or --text \"...\" and/or --video FILE (with --user U)")
@@ -240,6 +243,7 @@ def recommend(
     from ..gnn.hybrid import HybridScorer, load_hybrid
 
     hybrid = HybridScorer(r, run_dir, device) if load_hybrid(run_dir) is not None else None
+    t_loaded = process_seconds()
     ds = r.data.ds
     truth: list[str] = []
     features = video_info = None
@@ -258,6 +262,7 @@ def recommend(
         if user is not None and user not in ds.user_index:
             err_console.print(f"[yellow]note:[/] unknown user {user!r}: using the no-history fallback")
         recs = rec(r, text=text, user=user, k=k, device=device, hybrid=hybrid, features=features)
+    t_scored = process_seconds()
     lt = {h.name for h in ds.hashtags if h.longtail}
     items = [{"rank": i + 1, "tag": t, "score": s, "longtail": t in lt, "true": t in truth} for i, (t, s) in enumerate(recs)]
     if not json_out:
@@ -289,7 +294,15 @@ def recommend(
             out["video"] = video_info
         if explanations is not None:
             out["explanations"] = explanations
+        t_end = process_seconds()
+        out["timing"] = {"startup_s": round(t_start, 3), "load_s": round(t_loaded - t_start, 3),
+                         "score_s": round(t_scored - t_loaded, 3), "explain_s": round(t_end - t_scored, 3),
+                         "total_s": round(t_end, 3)}
         print_json(out)
+    if not explain:
+        from . import common
+
+        common.FAST_EXIT = True
 
 
 def results(
