@@ -1,1 +1,1 @@
-"""Real micro-videos in: ffmpeg frame and clip sampling, the ImageNet CNN, librosa audio features, the demo clip generator (paper §4.1)."""
+"""Real micro-videos in: ffmpeg frame and clip sampling, the ImageNet CNN, log-mel audio features (librosa's, in numpy), the demo clip generator (paper §4.1)."""
