@@ -88,14 +88,23 @@ def log_mel_bels(clips: np.ndarray, sample_rate: int, n_fft: int, hop_length: in
     """(clips, L) float32 → (clips, n_mels) float32: each clip's log-mel power
     spectrum in bels, averaged over its STFT frames (centred, zero-padded)."""
     half = n_fft // 2
-    y = np.pad(np.asarray(clips, dtype=np.float32), ((0, 0), (half, half)))
-    frames = np.lib.stride_tricks.sliding_window_view(y, n_fft, axis=-1)[:, ::hop_length]  # (clips, t, n_fft)
-    spec = np.fft.rfft(frames * _hann(n_fft), axis=-1)  # float64, as librosa (and faster than numpy's float32 FFT)
-    power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)  # (clips, t, bins)
-    n, t, bins = power.shape
-    mel = (power.reshape(n * t, bins) @ _filterbank_t(sample_rate, n_fft, n_mels)).reshape(n, t, n_mels)
-    db = 10.0 * np.log10(np.maximum(mel, 1e-10))
-    return (db.mean(axis=1) / 10.0).astype(np.float32)
+    clips = np.asarray(clips, dtype=np.float32)
+    n_frames = 1 + clips.shape[1] // hop_length
+    step = max(1, _BLOCK_VALUES // (n_frames * n_fft))  # clips per block: bounded memory on long clips
+    out = np.empty((len(clips), n_mels), dtype=np.float32)
+    for i in range(0, len(clips), step):
+        y = np.pad(clips[i:i + step], ((0, 0), (half, half)))
+        frames = np.lib.stride_tricks.sliding_window_view(y, n_fft, axis=-1)[:, ::hop_length]  # (clips, t, n_fft)
+        spec = np.fft.rfft(frames * _hann(n_fft), axis=-1)  # float64, as librosa (and faster than numpy's float32 FFT)
+        power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)  # (clips, t, bins)
+        n, t, bins = power.shape
+        mel = (power.reshape(n * t, bins) @ _filterbank_t(sample_rate, n_fft, n_mels)).reshape(n, t, n_mels)
+        db = 10.0 * np.log10(np.maximum(mel, 1e-10))
+        out[i:i + n] = db.mean(axis=1) / 10.0
+    return out
+
+
+_BLOCK_VALUES = 1 << 22  # windowed samples per STFT block (32 MB of float64)
 
 
 def clip_features(signal: np.ndarray, s: AudioSettings) -> np.ndarray:
