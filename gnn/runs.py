@@ -178,8 +178,17 @@ class _Storage(_Pickled):
 
 
 def _pyg_safe_globals() -> list:
-    """The PyG classes a pickled ``Data`` names, mapped to stand-ins (no
-    callables beyond these data containers)."""
+    """The PyG classes a pickled ``Data`` names (no callables beyond these
+    data containers): PyG's own when this process has imported it already
+    (it then allow-lists them itself, and a mix of real and stand-in
+    classes would not fit together), else stand-ins."""
+    import sys
+
+    if "torch_geometric" in sys.modules:
+        from torch_geometric.data import data as data_mod, storage
+
+        names = [(data_mod, "Data"), (data_mod, "DataEdgeAttr"), (data_mod, "DataTensorAttr"), (storage, "GlobalStorage")]
+        return [getattr(m, n) for m, n in names if hasattr(m, n)]
     return [(GraphSnapshot, "torch_geometric.data.data.Data"), (_Pickled, "torch_geometric.data.data.DataEdgeAttr"),
             (_Pickled, "torch_geometric.data.data.DataTensorAttr"), (_Storage, "torch_geometric.data.storage.GlobalStorage")]
 
