@@ -71,7 +71,10 @@ def _scalar_id(d: dict, key: str, path: Path, line: int, required: bool) -> None
         raise DataError(f"{key!r} must be a non-empty string or integer, not {json.dumps(v)[:40]}", str(path), line)
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[int, Post]]:
+def json_objects(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) per non-blank line of a JSON-lines file; a bad
+    byte, bad JSON or a line that is not an object is a DataError naming
+    the line."""
     for i, line in enumerate(_utf8_lines(path), 1):
         if not line.strip():
             continue
@@ -83,6 +86,11 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, Post]]:
             raise DataError("JSON nested too deeply", str(path), i) from None
         if not isinstance(d, dict):
             raise DataError("each line must be a JSON object", str(path), i)
+        yield i, d
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, Post]]:
+    for i, d in json_objects(path):
         if "id" in d:
             _scalar_id(d, "id", path, i, required=True)
         _scalar_id(d, "user", path, i, required=False)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SHARED_DATA
+from cli_checks import one_line_error
 
 CLI = [sys.executable, "-m", "v2ht_kg.cli.app"]
 
@@ -23,12 +24,6 @@ def run(*args, ok=True, timeout=600):
     return p
 
 
-def one_line_error(p):
-    assert p.returncode == 2, (p.returncode, p.stdout[-500:], p.stderr[-2000:])
-    assert "Traceback" not in p.stderr
-    lines = [l for l in p.stderr.splitlines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), p.stderr
-    return lines[0]
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent on this machine")

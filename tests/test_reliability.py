@@ -49,6 +49,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from cli_checks import one_line_error as _one_line_error
 
 CLI = [sys.executable, "-m", "v2ht_kg.cli.app"]
 POSTS = [{"id": f"p{i}", "user": f"u{i % 3}", "hashtags": ["love", "dance"], "text": "hi"} for i in range(6)]
@@ -89,12 +90,6 @@ def _cli(*args, env=None):
                           env={**os.environ, "COLUMNS": "200", **(env or {})})
 
 
-def _one_line_error(p):
-    assert p.returncode == 2, (p.returncode, p.stdout[-500:], p.stderr[-2000:])
-    assert "Traceback" not in p.stderr, p.stderr[-2000:]
-    lines = [l for l in p.stderr.splitlines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), p.stderr
-    return lines[0]
 
 
 @pytest.mark.parametrize("case,files,expected", RAW_CASES, ids=[c[0] for c in RAW_CASES])

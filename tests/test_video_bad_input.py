@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from video_fixtures import make_clip, zero_frame_video
+from cli_checks import one_line_error
 
 CLI = [sys.executable, "-m", "v2ht_kg.cli.app"]
 SMALL = ["--frames", "4", "--frame-size", "32", "--clips", "10", "--threads", "1"]
@@ -23,12 +24,6 @@ def run(*args, env=None):
                           env={**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1", **(env or {})})
 
 
-def one_line_error(p):
-    assert p.returncode == 2, (p.returncode, p.stdout[-500:], p.stderr[-2000:])
-    assert "Traceback" not in p.stderr
-    lines = [l for l in p.stderr.splitlines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), p.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

