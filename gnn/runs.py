@@ -151,26 +151,25 @@ class GraphSnapshot(_Pickled):
     """A torch_geometric ``Data`` read back without PyG: its attributes
     (kg/schema.py: names, edge_index, edge_type, ...) by name or key."""
 
-    def _mapping(self) -> dict:
-        st = self.__dict__.get("_state")
-        store = st.get("_store") if isinstance(st, dict) else None
+    def __setstate__(self, state) -> None:
+        store = state.get("_store") if isinstance(state, dict) else None
         m = getattr(store, "__dict__", {}).get("_state", {}).get("_mapping") if store is not None else None
-        return m if isinstance(m, dict) else {}
+        self.__dict__["_mapping"] = m if isinstance(m, dict) else {}
 
     def __getattr__(self, name: str):
-        m = self._mapping()
+        m = self.__dict__.get("_mapping", {})
         if name in m:
             return m[name]
         raise AttributeError(name)
 
     def __getitem__(self, name: str):
-        return self._mapping()[name]
+        return self._mapping[name]
 
     def __contains__(self, name: str) -> bool:
-        return name in self._mapping()
+        return name in self._mapping
 
     def keys(self) -> list[str]:
-        return list(self._mapping())
+        return list(self._mapping)
 
 
 class _Storage(_Pickled):

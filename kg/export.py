@@ -20,7 +20,7 @@ import torch
 from torch_geometric.data import Data
 
 from .errors import DataError, V2HTError
-from .schema import RELATIONS
+from .schema import RELATIONS, turned_evidence
 
 FORMATS = ("pyg", "graphml", "csv")
 # Evidence fields per relation type (kg/schema.py Edge), in export column order.
@@ -42,20 +42,13 @@ def read_graph(store) -> tuple[list[dict], dict[str, list[dict]]]:
     return hashtags, edges
 
 
-_FLIP = {"a_hypernym_of_b": "b_hypernym_of_a", "b_hypernym_of_a": "a_hypernym_of_b"}
-
-
 def _canonical(rows: list[dict]) -> list[dict]:
     """Each relationship as the pair (a < b), evidence turned with it, sorted
     by (a, b): the sort happens here, not in the server (see cypher/export)."""
-    rows = [r for r in rows if r["a"] != r["b"]]  # a self-loop is no pair
-    for r in rows:
-        if r["a"] > r["b"]:  # stored against the loaders' direction (e.g. a hand-written edge)
-            r["a"], r["b"] = r["b"], r["a"]
-            if "synset_a" in r:
-                r["synset_a"], r["synset_b"] = r.get("synset_b"), r.get("synset_a")
-            if r.get("direction") in _FLIP:
-                r["direction"] = _FLIP[r["direction"]]
+    # a self-loop is no pair; one stored against the loaders' direction (a
+    # hand-written edge, say) turns like an Edge does
+    rows = [r if r["a"] < r["b"] else {**turned_evidence(r), "a": r["b"], "b": r["a"]}
+            for r in rows if r["a"] != r["b"]]
     rows.sort(key=lambda r: (r["a"], r["b"]))
     return rows
 

@@ -13,6 +13,21 @@ PRIORITY = {r: i for i, r in enumerate(RELATIONS)}
 REL_LABEL = {"cp": "CP", "ss": "SS", "po": "PO", "co": "CO"}  # relationship types in the store
 
 
+def turned_evidence(ev: dict) -> dict:
+    """Evidence of a pair read from the other end: keys that name an end
+    (synset_a, synset_b) swap, and so does the hypernym direction."""
+    out = {}
+    for k, v in ev.items():
+        if k.endswith("_a"):
+            k = k[:-2] + "_b"
+        elif k.endswith("_b"):
+            k = k[:-2] + "_a"
+        if k == "direction" and isinstance(v, str):
+            v = {"a_hypernym_of_b": "b_hypernym_of_a", "b_hypernym_of_a": "a_hypernym_of_b"}.get(v, v)
+        out[k] = v
+    return out
+
+
 @dataclass
 class Edge:
     """An undirected typed edge between two canonical hashtag names (a < b).
@@ -41,16 +56,7 @@ class Edge:
             # Evidence names its ends (synset_a, direction "a_hypernym_of_b"):
             # it must turn with the pair, or it describes the wrong hashtag.
             self.a, self.b = self.b, self.a
-            ev = {}
-            for k, v in self.evidence.items():
-                if k.endswith("_a"):
-                    k = k[:-2] + "_b"
-                elif k.endswith("_b"):
-                    k = k[:-2] + "_a"
-                if k == "direction" and isinstance(v, str):
-                    v = {"a_hypernym_of_b": "b_hypernym_of_a", "b_hypernym_of_a": "a_hypernym_of_b"}.get(v, v)
-                ev[k] = v
-            self.evidence = ev
+            self.evidence = turned_evidence(self.evidence)
 
     @property
     def key(self) -> tuple[str, str]:
