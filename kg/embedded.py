@@ -29,6 +29,7 @@ import fcntl
 import gc
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -44,6 +45,7 @@ from .errors import StoreError
 
 HEAP = "2g"
 START_TIMEOUT_S = 60.0
+START_ATTEMPTS = 5
 
 _LOGGING_PROPERTIES = """\
 handlers = java.util.logging.FileHandler
@@ -60,10 +62,46 @@ java.util.logging.FileHandler.append = true
 """
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _free_port(avoid: set[int] = frozenset()) -> int:
+    """A port that can be bound now, below the kernel's ephemeral range.
+
+    A port the kernel hands out for ``bind(0)`` comes from the ephemeral
+    range, which outgoing connections (the driver's, any test's) draw from
+    too: between our close and the server's bind one of them may take it.
+    That happened in CI ("Unable to listen to a HTTP port"). Ports below the
+    range are never given to outgoing connections."""
+    lo, _ = _ephemeral_range()
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, lo - 12000), lo) if lo > 2048 else 0
+        if port in avoid:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            got = s.getsockname()[1]
+            if got not in avoid:
+                return got
+    raise StoreError("no free TCP port on 127.0.0.1 for the embedded server")
+
+
+class _PortClash(Exception):
+    pass
+
+
+def _port_clash(e: Exception) -> bool:
+    text = str(e)
+    return "Unable to listen" in text or "Address already in use" in text or "BindException" in text
 
 
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
@@ -255,11 +293,26 @@ class EmbeddedServer:
         )
 
     def _start_inprocess(self) -> None:
+        # A port picked free can still be taken before the server binds it
+        # (another process on the machine): pick again, a few times.
+        for attempt in range(START_ATTEMPTS):
+            try:
+                self._start_inprocess_once()
+                return
+            except _PortClash:
+                if attempt == START_ATTEMPTS - 1:
+                    self._lock.release()
+                    raise StoreError(
+                        f"embedded ArcadeDB server on {self.root} failed to start: "
+                        f"no port could be bound in {START_ATTEMPTS} tries") from None
+
+    def _start_inprocess_once(self) -> None:
         try:
             _start_jvm(self.root / "log")
             from arcadedb_embedded.server import create_server
 
-            self.http_port, self.bolt_port = _free_port(), _free_port()
+            self.http_port = _free_port()
+            self.bolt_port = _free_port({self.http_port})
             self._server = create_server(
                 root_path=str(self.root / "arcadedb"),
                 root_password=self.password,
@@ -285,6 +338,8 @@ class EmbeddedServer:
                     pass
             _RUNNING.discard(self)
             self._server = None
+            if _port_clash(e):
+                raise _PortClash() from None  # the lock stays held for the retry
             self._lock.release()
             raise StoreError(f"embedded ArcadeDB server on {self.root} failed to start: {e}") from None
         _write_json_atomic(

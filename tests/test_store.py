@@ -309,3 +309,46 @@ def test_neo4j_store_same_counts_as_embedded(neo4j_store):
     assert first == expected_counts(graph)
     load_all(neo4j_store, graph)
     assert neo4j_store.counts() == first
+
+
+def test_server_start_survives_a_port_taken_before_it_binds(tmp_path, monkeypatch):
+    """CI once lost the whole suite to a port picked free and taken before
+    ArcadeDB bound it: the start must pick again, not fail."""
+    import socket
+
+    from v2ht_kg.kg import embedded
+
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen(1)
+    taken = squatter.getsockname()[1]
+    real = embedded._free_port
+    calls = []
+
+    def first_taken(avoid=frozenset()):
+        calls.append(1)
+        return taken if len(calls) == 1 else real(avoid)
+
+    monkeypatch.setattr(embedded, "_free_port", first_taken)
+    server = EmbeddedServer(tmp_path / "store")
+    try:
+        server.start()
+        assert taken not in (server.http_port, server.bolt_port)
+        assert len(calls) >= 3  # the clash, then a fresh pair
+        gs = GraphStore(server.uri, (server.user, server.password))
+        try:
+            gs.verify()
+        finally:
+            gs.close()
+    finally:
+        server.stop()
+        squatter.close()
+
+
+def test_free_ports_avoid_the_ephemeral_range():
+    from v2ht_kg.kg.embedded import _ephemeral_range
+
+    lo, _ = _ephemeral_range()
+    a = _free_port()
+    b = _free_port({a})
+    assert a != b and a < lo and b < lo
