@@ -30,6 +30,7 @@ import gc
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -93,6 +94,32 @@ def _free_port(avoid: set[int] = frozenset()) -> int:
             if got not in avoid:
                 return got
     raise StoreError("no free TCP port on 127.0.0.1 for the embedded server")
+
+
+def check_database_files(db_dir: Path) -> None:
+    """Refuses a database folder whose files the schema names but that are
+    gone. ArcadeDB opens such a folder without a word and answers 0 rows
+    from the missing type (issue 9: a deleted bucket read as an empty graph)."""
+    if not db_dir.is_dir():
+        return
+    files = [f.name for f in db_dir.iterdir()]
+    fix = f"rebuild it: v2ht-kg build --fresh (the store folder is {db_dir.parent.parent.parent})"
+    schema = db_dir / "schema.json"
+    if not schema.exists():
+        if any(f.endswith(".bucket") for f in files):
+            raise StoreError(f"the store's schema file {schema} is missing; {fix}")
+        return
+    try:
+        types = json.loads(schema.read_text(encoding="utf-8")).get("types", {})
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError) as e:
+        raise StoreError(f"the store's schema file {schema} is unreadable ({type(e).__name__}); {fix}") from None
+    for name, t in types.items():
+        buckets = list(t.get("buckets", []))
+        if t.get("type") == "v":  # vertex types keep their edge lists beside
+            buckets += [f"{b}_{side}_edges" for b in t.get("buckets", []) for side in ("in", "out")]
+        for b in buckets:
+            if not any(f.startswith(b + ".") and f.endswith(".bucket") for f in files):
+                raise StoreError(f"the store has lost the file of {name} ({db_dir / (b + '.*.bucket')}); {fix}")
 
 
 class _PortClash(Exception):
@@ -230,12 +257,14 @@ class EmbeddedServer:
     does. ``ingest`` is the in-process bulk loader when this process hosts the
     engine, else None."""
 
-    def __init__(self, root: Path, password: str | None = None, mode: str = "inprocess"):
+    def __init__(self, root: Path, password: str | None = None, mode: str = "inprocess",
+                 discard_damaged: bool = False):
         if mode not in ("inprocess", "process"):
             raise ValueError(f"mode must be inprocess or process, not {mode!r}")
         self.root = Path(root).resolve()
         self.password = password
         self.mode = mode
+        self.discard_damaged = discard_damaged
         self.database = DEFAULT_DATABASE
         self.user = EMBEDDED_USER
         self.read_user = EMBEDDED_READER
@@ -295,6 +324,19 @@ class EmbeddedServer:
     def _start_inprocess(self) -> None:
         # A port picked free can still be taken before the server binds it
         # (another process on the machine): pick again, a few times.
+        db_dir = self.root / "arcadedb" / "databases" / self.database
+        try:
+            check_database_files(db_dir)
+        except StoreError:
+            if not self.discard_damaged:
+                self._lock.release()
+                raise
+            # `build --fresh` on a damaged store: the lock is ours, so no
+            # server reads these files; move them aside first (one rename),
+            # then delete, so a kill midway leaves no half-deleted database.
+            trash = db_dir.with_name(f".damaged-{os.getpid()}-{db_dir.name}")
+            db_dir.rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
         for attempt in range(START_ATTEMPTS):
             try:
                 self._start_inprocess_once()

@@ -440,7 +440,7 @@ class GraphStore:
 
 @contextmanager
 def open_store(store: str | None, workdir: Path, create: bool = False,
-               read_only: bool = False) -> Iterator[GraphStore]:
+               read_only: bool = False, discard_damaged: bool = False) -> Iterator[GraphStore]:
     """The configured store, verified; the embedded server is started for
     the duration when ``store`` resolves to it (or reused when one serves
     the work directory already). Without ``create`` an embedded store must
@@ -448,7 +448,8 @@ def open_store(store: str | None, workdir: Path, create: bool = False,
     otherwise start an empty database and answer "0 rows". With
     ``read_only`` the session logs in as the read-only user (embedded) or
     the configured read user (Neo4j) and runs only READ transactions: the
-    server refuses any write."""
+    server refuses any write. ``discard_damaged`` (``build --fresh``) starts
+    an embedded store whose files are damaged afresh instead of refusing it."""
     cfg = resolve_store(store, workdir)
     if cfg.embedded and not create and not (Path(cfg.embedded_root) / "arcadedb" / "databases").is_dir():
         raise DataError(f"no graph store in {workdir}: run `v2ht-kg build` there first "
@@ -463,7 +464,7 @@ def open_store(store: str | None, workdir: Path, create: bool = False,
         return
     from .embedded import EmbeddedServer
 
-    server = EmbeddedServer(cfg.embedded_root, password=cfg.password)
+    server = EmbeddedServer(cfg.embedded_root, password=cfg.password, discard_damaged=discard_damaged)
     uri = server.start()
     try:
         gs = GraphStore(uri, cfg.read_auth if read_only else cfg.auth, cfg.database, ingest=server.ingest,
