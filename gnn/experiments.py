@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 from ..kg.dataset import PreparedDataset
 from ..kg.errors import DataError
+from ..kg.fsio import named
 from ..kg.workdir import Workdir
 
 METRICS = ("recall@5", "ndcg@5", "hit@5", "recall@10", "ndcg@10", "hit@10")
@@ -130,5 +131,6 @@ def write_results(result: dict, out: Path, title: str = "", markdown: str | None
     text_md = to_markdown(result, title) if markdown is None else markdown
     for path, text in ((out, text_md), (out.with_suffix(".json"), json.dumps(result, indent=2))):
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
+        with named(path):
+            tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)

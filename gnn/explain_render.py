@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from ..kg.errors import V2HTError
+from ..kg.fsio import named
 
 TYPE_COLOURS = {"cp": "#d62728", "ss": "#1f77b4", "po": "#2ca02c", "co": "#7f7f7f"}
 TABLE_ROWS = 12  # neighbours shown in the propagation table
@@ -207,7 +208,8 @@ def _atomic_write(path: Path, write) -> None:
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        write(tmp)
+        with named(path):
+            write(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from ..kg.errors import DataError
+from ..kg.fsio import named
 from ..kg.prepare import sha256_file
 
 CONFIG = "config.json"
@@ -42,7 +43,7 @@ def _atomic(path: Path, write) -> None:
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; run files are ordinary files
-        with os.fdopen(fd, "wb") as f:
+        with named(path), os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())

@@ -139,7 +139,9 @@ def train(dataset_dir: Path | str, graph_path: Path | str | None, run_dir: Path 
         except KeyError as e:
             raise DataError(f"run config lacks {e}", str(cfg_path)) from None
     elif cfg_path.exists():
-        raise DataError("this folder already holds a run; resume it or choose another folder", str(run_dir))
+        raise DataError(f"this folder already holds a run: continue it (`v2ht-kg train --run {run_dir.name} --resume`, "
+                        "which also retries a run that failed before its first epoch), delete it, "
+                        "or choose another --run", str(run_dir))
     if epochs < 1 or batch_size < 1 or lr <= 0 or patience < 1:
         raise DataError("epochs, batch size and patience must be positive and the learning rate above zero")
     use_user, use_prop = runs.variant_flags(variant)

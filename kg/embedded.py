@@ -43,6 +43,7 @@ from pathlib import Path
 from .config import (DEFAULT_DATABASE, EMBEDDED_READER, EMBEDDED_USER, READER_GROUP, READER_PASSWORD_FILE,
                      password_file_value)
 from .errors import StoreError
+from .fsio import named
 
 HEAP = "2g"
 START_TIMEOUT_S = 60.0
@@ -163,7 +164,8 @@ def read_server_json(root: Path) -> dict | None:
 
 def _write_json_atomic(path: Path, data: dict) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
+    with named(path):
+        tmp.write_text(json.dumps(data), encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -212,6 +214,13 @@ def _start_jvm(log_dir: Path) -> None:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+    # Java's own stderr goes to jvm.log too: a log handler that cannot write
+    # (a full disk) reports through System.err with a 20-line Java stack,
+    # which would bury the CLI's one-line error. A PrintStream never throws.
+    from jpype import JClass
+
+    stream = JClass("java.io.PrintStream")(JClass("java.io.FileOutputStream")(str(log_dir / "jvm.log"), True), True)
+    JClass("java.lang.System").setErr(stream)
 
 
 _RUNNING: set["EmbeddedServer"] = set()
@@ -480,6 +489,25 @@ def frozen_gc():
         gc.unfreeze()
 
 
+def _engine_errors(method):
+    """The engine's exceptions (a full disk, a failed batch commit) as one
+    StoreError line instead of a Java-flavoured traceback."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapped(*args, **kwargs):
+        import jpype
+        from arcadedb_embedded.exceptions import ArcadeDBError
+
+        try:
+            return method(*args, **kwargs)
+        except (ArcadeDBError, jpype.JException) as e:
+            text = " ".join(str(e).split())
+            raise StoreError(f"bulk load into the embedded store failed: {text[:400]}") from None
+
+    return wrapped
+
+
 class ArcadeIngest:
     """ArcadeDB's own bulk ingest (GraphBatch) on the database this process
     serves. Rows cross into the JVM as one JSON string per chunk (lists of
@@ -499,9 +527,11 @@ class ArcadeIngest:
         if self._edge_batcher is None:
             raise StoreError("this arcadedb-embedded wheel lacks its bulk bridge")
 
+    @_engine_errors
     def count(self, type_name: str) -> int:
         return int(self.db.count_type(type_name))
 
+    @_engine_errors
     def create_vertices(self, type_name: str, rows: list[dict]) -> list[str]:
         """Creates one vertex per row; returns their RIDs in row order."""
         self.db.schema.get_or_create_vertex_type(type_name)
@@ -516,6 +546,7 @@ class ArcadeIngest:
             raise StoreError(f"bulk load of {type_name}: {len(rids)} of {len(rows)} vertices created")
         return rids
 
+    @_engine_errors
     def create_edges(self, rows_by_type: dict[str, list[dict]]) -> int:
         """rows: {"_src": rid, "_dst": rid, **properties}, per edge type.
         Small loads put every type through ONE GraphBatch: closing a batch

@@ -20,6 +20,7 @@ import torch
 from torch_geometric.data import Data
 
 from .errors import DataError, V2HTError
+from .fsio import named
 from .schema import RELATIONS, turned_evidence
 
 FORMATS = ("pyg", "graphml", "csv")
@@ -77,7 +78,8 @@ def _write_atomically(out: Path, write) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
-        write(tmp)
+        with named(out):
+            write(tmp)
         os.replace(tmp, out)
     finally:
         if tmp.exists():

@@ -30,6 +30,7 @@ import numpy as np
 
 from .dataset import FORMAT_VERSION, SPLITS, PreparedDataset
 from .errors import DataError
+from .fsio import named, reserve
 from .records import UNKNOWN_USER, Post
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -76,7 +77,7 @@ def sha256_file(path: Path) -> str:
 
 
 def _write_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
+    with named(path), open(path, "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
@@ -266,8 +267,11 @@ def prepare(
                 if missing:
                     raise DataError(f"{m} features lack post {missing[0]!r} ({len(missing)} posts in all)", source.get("path"))
                 src_rows = np.array([pos[pid] for pid in row_ids], dtype=np.int64)
-                out = np.lib.format.open_memmap(tmp / "features" / f"{m}.npy", mode="w+", dtype=np.float16,
-                                                shape=(len(row_ids),) + tuple(arr.shape[1:]))
+                out_path = tmp / "features" / f"{m}.npy"
+                with named(out_path):
+                    out = np.lib.format.open_memmap(out_path, mode="w+", dtype=np.float16,
+                                                    shape=(len(row_ids),) + tuple(arr.shape[1:]))
+                reserve(out_path)  # a full disk is an error here, not a SIGBUS mid-copy
                 step = 4096
                 for a in range(0, len(src_rows), step):
                     idx = src_rows[a:a + step]
@@ -303,7 +307,7 @@ def prepare(
             checksums={f: sha256_file(tmp / f) for f in files},
             seconds=round(time.time() - t0, 2),
         )
-        with open(tmp / "manifest.json", "w", encoding="utf-8") as f:
+        with named(tmp / "manifest.json"), open(tmp / "manifest.json", "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=2, ensure_ascii=False)
         old = out_dir.with_name(out_dir.name + f".old-{os.getpid()}")
         if out_dir.exists():

@@ -26,6 +26,7 @@ from typing import Collection, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from .errors import DataError
+from .fsio import named
 from .records import UNKNOWN_USER, Post
 
 FEATURE_MODALITIES = ("visual", "acoustic")
@@ -266,11 +267,13 @@ class FeatureWriter:
             raise ValueError(f"chunk shape {chunk.shape} does not fit {self.shape}")
         if self.rows + chunk.shape[0] > self.shape[0]:
             raise ValueError("more rows than announced")
-        self._f.write(np.ascontiguousarray(chunk, dtype=self.dtype).tobytes())
+        with named(self.path):
+            self._f.write(np.ascontiguousarray(chunk, dtype=self.dtype).tobytes())
         self.rows += chunk.shape[0]
 
     def close(self) -> None:
-        self._f.close()
+        with named(self.path):
+            self._f.close()
         if self.rows != self.shape[0]:
             os.unlink(self._tmp)
             raise ValueError(f"{self.rows} rows written, {self.shape[0]} announced")
@@ -295,7 +298,7 @@ def _write_text_atomic(path: Path, lines: Iterable[str]) -> int:
     tmp = path.with_name(path.name + ".tmp")
     n = 0
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
+        with named(path), open(tmp, "w", encoding="utf-8") as f:
             for line in lines:
                 f.write(line + "\n")
                 n += 1

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .errors import DataError
+from .fsio import named
 
 UNKNOWN_USER = "<unknown>"
 
@@ -59,7 +60,7 @@ class Post:
 
 def write_posts_jsonl(posts: Iterable[Post], path: Path) -> int:
     n = 0
-    with open(path, "w", encoding="utf-8") as f:
+    with named(path), open(path, "w", encoding="utf-8") as f:
         for p in posts:
             f.write(json.dumps(p.to_json(), ensure_ascii=False) + "\n")
             n += 1

@@ -472,7 +472,25 @@ def open_store(store: str | None, workdir: Path, create: bool = False,
         try:
             gs.verify()
             yield gs
+        except StoreError as e:
+            # ArcadeDB reports a full disk as a lost transaction, or not at all
+            raise StoreError(_with_disk_state(str(e), Path(cfg.embedded_root))) from None
         finally:
             gs.close()
     finally:
         server.stop()
+
+
+def _with_disk_state(message: str, root: Path) -> str:
+    import shutil
+
+    try:
+        free = shutil.disk_usage(root).free
+    except OSError:
+        return message
+    if free >= DISK_FULL_BYTES:
+        return message
+    return f"{message}; the disk holding {root} is full ({free // 1024} KiB free): free space, then rerun"
+
+
+DISK_FULL_BYTES = 16 << 20

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import V2HTError
+from .fsio import named
 from .rawdata import FeatureWriter, feature_paths, write_ids
 
 GENERATOR_VERSION = 1
@@ -568,7 +569,8 @@ def _generate_into(tmp: Path, n_posts, n_users, n_tags, tags_per_post, seed, vis
                     if plant else None),
         "hashtags": [{"name": t.name, "topic": t.topic, "kind": t.kind, "count": int(counts[t.id])} for t in tags],
     }
-    (tmp / "generator.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    with named(tmp / "generator.json"):
+        (tmp / "generator.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return meta
 
 
@@ -667,7 +669,7 @@ def _write_posts(path, wn, tags, topics, order, times, post_ids, post_user, post
         forms[pl] = forms.get(pl, 0) + 1
     plural_ok = [forms["".join(t.words[:-1]) + plural(wn, t.words[-1])] == 1 for t in tags]
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with named(path), open(tmp, "w", encoding="utf-8") as f:
         for row, p in enumerate(order):
             tlist = [tags[int(i)] for i in post_tags[p]]
             text = []

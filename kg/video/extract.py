@@ -30,6 +30,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from ..errors import DataError, V2HTError, VideoError
+from ..fsio import named
 from ..records import UNKNOWN_USER, Post
 from ..rawdata import json_objects
 from .audio import AudioSettings, clip_features, no_audio
@@ -230,7 +231,7 @@ def _source_stamp(path: Path) -> str:
 def _save_part(path: Path, pid: str, stamp: str, key: str, f: VideoFeatures) -> None:
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as fh:
+        with named(path), open(tmp, "wb") as fh:
             np.savez(fh, visual=f.visual.astype(np.float16), acoustic=f.acoustic.astype(np.float16),
                      has_audio=np.array(f.has_audio), id=np.array(pid), stamp=np.array(stamp), key=np.array(key))
         os.replace(tmp, path)
@@ -413,7 +414,8 @@ def _write_outputs(out_dir: Path, ok: Sequence[VideoPost], done: dict, s: Extrac
         "failed": rep.failed,
     }
     tmp = out_dir / "features" / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    with named(out_dir / "features" / MANIFEST):
+        tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, out_dir / "features" / MANIFEST)
 
 
