@@ -62,7 +62,7 @@ def build(
         # The store is reached and authenticated before anything is prepared;
         # the data set is staged beside data/ and replaces it only once the
         # store load and the graph.pt export succeeded (build_graph).
-        with open_store(store, w.root, create=True, discard_damaged=fresh) as gs:
+        with open_store(store, w.root, create=True, fresh=fresh) as gs:
             staged = staging_dir(w)
             try:
                 ds, report = prepare_source(source, fmt, w, params, skip_bad=skip_bad, preset=preset,

@@ -267,13 +267,13 @@ class EmbeddedServer:
     engine, else None."""
 
     def __init__(self, root: Path, password: str | None = None, mode: str = "inprocess",
-                 discard_damaged: bool = False):
+                 fresh: bool = False):
         if mode not in ("inprocess", "process"):
             raise ValueError(f"mode must be inprocess or process, not {mode!r}")
         self.root = Path(root).resolve()
         self.password = password
         self.mode = mode
-        self.discard_damaged = discard_damaged
+        self.fresh = fresh  # discard the database's files at start (build --fresh)
         self.database = DEFAULT_DATABASE
         self.user = EMBEDDED_USER
         self.read_user = EMBEDDED_READER
@@ -334,18 +334,19 @@ class EmbeddedServer:
         # A port picked free can still be taken before the server binds it
         # (another process on the machine): pick again, a few times.
         db_dir = self.root / "arcadedb" / "databases" / self.database
+        if self.fresh and db_dir.exists():
+            # `build --fresh`: the lock is ours, so no server reads these
+            # files. Dropping them is O(1) where a DETACH DELETE took 66-120 s
+            # for 600k edges, and it also repairs a damaged store. One rename
+            # first, so a kill midway leaves no half-deleted database.
+            trash = db_dir.with_name(f".discarded-{os.getpid()}-{db_dir.name}")
+            db_dir.rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
         try:
             check_database_files(db_dir)
         except StoreError:
-            if not self.discard_damaged:
-                self._lock.release()
-                raise
-            # `build --fresh` on a damaged store: the lock is ours, so no
-            # server reads these files; move them aside first (one rename),
-            # then delete, so a kill midway leaves no half-deleted database.
-            trash = db_dir.with_name(f".damaged-{os.getpid()}-{db_dir.name}")
-            db_dir.rename(trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            self._lock.release()
+            raise
         for attempt in range(START_ATTEMPTS):
             try:
                 self._start_inprocess_once()

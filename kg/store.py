@@ -440,7 +440,7 @@ class GraphStore:
 
 @contextmanager
 def open_store(store: str | None, workdir: Path, create: bool = False,
-               read_only: bool = False, discard_damaged: bool = False) -> Iterator[GraphStore]:
+               read_only: bool = False, fresh: bool = False) -> Iterator[GraphStore]:
     """The configured store, verified; the embedded server is started for
     the duration when ``store`` resolves to it (or reused when one serves
     the work directory already). Without ``create`` an embedded store must
@@ -448,8 +448,9 @@ def open_store(store: str | None, workdir: Path, create: bool = False,
     otherwise start an empty database and answer "0 rows". With
     ``read_only`` the session logs in as the read-only user (embedded) or
     the configured read user (Neo4j) and runs only READ transactions: the
-    server refuses any write. ``discard_damaged`` (``build --fresh``) starts
-    an embedded store whose files are damaged afresh instead of refusing it."""
+    server refuses any write. With ``fresh`` (``build --fresh``) an embedded
+    store this process starts begins from an empty database: its old files,
+    damaged or not, are dropped (a served one is cleared by the build)."""
     cfg = resolve_store(store, workdir)
     if cfg.embedded and not create and not (Path(cfg.embedded_root) / "arcadedb" / "databases").is_dir():
         raise DataError(f"no graph store in {workdir}: run `v2ht-kg build` there first "
@@ -464,7 +465,7 @@ def open_store(store: str | None, workdir: Path, create: bool = False,
         return
     from .embedded import EmbeddedServer
 
-    server = EmbeddedServer(cfg.embedded_root, password=cfg.password, discard_damaged=discard_damaged)
+    server = EmbeddedServer(cfg.embedded_root, password=cfg.password, fresh=fresh)
     uri = server.start()
     try:
         gs = GraphStore(uri, cfg.read_auth if read_only else cfg.auth, cfg.database, ingest=server.ingest,
