@@ -292,6 +292,9 @@ class EmbeddedServer:
             raise StoreError("embedded server is not running")
         return f"bolt://127.0.0.1:{self.bolt_port}"
 
+    def type_counts(self) -> dict:
+        return self.ingest.type_counts()
+
     @property
     def ingest(self):
         if self._server is None:
@@ -531,6 +534,22 @@ class ArcadeIngest:
     @_engine_errors
     def count(self, type_name: str) -> int:
         return int(self.db.count_type(type_name))
+
+    @_engine_errors
+    def type_counts(self) -> dict:
+        """GraphStore.counts() from the engine's per-type record counts: types
+        with no record are left out, as the Cypher count leaves them out."""
+        out: dict[str, dict[str, int]] = {"nodes": {}, "edges": {}}
+        for t in self.db.schema.get_types():
+            kind = str(t.getClass().getSimpleName())
+            side = "nodes" if "Vertex" in kind else "edges" if "Edge" in kind else None
+            if side is None:
+                continue
+            name = str(t.getName())
+            n = int(self.db.count_type(name))
+            if n:
+                out[side][name] = n
+        return {k: dict(sorted(v.items())) for k, v in out.items()}
 
     @_engine_errors
     def create_vertices(self, type_name: str, rows: list[dict]) -> list[str]:

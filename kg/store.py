@@ -144,14 +144,17 @@ def _now() -> str:
 
 class GraphStore:
     """``ingest``: ArcadeDB's in-process bulk loader (embedded.ArcadeIngest)
-    when this process hosts the server; None elsewhere."""
+    when this process hosts the server; None elsewhere. ``counter``: a
+    callable returning ``counts()`` from the counts the engine keeps per type
+    (same host only; it reads nothing else, so read-only sessions get it too)."""
 
     def __init__(self, uri: str, auth: tuple[str, str], database: str = "neo4j", ingest=None,
-                 read_only: bool = False):
+                 read_only: bool = False, counter=None):
         self.uri = redact_uri(uri)  # for messages; the driver gets the real one
         self.database = database
         self.read_only = read_only
         self.ingest = None if read_only else ingest
+        self._counter = counter
         self._user = auth[0]
         self._tag_rids: dict[str, str] | None = None  # bulk path: name -> RID
         try:
@@ -274,6 +277,8 @@ class GraphStore:
             pass
 
     def counts(self) -> dict:
+        if self._counter is not None:  # O(types), not a scan of every node and edge
+            return self._counter()
         nodes = {r["label"]: r["n"] for r in self.read("admin/count_nodes")}
         edges = {r["type"]: r["n"] for r in self.read("admin/count_edges")}
         return {"nodes": dict(sorted(nodes.items())), "edges": dict(sorted(edges.items()))}
@@ -469,7 +474,7 @@ def open_store(store: str | None, workdir: Path, create: bool = False,
     uri = server.start()
     try:
         gs = GraphStore(uri, cfg.read_auth if read_only else cfg.auth, cfg.database, ingest=server.ingest,
-                        read_only=read_only)
+                        read_only=read_only, counter=server.type_counts if server.ingest is not None else None)
         try:
             gs.verify()
             yield gs

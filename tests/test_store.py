@@ -352,3 +352,21 @@ def test_free_ports_avoid_the_ephemeral_range():
     a = _free_port()
     b = _free_port({a})
     assert a != b and a < lo and b < lo
+
+
+def test_engine_type_counts_equal_the_cypher_counts(store, embedded_server):
+    """store status reads the engine's per-type counts (no scan): they must
+    be what the Cypher count says, after loads and after deletes."""
+    graph = small_graph(seed=4)
+    store.clear()
+    assert embedded_server.type_counts() == store.counts() == {"nodes": {}, "edges": {}}
+    load_all(store, graph)
+    assert embedded_server.type_counts() == store.counts() == expected_counts(graph)
+    store.run("MATCH (h:Hashtag) WITH h LIMIT 5 DETACH DELETE h", write=True)
+    assert embedded_server.type_counts() == store.counts()
+    counted = GraphStore(embedded_server.uri, (embedded_server.user, embedded_server.password),
+                         embedded_server.database, counter=embedded_server.type_counts)
+    try:
+        assert counted.counts() == store.counts()
+    finally:
+        counted.close()
