@@ -23,7 +23,7 @@ def build(
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help=f"Source format: {', '.join(FORMATS)}."),
     wd: Optional[Path] = WorkdirOpt,
     store: Optional[str] = StoreOpt,
-    fresh: bool = typer.Option(False, "--fresh", help="Clear the store before loading (a rebuild without it MERGEs and gives the same graph)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Clear the store before loading; an embedded store this command starts drops its files (instant, and repairs a damaged store). A rebuild without it MERGEs and gives the same graph."),
     preset: str = typer.Option("small", help="Synthetic preset: tiny | small | insvideo."),
     min_tag_count: Optional[int] = MinTagCountOpt,
     min_user_posts: Optional[int] = MinUserPostsOpt,
