@@ -55,7 +55,7 @@ def train(
     run: Optional[str] = typer.Option(None, "--run", help="Run name under <workdir>/runs (default: VARIANT-MODALITIES-seedSEED)."),
     variant: str = typer.Option("hybrid", help="hybrid (default: V2HT + the fusion head over user memory, copy path, zero-shot and graph signals) | paper (= full, the paper's V2HT) | full | wo_u (no user) | wo_p (no propagation) | wo_up (neither): paper Table 2."),
     protocol: str = typer.Option("deployed", help=PROTOCOL_HELP),
-    fusion: str = typer.Option("memory,copy,zeroshot,graph,pop", help="hybrid only: the fusion head's feature groups, of neural (V2HT's own score), memory, copy, zeroshot, graph, pop; drop one for its ablation."),
+    fusion: str = typer.Option("memory,copy,zeroshot,graph,pop", help="hybrid only: the fusion head's feature groups, of neural (V2HT's own score), memory, copy, zeroshot, graph, pop, cf (tags of like-minded users; an option); drop one for its ablation."),
     loss: str = typer.Option("pointwise", help="V2HT training loss: pointwise (the paper's Eq. 17) | softmax (each true tag against the post's sampled negatives)."),
     negatives: int = typer.Option(6, help="Uniform negatives per true tag (paper: 6)."),
     modalities: Optional[str] = typer.Option(None, help="Comma-separated subset of visual,acoustic,text (default: all the data set has)."),

@@ -39,6 +39,8 @@ def ablations(has_users: bool, neural_row: bool) -> dict[str, tuple[str, ...]]:
     for g in base:
         if g in names:
             rows[names[g]] = tuple(x for x in base if x != g)
+    if has_users:
+        rows["+ user CF (like-minded users' tags)"] = base + ("cf",)
     if neural_row:
         rows["+ V2HT network score"] = ("neural",) + base
     return rows

@@ -12,7 +12,9 @@ knows (gnn/history.py), each an option with its own ablation row:
 - ``graph``: the memory, copy and zero-shot signals propagated one hop over
   the typed knowledge graph (cp, ss, po; row-normalised per type), so a rare
   tag next to what the user or the neighbours used is lifted;
-- ``pop``: log popularity and the author's activity (context for the rest).
+- ``pop``: log popularity and the author's activity (context for the rest);
+- ``cf``: the tags of users whose histories are alike (user-based
+  collaborative filtering; an option, not in the default).
 
 The head is a small MLP over those features, shared by every hashtag, and
 trained with a full softmax over all hashtags (every hashtag is a negative)
@@ -36,7 +38,7 @@ from ..kg.errors import DataError
 from .history import History, _row_normalise
 from .metrics import PairedAccumulator
 
-GROUPS = ("neural", "memory", "copy", "zeroshot", "graph", "pop")
+GROUPS = ("neural", "memory", "copy", "zeroshot", "graph", "pop", "cf")
 FEATURES = {
     "neural": ("neural",),
     "memory": ("hist_log", "hist_share", "cooc", "hist_sim"),
@@ -45,6 +47,7 @@ FEATURES = {
     "graph": ("g_cp_hist", "g_ss_hist", "g_po_hist", "g_cp_knn", "g_ss_knn", "g_po_knn",
               "g_cp_lex", "g_ss_lex", "g_po_lex"),
     "pop": ("pop", "activity"),
+    "cf": ("user_cf",),
 }
 K_NEIGHBOURS = 100
 SEMANTIC = ("cp", "ss", "po")
@@ -103,6 +106,8 @@ class SplitFeatures:
             f["words"] = hist.words(tokens)
         lex = hist.lex(tokens)
         f["lex"] = lex
+        if "user_cf" in need:
+            f["user_cf"] = hist.user_cf(users)
         if adjacency is not None:
             for t in SEMANTIC:
                 a = adjacency[t].T.tocsr()  # score of h = mean over its neighbours' scores

@@ -15,7 +15,10 @@ Signals (each a (B, H) matrix for a batch of query posts):
   similarity (``power`` sharpens towards near-duplicates: the copy path);
 - ``lex``: the share of a hashtag's words found in the post's tokens (needs no
   use of the tag at all: zero-shot);
-- ``pop``: log use count over the known posts.
+- ``pop``: log use count over the known posts;
+- ``user_cf``: the tags of the users whose tag histories read most alike
+  (cosine of IDF-weighted log counts, the author left out): user-based
+  collaborative filtering.
 """
 from __future__ import annotations
 
@@ -157,6 +160,24 @@ class History:
         s = sp.csr_matrix((np.concatenate(v), (np.concatenate(r), np.concatenate(c))),
                           shape=(len(tokens), len(self.known)))
         return (s @ self.X).tocsr()
+
+    def user_cf(self, users: np.ndarray, k: int = 50) -> sp.csr_matrix:
+        """(B, H): Σ over the k most alike other users of cosine × their tag
+        shares, row-normalised; zero for a user without history."""
+        users = np.asarray(users, dtype=np.int64)
+        if getattr(self, "_cf", None) is None:
+            uh = self.user_hist
+            idf = np.log((1 + uh.shape[0]) / (1 + np.asarray((uh > 0).sum(axis=0)).ravel())) + 1.0
+            w = (uh.log1p() @ sp.diags(idf)).tocsr()
+            norm = np.sqrt(np.asarray(w.multiply(w).sum(axis=1)).ravel())
+            w = (sp.diags(np.where(norm > 0, 1.0 / np.where(norm > 0, norm, 1.0), 0.0)) @ w).tocsr()
+            self._cf = (w, _row_normalise(uh).tocsr())
+        w, share = self._cf
+        known = users >= 0
+        sim = (w[np.where(known, users, 0)] @ w.T).tocoo()
+        keep = (sim.col != users[sim.row]) & known[sim.row]
+        sim = sp.csr_matrix((sim.data[keep], (sim.row[keep], sim.col[keep])), shape=sim.shape)
+        return _row_normalise(top_k_rows(sim, k) @ share).tocsr()
 
     def activity(self, users: np.ndarray) -> np.ndarray:
         users = np.asarray(users, dtype=np.int64)

@@ -125,3 +125,29 @@ def test_blend_weights_missing_is_an_error(tmp_path):
         b.scores("knn_history", "test")
     with pytest.raises(DataError, match="unknown protocol"):
         Baselines(data, "transductive")
+
+
+CF_TAGS = ["cat", "kitten", "dog", "car", "race"]
+CF_POSTS = [("train", 0, ["cat", "kitten"], "my cat"),       # user 0: cats
+            ("train", 1, ["cat", "dog"], "cat and dog"),     # user 1: cats and a dog
+            ("train", 2, ["car", "race"], "race car"),       # user 2: cars only
+            ("train", 3, ["cat"], "cat nap"),                # user 3: only "cat"
+            ("test", 3, ["kitten"], "sleepy")]
+
+
+def test_user_cf_reads_the_tags_of_alike_users_never_the_author_own(tmp_path):
+    write_dataset(tmp_path / "d", CF_TAGS, CF_POSTS)
+    data = TrainingData.build(tmp_path / "d", None, seed=0, w2v_dim=8)
+    h = History(data, known_rows(data, "test", "deployed"))
+    names = [t.name for t in data.ds.hashtags]
+    u3 = data.users[data.rows["test"][0]]
+    cf = dict(zip(names, h.user_cf(np.array([u3, -1]), k=2).toarray()[0]))
+    # user 3 used "cat": users 0 and 1 are alike (they used it too), user 2 is not
+    assert cf["kitten"] > 0 and cf["dog"] > 0 and cf["cat"] > 0
+    assert cf["car"] == 0 and cf["race"] == 0
+    assert sum(cf.values()) == pytest.approx(1.0)
+    assert not h.user_cf(np.array([-1])).toarray().any()  # no author, no history: nothing
+    # the author's own tags do not come back through itself: a user alone has none
+    solo = History(data, np.array([r for r in known_rows(data, "test", "deployed") if data.users[r] == 2]))
+    u2 = data.users[[r for r in data.rows["train"] if data.users[r] == 2][0]]
+    assert not solo.user_cf(np.array([u2])).toarray().any()
