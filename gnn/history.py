@@ -113,6 +113,7 @@ class History:
         # P(h | word) over the known posts: a one-layer text-to-tag association
         self.word_tag = _row_normalise((self.index.matrix.T @ self.X).tocsr()).tocsr()
         self._lex = None
+        self._cf = None  # user_cf's normalised histories, built on first use
 
     # ------------------------------------------------------------- signals
     # Queries are (tokens, user) pairs: rows of the data set (``query``) or a
@@ -165,7 +166,7 @@ class History:
         """(B, H): Σ over the k most alike other users of cosine × their tag
         shares, row-normalised; zero for a user without history."""
         users = np.asarray(users, dtype=np.int64)
-        if getattr(self, "_cf", None) is None:
+        if self._cf is None:
             uh = self.user_hist
             idf = np.log((1 + uh.shape[0]) / (1 + np.asarray((uh > 0).sum(axis=0)).ravel())) + 1.0
             w = (uh.log1p() @ sp.diags(idf)).tocsr()

@@ -18,11 +18,17 @@ from pathlib import Path
 from typing import Iterator
 
 
-def _disk_full(path: Path) -> bool:
+def disk_free(path) -> int | None:
+    """Free bytes on the file system holding ``path`` (None if unknown)."""
     try:
-        return shutil.disk_usage(Path(path).parent).free < (1 << 20)
+        return shutil.disk_usage(Path(path)).free
     except OSError:
-        return False
+        return None
+
+
+def _disk_full(path: Path) -> bool:
+    free = disk_free(Path(path).parent)
+    return free is not None and free < (1 << 20)
 
 
 @contextmanager

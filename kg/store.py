@@ -488,13 +488,10 @@ def open_store(store: str | None, workdir: Path, create: bool = False,
 
 
 def _with_disk_state(message: str, root: Path) -> str:
-    import shutil
+    from .fsio import disk_free
 
-    try:
-        free = shutil.disk_usage(root).free
-    except OSError:
-        return message
-    if free >= DISK_FULL_BYTES:
+    free = disk_free(root)
+    if free is None or free >= DISK_FULL_BYTES:
         return message
     return f"{message}; the disk holding {root} is full ({free // 1024} KiB free): free space, then rerun"
 
