@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from ..gnn.config import DEFAULT_CANDIDATES
 from ..kg.errors import DataError, V2HTError
 from ..kg.workdir import Workdir
 from .common import JsonOpt, StoreOpt, WorkdirOpt, check_options, console, err_console, print_json, workdir
@@ -222,19 +223,25 @@ def recommend(
     user: Optional[str] = typer.Option(None, "--user", help="The author of the new post (unknown users get the no-history fallback)."),
     k: int = typer.Option(10, "-k", help="How many hashtags."),
     explain: bool = typer.Option(False, "--explain", help="Explain each suggested long-tail hashtag (graph evidence, learned weights, score lift)."),
+    candidates: int = typer.Option(DEFAULT_CANDIDATES, "--candidates", "-n", help="Two-stage ranking by the V2HT network: a linearised scorer retrieves N hashtags, the exact model reranks them (the run's metrics.json records how often that top 10 equals the exact one)."),
+    exact: bool = typer.Option(False, "--exact", help="Rank every hashtag with the exact model (one pass per hashtag; slower)."),
     wd: Optional[Path] = WorkdirOpt,
     store: Optional[str] = StoreOpt,
     device: str = typer.Option("cpu", help="cpu | cuda."),
     json_out: bool = JsonOpt,
 ):
-    """Top-k hashtags for a post of the data set (--post) or a new post (--text, --video, --user)."""
+    """Top-k hashtags for a post of the data set (--post) or a new post (--text, --video, --user).
+
+    A V2HT run ranks in two stages by default (--candidates N); --exact ranks
+    every hashtag exactly. A run with a fusion head (the default model)
+    scores every hashtag with the head."""
     from ..gnn.evaluate import recommend as rec
     from ..gnn.runs import load_run
 
     from .common import process_seconds
 
     t_start = process_seconds()  # interpreter start-up and imports so far
-    check_options(k=k, device=device)
+    check_options(k=k, device=device, candidates=candidates)
     if (post is None) == (text is None and video is None):
         raise V2HTError("give either --post ID or --text \"...\" and/or --video FILE (with --user U)")
     w = workdir(wd)
@@ -244,6 +251,9 @@ def recommend(
 
     hybrid = HybridScorer(r, run_dir, device) if load_hybrid(run_dir) is not None else None
     t_loaded = process_seconds()
+    n_cand = None if exact or hybrid is not None or candidates >= r.data.n_hashtags else candidates
+    ranking = ({"by": "fusion head", "exact": True} if hybrid is not None else
+               {"by": "V2HT", "exact": n_cand is None, "candidates": n_cand or r.data.n_hashtags})
     ds = r.data.ds
     truth: list[str] = []
     features = video_info = None
@@ -255,13 +265,14 @@ def recommend(
         if post not in ds.post_index:
             raise DataError(f"unknown post id {post!r}")
         row = ds.post_index[post]
-        recs = rec(r, [row], k=k, device=device, hybrid=hybrid)[0]
+        recs = rec(r, [row], k=k, device=device, hybrid=hybrid, candidates=n_cand)[0]
         truth = [ds.hashtags[t].name for t in ds.posts[row].tags]
         user = ds.users[ds.posts[row].user]["name"]
     else:
         if user is not None and user not in ds.user_index:
             err_console.print(f"[yellow]note:[/] unknown user {user!r}: using the no-history fallback")
-        recs = rec(r, text=text, user=user, k=k, device=device, hybrid=hybrid, features=features)
+        recs = rec(r, text=text, user=user, k=k, device=device, hybrid=hybrid, features=features,
+                   candidates=n_cand)
     t_scored = process_seconds()
     lt = {h.name for h in ds.hashtags if h.longtail}
     items = [{"rank": i + 1, "tag": t, "score": s, "longtail": t in lt, "true": t in truth} for i, (t, s) in enumerate(recs)]
@@ -287,7 +298,7 @@ def recommend(
                                                json_out=json_out, longtail_only=True, hybrid=hybrid,
                                                features=features)
     if json_out:
-        out = {"post": post, "user": user, "recommendations": items}
+        out = {"post": post, "user": user, "recommendations": items, "ranking": ranking}
         if post is not None:
             out["truth"] = truth
         if video_info is not None:

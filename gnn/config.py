@@ -20,6 +20,8 @@ VARIANTS = {  # name -> (use_user, use_propagation)
 # vectors, or the mean of the model's own trainable hashtag embeddings
 USER_HISTORY = ("word2vec", "learned")
 LOSSES = ("pointwise", "softmax")
+# hashtags the two-stage ranking (gnn/ranking.py) retrieves and reranks exactly
+DEFAULT_CANDIDATES = 500
 
 
 def _default_input_dims() -> dict[str, int]:

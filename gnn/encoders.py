@@ -104,9 +104,11 @@ class ModalityEncoder(nn.Module):
 
     @staticmethod
     def segment_lookup(tab: "SegmentTables", c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Row indices into tab.yd.view(-1, 2d) and lam (B, C) for hashtag scores c (C,)."""
+        """Row indices into tab.yd.view(-1, 2d) and lam (B, C) for hashtag scores
+        c (C,) shared by every post, or (B, C) of each post's own hashtags."""
         b, t1 = tab.pw.shape
-        cc = c.float().unsqueeze(0).expand(b, -1).contiguous()
+        cc = c.float()
+        cc = cc.unsqueeze(0).expand(b, -1).contiguous() if cc.dim() == 1 else cc.contiguous()
         k = torch.searchsorted(tab.neg_sorted, cc)  # number of steps with a_n > -c
         # lam = e^{c+top} pw / (e^{c+top} pw + L - k); e^{-(c+top)} <= 1 whenever k > 0
         act = torch.gather(tab.pw, 1, k)

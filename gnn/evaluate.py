@@ -92,7 +92,12 @@ def _top_scores(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tenso
 
 
 @torch.no_grad()
-def _top(run: Run, batch, k: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _top(run: Run, batch, k: int, device: str, candidates: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    from .model import V2HT
+
+    if candidates and isinstance(run.model, V2HT):
+        scores, ids = run.model.recommend(batch.to(device), k, candidates=candidates)
+        return torch.sigmoid(scores.float().cpu()), ids.cpu()
     scores = run.model.score_all(batch.to(device)).float().cpu()
     ids = topk_ids(scores, k)
     return torch.sigmoid(scores.gather(1, ids)), ids
@@ -100,7 +105,8 @@ def _top(run: Run, batch, k: int, device: str) -> tuple[torch.Tensor, torch.Tens
 
 def recommend(run: Run, post_rows: Sequence[int] | None = None, *, text: str | None = None,
               tokens: Sequence[str] | None = None, user: str | int | None = None, k: int = 10,
-              features: dict[str, np.ndarray] | None = None, device: str = "cpu", hybrid=None):
+              features: dict[str, np.ndarray] | None = None, device: str = "cpu", hybrid=None,
+              candidates: int | None = None):
     """Top-k (hashtag name, probability).
 
     With ``post_rows``: one list per row of the prepared data set. Otherwise a
@@ -109,6 +115,9 @@ def recommend(run: Run, post_rows: Sequence[int] | None = None, *, text: str | N
     features, as at training time). Returns one list for a new post.
     ``hybrid``: a gnn.hybrid.HybridScorer, to rank with the fusion head
     (probabilities are then the head's softmax over all hashtags).
+    ``candidates`` = N: the V2HT network ranks in two stages (retrieve N,
+    rerank them exactly; gnn/ranking.py); None: the exact full rank. The
+    fusion head always scores every hashtag.
     """
     data, names = run.data, [h.name for h in run.data.ds.hashtags]
     if k < 1:
@@ -123,7 +132,7 @@ def recommend(run: Run, post_rows: Sequence[int] | None = None, *, text: str | N
             if hybrid is not None:
                 p, ids = _top_scores(hybrid.score_rows(rows[i:i + 256]), k)
             else:
-                p, ids = _top(run, data.batch(rows[i:i + 256]), k, device)
+                p, ids = _top(run, data.batch(rows[i:i + 256]), k, device, candidates)
             out.extend([[(names[j], float(s)) for j, s in zip(r_ids.tolist(), r_p.tolist())]
                         for r_ids, r_p in zip(ids, p)])
         return out
@@ -142,5 +151,5 @@ def recommend(run: Run, post_rows: Sequence[int] | None = None, *, text: str | N
     if hybrid is not None:
         p, ids = _top_scores(hybrid.score_new(list(tokens), uid, batch), k)
     else:
-        p, ids = _top(run, batch, k, device)
+        p, ids = _top(run, batch, k, device, candidates)
     return [(names[j], float(s)) for j, s in zip(ids[0].tolist(), p[0].tolist())]

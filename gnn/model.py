@@ -21,7 +21,6 @@ vector per post, so score_all remains one pass over the hashtags.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -33,8 +32,6 @@ from .config import V2HTConfig
 from .encoders import ModalityEncoder, ModalityStates, UserEncoder, masked_attention
 from .propagation import HashtagPropagation
 
-# (post, hashtag) pairs scored per step in score_all; bounds the (pairs, d) temporaries
-PAIRS_PER_STEP = 1 << 17
 
 
 @dataclass
@@ -230,81 +227,22 @@ class V2HT(nn.Module):
         for the same candidates, up to float rounding (dropout is never applied here).
 
         Attention is pooled exactly for all hashtags at once (see
-        ModalityEncoder.segment_tables); hashtags are scored in chunks of at most
-        ``chunk`` (fewer when the batch is large, to bound memory). Every
-        temporary lives in buffers allocated once per call: fresh large
-        tensors per chunk cost more in page faults than the arithmetic.
-        ``bf16`` computes the pairs in bfloat16 (about 1.6x faster here, on a CPU with AMX;
-        scores then differ in the third or fourth digit)."""
-        emb, c = side = self._hashtag_side()
-        post = self.encode_posts(batch, side)
-        b = len(batch.rows)
-        h = self.cfg.n_hashtags
-        step = max(1, min(chunk, h, PAIRS_PER_STEP // max(b, 1)))
-        dt = torch.bfloat16 if bf16 else torch.float32
-        dev = emb.device
-        d = self.cfg.d_hashtag
-        mods = self.cfg.modalities
-        tables = {m: ModalityEncoder.segment_tables(post.modalities[m]) for m in mods}
-        yds = {m: t.yd.to(dt).reshape(-1, 2 * d) for m, t in tables.items()}
-        emb_dt = emb.to(dt)
-        e_u = post.user.to(dt).unsqueeze(1) if post.user is not None else None
-        linears = [mod for mod in self.mlp if isinstance(mod, nn.Linear)]
-        weights = [(lin.weight.to(dt).t(), None if lin.bias is None else lin.bias.to(dt)) for lin in linears]
+        ModalityEncoder.segment_tables); hashtags are scored in tiles of at most
+        ``chunk`` (fewer when the batch is large) by gnn/ranking.py's kernel.
+        ``bf16`` computes the pairs in bfloat16 (faster only on a CPU with native
+        bf16; scores then differ in the third or fourth digit)."""
+        from .ranking import score_all
 
-        def buffer(*tail: int) -> torch.Tensor:
-            return torch.empty(b * step * math.prod(tail), dtype=dt, device=dev)
-
-        bufs = {"g": buffer(d), "hu": buffer(d), "yd": buffer(2 * d), "e": buffer(d),
-                "p0": buffer(len(mods) * d)}
-        hidden_bufs = [buffer(w.shape[1]) for w, _ in weights[:-1]]
-        out = torch.empty(b, h, device=dev)
-        for s in range(0, h, step):
-            n = min(s + step, h) - s
-            sl = slice(s, s + n)
-
-            def view(buf: torch.Tensor, *tail: int) -> torch.Tensor:
-                return buf[:b * n * math.prod(tail)].view(b, n, *tail)
-
-            e_h = emb_dt[sl].unsqueeze(0)
-            if e_u is None:
-                g, hu = e_h, None
-            else:
-                g = torch.add(e_h, e_u, out=view(bufs["g"], d))
-                hu = torch.mul(e_h, e_u, out=view(bufs["hu"], d))
-            p0 = view(bufs["p0"], len(mods) * d)
-            for i, m in enumerate(mods):
-                rows, lam = ModalityEncoder.segment_lookup(tables[m], c[m][sl])
-                yd = torch.index_select(yds[m], 0, rows.reshape(-1), out=bufs["yd"][:b * n * 2 * d].view(-1, 2 * d))
-                yd = yd.view(b, n, 2 * d)
-                e_tilde = torch.addcmul(yd[..., :d], lam.to(dt).unsqueeze(-1), yd[..., d:], out=view(bufs["e"], d))
-                block = p0[..., i * d:(i + 1) * d]  # written in place: no cat
-                # Eq. 14: e~ * (e_h + e_u) + e_h * e_u, as in _interact
-                if hu is None:
-                    torch.mul(e_tilde, g, out=block)
-                else:
-                    torch.addcmul(hu, e_tilde, g, out=block)
-            x = p0.view(b * n, -1)
-            for (w, bias), hb in zip(weights[:-1], hidden_bufs):  # Eq. 15
-                y = hb[:b * n * w.shape[1]].view(b * n, w.shape[1])
-                if bias is None:
-                    torch.mm(x, w, out=y)
-                else:
-                    torch.addmm(bias, x, w, out=y)
-                x = y.relu_()
-            w, bias = weights[-1]  # Eq. 16, logit
-            logit = (x @ w).view(b, n)
-            out[:, sl] = logit if bias is None else logit + bias
-        return out
+        return score_all(self, batch, chunk, bf16=bf16)
 
     def recommend(self, batch, k: int, *, exclude: torch.Tensor | None = None,
-                  bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Top-k (scores (B, k), hashtag ids (B, k)) by full ranking.
-        ``exclude`` (B, H) bool masks hashtags out (e.g. already used)."""
-        scores = self.score_all(batch, bf16=bf16)
-        if exclude is not None:
-            scores = scores.masked_fill(exclude.bool(), float("-inf"))
-        return torch.topk(scores, min(k, scores.shape[1]), dim=1)
+                  bf16: bool = False, candidates: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-k (exact logits (B, k), hashtag ids (B, k)). ``candidates`` = N:
+        two stages (retrieve N, rerank them exactly; gnn/ranking.py); None:
+        the exact full rank. ``exclude`` (B, H) bool masks hashtags out."""
+        from .ranking import two_stage
+
+        return two_stage(self, batch, k, candidates or self.cfg.n_hashtags, exclude=exclude, bf16=bf16)
 
     @torch.no_grad()
     def attention(self, batch, tag_ids: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -270,11 +270,31 @@ def train(dataset_dir: Path | str, graph_path: Path | str | None, run_dir: Path 
         from .baselines import Baselines
 
         base = Baselines(data, protocol).evaluate("test")
-    return _write_metrics(run_dir, history, best_epoch, stopped, status="done", test=test, baselines=base)
+    two = _two_stage_agreement(model, data, val_rows, device, eval_batch_size)
+    return _write_metrics(run_dir, history, best_epoch, stopped, status="done", test=test, baselines=base,
+                          two_stage=two)
+
+
+def _two_stage_agreement(model, data, rows: np.ndarray, device: str, batch_size: int) -> dict | None:
+    """How often two-stage ranking (what `recommend` serves) returns the exact top 10,
+    on the validation posts: measured on each trained model, since the retrieval is
+    a linearisation of it."""
+    from .config import DEFAULT_CANDIDATES
+    from .model import V2HT
+    from .ranking import agreements
+
+    if not isinstance(model, V2HT) or not len(rows):
+        return None
+    model.eval()
+    ns = sorted({min(DEFAULT_CANDIDATES // 2, data.n_hashtags), min(DEFAULT_CANDIDATES, data.n_hashtags)})
+    batches = (b.to(device) for b in data.eval_batches("valid", batch_size, rows))
+    got = agreements(model, batches, ns)
+    return {"k": 10, "posts": int(len(rows)), "hashtags": int(data.n_hashtags),
+            "agreement": {str(n): round(v, 4) for n, v in got.items()}}
 
 
 def _write_metrics(run_dir: Path, history: list[dict], best_epoch: int, stopped: bool, status: str,
-                   test: dict | None = None, baselines: dict | None = None) -> dict:
+                   test: dict | None = None, baselines: dict | None = None, two_stage: dict | None = None) -> dict:
     best = next((h for h in history if h["epoch"] == best_epoch), None)
     out = {"status": status, "select_metric": SELECT_METRIC, "best_epoch": best_epoch,
            "best_valid": best["valid"] if best else None, "stopped_early": stopped,
@@ -283,6 +303,8 @@ def _write_metrics(run_dir: Path, history: list[dict], best_epoch: int, stopped:
         out["test"] = test
     if baselines is not None:
         out["baselines"] = baselines
+    if two_stage is not None:
+        out["two_stage"] = two_stage
     runs.write_json(run_dir / runs.METRICS, out)
     runs.save_curve(history, run_dir / runs.CURVE)
     return out

@@ -74,6 +74,9 @@ def test_demo_set_end_to_end(tmp_path):
     model, pop = out["test"]["overall"], out["baselines"]["popularity"]["overall"]
     assert model["ndcg@10"] > pop["ndcg@10"] + 0.15, (model, pop)
     assert model["recall@5"] > pop["recall@5"] + 0.1, (model, pop)
+    two = json.loads((Path(wd) / "runs" / "av" / "metrics.json").read_text())["two_stage"]
+    n_tags = two["hashtags"]
+    assert two["agreement"] == {str(n_tags): 1.0}  # fewer tags than candidates: the exact rank
 
     rec = json.loads(run("recommend", "av", "--video", str(videos / probe["file"]), "--text", probe["description"],
                          "-k", "5", "--explain", "-w", wd, "--json").stdout)
@@ -89,6 +92,13 @@ def test_demo_set_end_to_end(tmp_path):
     r = load_run(Path(wd) / "runs" / "av")
     by_post = recommend(r, [r.data.ds.post_index[probe["id"]]], k=5)[0]
     assert [x["tag"] for x in rec["recommendations"]] == [t for t, _ in by_post]
+    assert rec["ranking"] == {"by": "V2HT", "exact": True, "candidates": n_tags}
+    # two stages over 8 candidates: every score is the exact model's
+    few = json.loads(run("recommend", "av", "--post", probe["id"], "-k", "5", "--candidates", "8", "-w", wd,
+                         "--json").stdout)
+    assert few["ranking"] == {"by": "V2HT", "exact": False, "candidates": 8}
+    exact = dict(recommend(r, [r.data.ds.post_index[probe["id"]]], k=n_tags)[0])
+    assert all(abs(x["score"] - exact[x["tag"]]) < 1e-5 for x in few["recommendations"])
 
     from v2ht_kg.kg.errors import VideoError
 

@@ -1,0 +1,243 @@
+"""Ranking hashtags with a trained V2HT model: the exact full rank, exact
+scores of given candidates, and two-stage recommendation for serving.
+
+Exact scoring is per (post, hashtag) pair under the paper's
+hashtag-conditioned attention (Eq. 9), so its cost is H pairs a post. Both
+exact paths run the same per-tile kernel (``PairKernel``): the pooled vector
+from the post's segment tables (encoders.py), the Bi-Interaction of Eq. 14
+written in place, and the MLP of Eqs. 15-16, in buffers allocated once per
+call. The full rank gives it tiles of hashtags shared by every post; the
+rerank gives it each post's own candidates. Same arithmetic, so two stages
+with N = H return the exact full rank's top k.
+
+Two stages (``two_stage``), for serving:
+
+1. Retrieval. The MLP is linearised per post: g = the mean gradient of the
+   logit with respect to p0 over reference pairs, and e~_m(h) is frozen at
+   its mean over the same pairs. Eq. 14 then makes the logit, up to a
+   constant, q . e'(h) with q = sum_m g_m * (mean e~_m + e(u)): one matrix
+   product over all hashtags. Two passes: the reference pairs are first a
+   fixed sample of hashtags (the same for every post, so a post's result
+   does not depend on its batch), then the first pass's own top
+   ``REFINE`` hashtags. The candidates are the second pass's top N, with the
+   first pass's top N/4 always among them.
+2. Rerank. The exact model scores only those N; the top k of them is the
+   answer.
+
+The linearisation is only a filter: every returned score is exact. How
+often its top k equals the exact one is measured on each trained model
+(``agreement``; the trainer records it in metrics.json), not assumed.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .config import DEFAULT_CANDIDATES  # noqa: F401 (re-exported)
+from .encoders import ModalityEncoder
+
+# (post, hashtag) pairs per tile; bounds the (pairs, d) temporaries
+PAIRS_PER_STEP = 1 << 17
+REFERENCE = 64  # pairs the first pass linearises at
+REFINE = 32  # the first pass's top hashtags the second pass linearises at
+_REF_SEED = 0
+
+
+class PairKernel:
+    """Exact logits of tiles of (post, hashtag) pairs for one batch of encoded posts."""
+
+    def __init__(self, model, post, side, tile: int, *, bf16: bool = False):
+        emb, c = side
+        self.dt = dt = torch.bfloat16 if bf16 else torch.float32
+        self.mods = model.cfg.modalities
+        self.d = d = model.cfg.d_hashtag
+        self.c = c
+        self.emb = emb.to(dt)
+        b = self.b = post.user.shape[0] if post.user is not None else next(iter(post.modalities.values())).a.shape[0]
+        self.tables = {m: ModalityEncoder.segment_tables(post.modalities[m]) for m in self.mods}
+        self.yds = {m: t.yd.to(dt).reshape(-1, 2 * d) for m, t in self.tables.items()}
+        self.e_u = post.user.to(dt).unsqueeze(1) if post.user is not None else None
+        linears = [mod for mod in model.mlp if isinstance(mod, nn.Linear)]
+        self.weights = [(lin.weight.to(dt).t(), None if lin.bias is None else lin.bias.to(dt)) for lin in linears]
+        dev = emb.device
+
+        def buffer(*tail: int) -> torch.Tensor:
+            return torch.empty(b * tile * math.prod(tail), dtype=dt, device=dev)
+
+        self.bufs = {"g": buffer(d), "hu": buffer(d), "yd": buffer(2 * d), "e": buffer(d),
+                     "eh": buffer(d), "p0": buffer(len(self.mods) * d)}
+        self.hidden = [buffer(w.shape[1]) for w, _ in self.weights[:-1]]
+
+    def _view(self, name: str, n: int, *tail: int) -> torch.Tensor:
+        return self.bufs[name][:self.b * n * math.prod(tail)].view(self.b, n, *tail)
+
+    def logits(self, ids: slice | torch.Tensor) -> torch.Tensor:
+        """(B, n) logits for a slice of hashtags shared by every post, or ids (B, n) per post."""
+        b, d = self.b, self.d
+        if isinstance(ids, slice):
+            e_h = self.emb[ids].unsqueeze(0)  # a view: no copy
+            n = e_h.shape[1]
+        else:
+            n = ids.shape[1]
+            e_h = torch.index_select(self.emb, 0, ids.reshape(-1),
+                                     out=self.bufs["eh"][:b * n * d].view(-1, d)).view(b, n, d)
+        if self.e_u is None:
+            g, hu = e_h, None
+        else:
+            g = torch.add(e_h, self.e_u, out=self._view("g", n, d))
+            hu = torch.mul(e_h, self.e_u, out=self._view("hu", n, d))
+        p0 = self._view("p0", n, len(self.mods) * d)
+        for i, m in enumerate(self.mods):
+            rows, lam = ModalityEncoder.segment_lookup(self.tables[m], self.c[m][ids])
+            yd = torch.index_select(self.yds[m], 0, rows.reshape(-1),
+                                    out=self.bufs["yd"][:b * n * 2 * d].view(-1, 2 * d)).view(b, n, 2 * d)
+            e_tilde = torch.addcmul(yd[..., :d], lam.to(self.dt).unsqueeze(-1), yd[..., d:], out=self._view("e", n, d))
+            block = p0[..., i * d:(i + 1) * d]  # written in place: no cat
+            # Eq. 14: e~ * (e_h + e_u) + e_h * e_u, as in V2HT._interact
+            if hu is None:
+                torch.mul(e_tilde, g, out=block)
+            else:
+                torch.addcmul(hu, e_tilde, g, out=block)
+        x = p0.view(b * n, -1)
+        for (w, bias), hb in zip(self.weights[:-1], self.hidden):  # Eq. 15
+            y = hb[:b * n * w.shape[1]].view(b * n, w.shape[1])
+            if bias is None:
+                torch.mm(x, w, out=y)
+            else:
+                torch.addmm(bias, x, w, out=y)
+            x = y.relu_()
+        w, bias = self.weights[-1]  # Eq. 16, logit
+        logit = (x @ w).view(b, n)
+        return (logit if bias is None else logit + bias).float()
+
+
+def _tile(b: int, limit: int, chunk: int) -> int:
+    return max(1, min(chunk, limit, PAIRS_PER_STEP // max(b, 1)))
+
+
+@torch.no_grad()
+def score_all(model, batch, chunk: int = 4096, *, bf16: bool = False) -> torch.Tensor:
+    """Logits (B, H) over every hashtag, in tiles of at most ``chunk`` hashtags."""
+    side = model._hashtag_side()
+    post = model.encode_posts(batch, side)
+    b, h = len(batch.rows), model.cfg.n_hashtags
+    step = _tile(b, h, chunk)
+    kernel = PairKernel(model, post, side, step, bf16=bf16)
+    out = torch.empty(b, h, device=side[0].device)
+    for s in range(0, h, step):
+        sl = slice(s, min(s + step, h))
+        out[:, sl] = kernel.logits(sl)
+    return out
+
+
+@torch.no_grad()
+def score_pairs(model, post, side, cand: torch.Tensor, *, bf16: bool = False, chunk: int = 4096) -> torch.Tensor:
+    """Exact logits (B, N) of each post's own candidates cand (B, N)."""
+    b, n = cand.shape
+    step = _tile(b, n, chunk)
+    kernel = PairKernel(model, post, side, step, bf16=bf16)
+    out = torch.empty(b, n, device=cand.device)
+    for s in range(0, n, step):
+        out[:, s:s + step] = kernel.logits(cand[:, s:s + step].contiguous())
+    return out
+
+
+def _mlp_gradient(model, p0: torch.Tensor) -> torch.Tensor:
+    """Mean over the S pairs of d logit / d p0: (B, S, W) -> (B, W). ReLU MLP, eval mode."""
+    linears = [mod for mod in model.mlp if isinstance(mod, nn.Linear)]
+    masks, x = [], p0
+    for lin in linears[:-1]:
+        z = lin(x)
+        masks.append(z > 0)
+        x = z.clamp_min(0)
+    g = linears[-1].weight.expand(*x.shape[:-1], -1)
+    for lin, mask in zip(reversed(linears[:-1]), reversed(masks)):
+        g = (g * mask) @ lin.weight
+    return g.mean(1)
+
+
+def _linear_scores(model, post, side, ref: torch.Tensor) -> torch.Tensor:
+    """Retrieval scores (B, H): the logit linearised at the pairs (post, ref[i])."""
+    emb, c = side
+    e_h = emb[ref]  # (B, S, d)
+    e_u = post.user.unsqueeze(1) if post.user is not None else None
+    tilde = [ModalityEncoder.pool(post.modalities[m], c[m][ref]) for m in model.cfg.modalities]
+    if e_u is None:
+        p0 = torch.cat([t * e_h for t in tilde], -1)
+    else:
+        p0 = torch.cat([t * (e_h + e_u) + e_h * e_u for t in tilde], -1)
+    g = _mlp_gradient(model, p0)
+    d = model.cfg.d_hashtag
+    q = 0
+    for i, t in enumerate(tilde):
+        base = t.mean(1) if e_u is None else t.mean(1) + post.user
+        q = q + g[:, i * d:(i + 1) * d] * base
+    return q @ emb.T
+
+
+def _reference(h: int, device) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(_REF_SEED)
+    return torch.randperm(h, generator=gen)[:min(REFERENCE, h)].to(device)
+
+
+@torch.no_grad()
+def retrieve(model, post, side, n: int, exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """Candidate ids (B, n) of stage one, distinct per post."""
+    h = side[0].shape[0]
+    b = post.user.shape[0] if post.user is not None else next(iter(post.modalities.values())).a.shape[0]
+    ref = _reference(h, side[0].device).expand(b, -1)
+    first = _linear_scores(model, post, side, ref)
+    if exclude is not None:
+        first = first.masked_fill(exclude, float("-inf"))
+    top1 = first.topk(min(REFINE, h), dim=1).indices
+    second = _linear_scores(model, post, side, top1)
+    if exclude is not None:
+        second = second.masked_fill(exclude, float("-inf"))
+    keep = first.topk(max(1, n // 4), dim=1).indices
+    second.scatter_(1, keep, float("inf"))  # the first pass's best are always in
+    return second.topk(n, dim=1).indices
+
+
+@torch.no_grad()
+def two_stage(model, batch, k: int, n: int, *, exclude: torch.Tensor | None = None,
+              bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k (exact logits (B, k), ids (B, k)) among the n retrieved candidates;
+    the exact full rank when n covers every hashtag."""
+    h = model.cfg.n_hashtags
+    k = min(k, h)
+    if n >= h:
+        scores = score_all(model, batch, bf16=bf16)
+        if exclude is not None:
+            scores = scores.masked_fill(exclude.bool(), float("-inf"))
+        return torch.topk(scores, k, dim=1)
+    side = model._hashtag_side()
+    post = model.encode_posts(batch, side)
+    ex = exclude.bool() if exclude is not None else None
+    cand = retrieve(model, post, side, max(n, k), ex)
+    exact = score_pairs(model, post, side, cand, bf16=bf16)
+    if ex is not None:
+        exact = exact.masked_fill(ex.gather(1, cand), float("-inf"))
+    top, pos = torch.topk(exact, k, dim=1)
+    return top, cand.gather(1, pos)
+
+
+@torch.no_grad()
+def agreements(model, batches, ns, k: int = 10) -> dict[int, float]:
+    """{n: share of the exact full rank's top-k slots that two stages with n
+    candidates return}, the exact rank computed once per batch."""
+    hit = {n: 0 for n in ns}
+    total = 0
+    for batch in batches:
+        exact = torch.topk(score_all(model, batch), min(k, model.cfg.n_hashtags), dim=1).indices.tolist()
+        total += sum(len(a) for a in exact)
+        for n in ns:
+            _, fast = two_stage(model, batch, k, n)
+            hit[n] += sum(len(set(a) & set(b)) for a, b in zip(exact, fast.tolist()))
+    return {n: hit[n] / total if total else 1.0 for n in ns}
+
+
+def agreement(model, batches, n: int, k: int = 10) -> float:
+    """agreements() for one n."""
+    return agreements(model, batches, [n], k)[n]

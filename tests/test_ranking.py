@@ -1,0 +1,93 @@
+"""Two-stage recommendation (gnn/ranking.py): with N = H it is the exact full
+rank; with fewer candidates every score it returns is the exact one, the
+candidates are distinct, excluded hashtags never come back, and on a model
+whose scores a linear query explains the retrieval keeps the exact top 10."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from test_model import batch, config, model
+from v2ht_kg.gnn import ranking
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+H = 300
+
+
+def big(variant="full", mods=("visual", "acoustic", "text"), seed=0):
+    cfg = config(mods, variant, n_hashtags=H)
+    return model(cfg, seed).eval()
+
+
+@pytest.mark.parametrize("variant", ["full", "wo_u"])
+def test_two_stage_with_every_hashtag_is_the_exact_top_k(variant):
+    m = big(variant)
+    bt = batch(b=6, n=H)
+    exact_scores, exact_ids = torch.topk(m.score_all(bt), 10, dim=1)
+    scores, ids = m.recommend(bt, 10, candidates=H)
+    assert torch.equal(ids, exact_ids)
+    assert torch.allclose(scores, exact_scores)
+    assert ranking.agreement(m, [bt], n=H) == 1.0
+
+
+def test_rerank_scores_are_exact_and_candidates_distinct():
+    m = big()
+    bt = batch(b=5, n=H)
+    full = m.score_all(bt)
+    side = m._hashtag_side()
+    post = m.encode_posts(bt, side)
+    cand = ranking.retrieve(m, post, side, 40)
+    assert cand.shape == (5, 40)
+    assert all(len(set(r)) == 40 for r in cand.tolist())
+    pairs = ranking.score_pairs(m, post, side, cand, chunk=7)
+    assert torch.allclose(pairs, full.gather(1, cand), atol=1e-5)
+    scores, ids = m.recommend(bt, 10, candidates=40)
+    assert torch.allclose(scores, full.gather(1, ids), atol=1e-5)
+    # the best of the candidates: nothing among them scores above the 10th
+    tenth = scores[:, -1:]
+    assert ((full.gather(1, cand) > tenth + 1e-5).sum(1) <= 9).all()
+
+
+def test_excluded_hashtags_never_come_back():
+    m = big()
+    bt = batch(b=4, n=H)
+    full = m.score_all(bt)
+    exclude = torch.zeros(4, H, dtype=torch.bool)
+    exclude[:, full[0].topk(50).indices] = True  # the first post's best 50, for every post
+    _, ids = m.recommend(bt, 10, candidates=60, exclude=exclude)
+    assert not exclude.gather(1, ids).any()
+    _, exact_ids = m.recommend(bt, 10, exclude=exclude)
+    assert not exclude.gather(1, exact_ids).any()
+
+
+def test_a_post_does_not_depend_on_its_batch():
+    m = big()
+    bt = batch(b=6, n=H)
+    _, together = m.recommend(bt, 10, candidates=50)
+    one = batch(b=6, n=H)
+    for f in ("seqs", "lengths"):
+        setattr(one, f, {k: v[2:3] for k, v in getattr(one, f).items()})
+    one.rows, one.users, one.user_feats = one.rows[2:3], one.users[2:3], one.user_feats[2:3]
+    one.cand = one.labels = one.cand_mask = None
+    _, alone = m.recommend(one, 10, candidates=50)
+    assert torch.equal(alone[0], together[2])
+
+
+def test_retrieval_finds_the_top_of_a_nearly_linear_model():
+    """Where the MLP is close to linear, the linearised query is close to the model
+    and 60 of 300 candidates hold the whole exact top 10 (a wrong gradient or
+    a wrong sign in q would not)."""
+    m = big(seed=2)
+    with torch.no_grad():
+        for lin in [x for x in m.mlp if isinstance(x, torch.nn.Linear)][:-1]:
+            lin.bias.add_(5.0)  # every ReLU active: the MLP is linear in p0
+    bt = batch(b=8, n=H, seed=4)
+    assert ranking.agreement(m, [bt], n=60) >= 0.95
+    # a random filter of the same size keeps about 60/300 of them
+    g = torch.Generator().manual_seed(0)
+    full = m.score_all(bt)
+    rand = torch.stack([torch.randperm(H, generator=g)[:60] for _ in range(8)])
+    exact = full.topk(10).indices
+    kept = sum(len(set(a) & set(b)) for a, b in zip(exact.tolist(), rand.tolist())) / exact.numel()
+    assert kept < 0.5
