@@ -222,7 +222,7 @@ class V2HT(nn.Module):
 
     # ------------------------------------------------------------ full ranking
     @torch.no_grad()
-    def score_all(self, batch, chunk: int = 4096, *, bf16: bool = False) -> torch.Tensor:
+    def score_all(self, batch, chunk: int = 4096, *, bf16: bool = False, fused: bool = False) -> torch.Tensor:
         """Logits (B, H) over every hashtag: the values ``forward`` gives in eval mode
         for the same candidates, up to float rounding (dropout is never applied here).
 
@@ -230,10 +230,11 @@ class V2HT(nn.Module):
         ModalityEncoder.segment_tables); hashtags are scored in tiles of at most
         ``chunk`` (fewer when the batch is large) by gnn/ranking.py's kernel.
         ``bf16`` computes the pairs in bfloat16 (faster only on a CPU with native
-        bf16; scores then differ in the third or fourth digit)."""
+        bf16; scores then differ in the third or fourth digit); ``fused`` uses
+        the torch.compile'd tile kernel (ranking.score_all)."""
         from .ranking import score_all
 
-        return score_all(self, batch, chunk, bf16=bf16)
+        return score_all(self, batch, chunk, bf16=bf16, fused=fused)
 
     def recommend(self, batch, k: int, *, exclude: torch.Tensor | None = None,
                   bf16: bool = False, candidates: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

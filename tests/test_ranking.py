@@ -91,3 +91,19 @@ def test_retrieval_finds_the_top_of_a_nearly_linear_model():
     exact = full.topk(10).indices
     kept = sum(len(set(a) & set(b)) for a, b in zip(exact.tolist(), rand.tolist())) / exact.numel()
     assert kept < 0.5
+
+
+def test_the_compiled_kernel_equals_the_eager_one():
+    """Every tile the same shape (the last overlaps), compiled by torch.compile
+    where a compiler is present; without one, or with V2HT_COMPILE=0, the eager
+    kernel answers alone."""
+    m = big()
+    bt = batch(b=4, n=H)
+    eager = m.score_all(bt)
+    old = ranking.FUSED_PAIRS
+    ranking.FUSED_PAIRS = 4 * 64  # 64 hashtags a tile: 300 is not a multiple
+    try:
+        fused = m.score_all(bt, fused=True)
+    finally:
+        ranking.FUSED_PAIRS = old
+    assert torch.allclose(fused, eager, atol=1e-5)

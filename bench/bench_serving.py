@@ -1,0 +1,134 @@
+"""Serving speed of a trained V2HT model: exact full rank against two-stage
+ranking (gnn/ranking.py), with the two-stage top 10's agreement with the
+exact top 10, on the test posts of the model's own data set (one run).
+
+    # a trained run (e.g. the twitter-2013 runs of scripts/results.sh)
+    python bench/bench_serving.py --run v2ht-results/twitter/runs/headline/v2ht-full-seed0
+    # an INSVIDEO-sized model trained here first, for --steps Adam steps
+    python bench/bench_serving.py --train /path/to/insvideo-workdir --steps 400
+
+Prints, per setting: posts/s with and without the LSTM encoding of the posts
+(the same for every ranking), and the share of the exact top-10 slots that
+two stages return. Tile sizes (pairs per kernel call) can be swept with
+--tiles.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from v2ht_kg.gnn import ranking
+
+
+def trained_here(workdir: Path, steps: int, batch_size: int, seed: int, lr: float):
+    """A full V2HT trained for ``steps`` steps on a work dir's data (no run folder)."""
+    from v2ht_kg.gnn import runs
+    from v2ht_kg.gnn.data import TrainingData
+    from v2ht_kg.gnn.trainer import _model_config, seed_everything
+    from v2ht_kg.kg.dataset import PreparedDataset
+
+    ds = PreparedDataset(workdir / "data")
+    seed_everything(seed)
+    cache = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    t0 = time.perf_counter()
+    data = TrainingData.build(ds, cache, seed=seed)
+    graph = runs.load_graph(workdir / "graph.pt", [h.name for h in ds.hashtags], ds.fingerprint)
+    cfg = _model_config(data, "full", {}, complete=True)
+    torch.manual_seed(seed)
+    model = runs.default_model_factory(cfg, data.hashtag_init, graph)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    print(f"data and Word2Vec: {time.perf_counter() - t0:.0f} s; {data.n_hashtags} hashtags, "
+          f"modalities {', '.join(data.modalities)}")
+    t0 = time.perf_counter()
+    model.train()
+    done, losses = 0, []
+    while done < steps:
+        for batch in data.train_batches(done + 1, batch_size):
+            loss = model.loss(batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            losses.append(float(loss.detach()))
+            done += 1
+            if done % 50 == 0:
+                print(f"  step {done}: loss {np.mean(losses[-50:]):.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            if done >= steps:
+                break
+    print(f"trained {done} steps of {batch_size} posts in {time.perf_counter() - t0:.0f} s "
+          f"(loss {np.mean(losses[:20]):.4f} -> {np.mean(losses[-20:]):.4f})")
+    return model.eval(), data
+
+
+def from_run(run_dir: Path):
+    from v2ht_kg.gnn.runs import load_run
+
+    r = load_run(run_dir)
+    return r.model.eval(), r.data
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", type=Path, help="a trained V2HT run folder")
+    src.add_argument("--train", type=Path, help="a work dir whose data and graph.pt to train a model on here")
+    ap.add_argument("--steps", type=int, default=400, help="--train: Adam steps")
+    ap.add_argument("--batch-size", type=int, default=64, help="--train: posts per step")
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--posts", type=int, default=1024, help="test posts to rank")
+    ap.add_argument("--batch", type=int, default=256, help="posts per ranking call")
+    ap.add_argument("--candidates", default="250,500,1000")
+    ap.add_argument("--tiles", default=str(ranking.PAIRS_PER_STEP), help="pairs per kernel call, comma-separated")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    model, data = (from_run(args.run) if args.run else
+                   trained_here(args.train, args.steps, args.batch_size, args.seed, args.lr))
+    rows = data.rows["test"][:args.posts]
+    batches = [data.batch(rows[i:i + args.batch]) for i in range(0, len(rows), args.batch)]
+    n_posts, h = len(rows), data.n_hashtags
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {n_posts} test posts x {h} hashtags, "
+          f"batches of {args.batch}")
+    with torch.no_grad():
+        side = model._hashtag_side()  # propagation once, cached
+        for b in batches[:1]:
+            model.encode_posts(b, side)
+        t0 = time.perf_counter()
+        for b in batches:
+            model.encode_posts(b, side)
+        t_enc = time.perf_counter() - t0
+        print(f"encoding (LSTMs, user tower): {t_enc * 1e3:.0f} ms = {n_posts / t_enc:.0f} posts/s")
+
+        def rate(fn) -> tuple[float, list]:
+            fn(batches[0])  # warm-up
+            t0 = time.perf_counter()
+            out = [fn(b) for b in batches]
+            dt = time.perf_counter() - t0
+            return dt, out
+
+        for tile in [int(x) for x in args.tiles.split(",")]:
+            ranking.PAIRS_PER_STEP = tile
+            dt, tops = rate(lambda b: torch.topk(model.score_all(b), 10, dim=1).indices)
+            exact = [t.tolist() for t in tops]
+            print(f"tile {tile} pairs: exact full rank {n_posts / dt:.0f} posts/s "
+                  f"({n_posts / (dt - t_enc):.0f} without encoding; {n_posts * h / (dt - t_enc) / 1e6:.2f}M pairs/s)")
+            for n in [int(x) for x in args.candidates.split(",")]:
+                if n >= h:
+                    continue
+                dt, got = rate(lambda b: model.recommend(b, 10, candidates=n)[1])
+                hit = sum(len(set(a) & set(g)) for e, gg in zip(exact, got) for a, g in zip(e, gg.tolist()))
+                total = sum(len(a) for e in exact for a in e)
+                print(f"  two stages, N = {n}: {n_posts / dt:.0f} posts/s ({n_posts / (dt - t_enc):.0f} without "
+                      f"encoding), top-10 agreement with exact {hit / total:.4f}")
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
