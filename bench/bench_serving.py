@@ -26,8 +26,11 @@ import torch
 from v2ht_kg.gnn import ranking
 
 
-def trained_here(workdir: Path, steps: int, batch_size: int, seed: int, lr: float):
-    """A full V2HT trained for ``steps`` steps on a work dir's data (no run folder)."""
+def trained_here(workdir: Path, steps: int, batch_size: int, seed: int, lr: float,
+                 cache: Path | None = None, weights: Path | None = None):
+    """A full V2HT trained for ``steps`` steps on a work dir's data (no run folder).
+    ``cache``: where Word2Vec is kept between calls; ``weights``: a state dict
+    saved by an earlier call (loaded if the file exists, else written)."""
     from v2ht_kg.gnn import runs
     from v2ht_kg.gnn.data import TrainingData
     from v2ht_kg.gnn.trainer import _model_config, seed_everything
@@ -35,7 +38,8 @@ def trained_here(workdir: Path, steps: int, batch_size: int, seed: int, lr: floa
 
     ds = PreparedDataset(workdir / "data")
     seed_everything(seed)
-    cache = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    cache = cache or Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    cache.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     data = TrainingData.build(ds, cache, seed=seed)
     graph = runs.load_graph(workdir / "graph.pt", [h.name for h in ds.hashtags], ds.fingerprint)
@@ -45,6 +49,10 @@ def trained_here(workdir: Path, steps: int, batch_size: int, seed: int, lr: floa
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     print(f"data and Word2Vec: {time.perf_counter() - t0:.0f} s; {data.n_hashtags} hashtags, "
           f"modalities {', '.join(data.modalities)}")
+    if weights is not None and weights.exists():
+        model.load_state_dict(torch.load(weights, weights_only=True))
+        print(f"weights from {weights}")
+        return model.eval(), data
     t0 = time.perf_counter()
     model.train()
     done, losses = 0, []
@@ -63,6 +71,8 @@ def trained_here(workdir: Path, steps: int, batch_size: int, seed: int, lr: floa
                 break
     print(f"trained {done} steps of {batch_size} posts in {time.perf_counter() - t0:.0f} s "
           f"(loss {np.mean(losses[:20]):.4f} -> {np.mean(losses[-20:]):.4f})")
+    if weights is not None:
+        torch.save(model.state_dict(), weights)
     return model.eval(), data
 
 
@@ -81,16 +91,20 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=400, help="--train: Adam steps")
     ap.add_argument("--batch-size", type=int, default=64, help="--train: posts per step")
     ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--cache", type=Path, help="--train: a folder to keep Word2Vec in between calls")
+    ap.add_argument("--weights", type=Path, help="--train: load the model from this file, or save it there")
     ap.add_argument("--posts", type=int, default=1024, help="test posts to rank")
     ap.add_argument("--batch", type=int, default=256, help="posts per ranking call")
     ap.add_argument("--candidates", default="250,500,1000")
     ap.add_argument("--tiles", default=str(ranking.PAIRS_PER_STEP), help="pairs per kernel call, comma-separated")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-fused", action="store_true", help="skip the torch.compile'd kernel")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model, data = (from_run(args.run) if args.run else
-                   trained_here(args.train, args.steps, args.batch_size, args.seed, args.lr))
+                   trained_here(args.train, args.steps, args.batch_size, args.seed, args.lr,
+                                args.cache, args.weights))
     rows = data.rows["test"][:args.posts]
     batches = [data.batch(rows[i:i + args.batch]) for i in range(0, len(rows), args.batch)]
     n_posts, h = len(rows), data.n_hashtags
@@ -127,6 +141,15 @@ def main() -> None:
                 total = sum(len(a) for e in exact for a in e)
                 print(f"  two stages, N = {n}: {n_posts / dt:.0f} posts/s ({n_posts / (dt - t_enc):.0f} without "
                       f"encoding), top-10 agreement with exact {hit / total:.4f}")
+        if not args.no_fused:
+            dt, tops = rate(lambda b: torch.topk(model.score_all(b, fused=True), 10, dim=1).indices)
+            print(f"compiled tile kernel (compile not timed): exact full rank {n_posts / dt:.0f} posts/s "
+                  f"({n_posts / (dt - t_enc):.0f} without encoding)")
+            for n in [int(x) for x in args.candidates.split(",")]:
+                if n < h:
+                    dt, _ = rate(lambda b: model.recommend(b, 10, candidates=n, fused=True))
+                    print(f"  two stages, N = {n}: {n_posts / dt:.0f} posts/s ({n_posts / (dt - t_enc):.0f} "
+                          "without encoding)")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 

@@ -237,13 +237,14 @@ class V2HT(nn.Module):
         return score_all(self, batch, chunk, bf16=bf16, fused=fused)
 
     def recommend(self, batch, k: int, *, exclude: torch.Tensor | None = None,
-                  bf16: bool = False, candidates: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  bf16: bool = False, candidates: int | None = None,
+                  fused: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-k (exact logits (B, k), hashtag ids (B, k)). ``candidates`` = N:
         two stages (retrieve N, rerank them exactly; gnn/ranking.py); None:
         the exact full rank. ``exclude`` (B, H) bool masks hashtags out."""
         from .ranking import two_stage
 
-        return two_stage(self, batch, k, candidates or self.cfg.n_hashtags, exclude=exclude, bf16=bf16)
+        return two_stage(self, batch, k, candidates or self.cfg.n_hashtags, exclude=exclude, bf16=bf16, fused=fused)
 
     @torch.no_grad()
     def attention(self, batch, tag_ids: torch.Tensor) -> dict[str, torch.Tensor]:

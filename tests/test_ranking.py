@@ -104,6 +104,29 @@ def test_the_compiled_kernel_equals_the_eager_one():
     ranking.FUSED_PAIRS = 4 * 64  # 64 hashtags a tile: 300 is not a multiple
     try:
         fused = m.score_all(bt, fused=True)
+        side = m._hashtag_side()
+        post = m.encode_posts(bt, side)
+        cand = ranking.retrieve(m, post, side, 150)
+        pairs = ranking.score_pairs(m, post, side, cand, fused=True)
     finally:
         ranking.FUSED_PAIRS = old
     assert torch.allclose(fused, eager, atol=1e-5)
+    assert torch.allclose(pairs, eager.gather(1, cand), atol=1e-5)
+
+
+def test_the_authors_most_used_tags_are_candidates():
+    from test_model import with_history
+
+    m = big()
+    bt = with_history(batch(b=4, n=H), length=6)
+    bt.hist_ids = bt.hist_ids * 7 % H  # spread over the 300 tags
+    side = m._hashtag_side()
+    post = m.encode_posts(bt, side)
+    cand = ranking.retrieve(m, post, side, 20, history=(bt.hist_ids, bt.hist_weights))
+    for i in range(4):
+        w, ids = bt.hist_weights[i], bt.hist_ids[i]
+        own = set(ids[w.topk(20 // ranking.HISTORY_SHARE).indices][w.topk(20 // ranking.HISTORY_SHARE).values > 0].tolist())
+        assert own <= set(cand[i].tolist())
+    assert bt.hist_weights[-1].sum() == 0  # the last post has no history: linear scores only
+    plain = ranking.retrieve(m, post, side, 20)
+    assert torch.equal(cand[-1], plain[-1])
