@@ -28,15 +28,18 @@ def evaluate_model(model: torch.nn.Module, data: TrainingData, split: str = "tes
                    batch_size: int = 256, chunk: int = 4096, ks: Sequence[int] = KS,
                    rows: np.ndarray | None = None) -> dict[str, dict]:
     """{"overall": metrics, "longtail": metrics}: full ranking of every hashtag.
-    Above FUSE_PAIRS (post, hashtag) pairs the V2HT model scores through its
-    compiled kernel, where the compile pays for itself."""
+    With V2HT_COMPILE=1, above FUSE_PAIRS (post, hashtag) pairs, the V2HT model
+    scores through its compiled kernel (ranking.compile_wanted)."""
     from .model import V2HT
 
     was_training = model.training
     model.eval()
     acc = PairedAccumulator(data.longtail, ks)
     n_rows = len(data.rows[split]) if rows is None else len(rows)
-    fuse = {"fused": True} if isinstance(model, V2HT) and n_rows * data.n_hashtags >= FUSE_PAIRS else {}
+    from .ranking import compile_wanted
+
+    big = n_rows * data.n_hashtags >= FUSE_PAIRS
+    fuse = {"fused": True} if isinstance(model, V2HT) and big and compile_wanted() else {}
     try:
         for batch in data.eval_batches(split, batch_size, rows):
             scores = model.score_all(batch.to(device), chunk=chunk, **fuse).float().cpu()
