@@ -6,6 +6,8 @@ exact top 10, on the test posts of the model's own data set (one run).
     python bench/bench_serving.py --run v2ht-results/twitter/runs/headline/v2ht-full-seed0
     # an INSVIDEO-sized model trained here first, for --steps Adam steps
     python bench/bench_serving.py --train /path/to/insvideo-workdir --steps 400
+    # the whole test split through `evaluate`'s own function, eager and compiled
+    python bench/bench_serving.py --train ... --evaluate
 
 Prints, per setting: posts/s with and without the LSTM encoding of the posts
 (the same for every ranking), and the share of the exact top-10 slots that
@@ -99,12 +101,32 @@ def main() -> None:
     ap.add_argument("--tiles", default=str(ranking.PAIRS_PER_STEP), help="pairs per kernel call, comma-separated")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-fused", action="store_true", help="skip the torch.compile'd kernel")
+    ap.add_argument("--evaluate", action="store_true",
+                    help="instead: time gnn.evaluate.evaluate_model over the whole test split (what `evaluate` "
+                         "runs), eager and with the compiled kernel unless --no-fused")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model, data = (from_run(args.run) if args.run else
                    trained_here(args.train, args.steps, args.batch_size, args.seed, args.lr,
                                 args.cache, args.weights))
+    if args.evaluate:
+        import os
+
+        from v2ht_kg.gnn.evaluate import evaluate_model
+
+        n = len(data.rows["test"])
+        for mode in ("0",) + (() if args.no_fused else ("1",)):
+            os.environ["V2HT_COMPILE"] = mode
+            t0 = time.perf_counter()
+            res = evaluate_model(model, data, "test")
+            dt = time.perf_counter() - t0
+            print(f"evaluate, {'compiled kernel' if mode == '1' else 'eager'}: {n} test posts x {data.n_hashtags} "
+                  f"hashtags in {dt:.0f} s ({n / dt:.0f} posts/s, compile included); "
+                  f"R@10 {res['overall']['recall@10']:.4f}, long-tail R@10 {res['longtail']['recall@10']:.4f}",
+                  flush=True)
+        print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+        return
     rows = data.rows["test"][:args.posts]
     batches = [data.batch(rows[i:i + args.batch]) for i in range(0, len(rows), args.batch)]
     n_posts, h = len(rows), data.n_hashtags

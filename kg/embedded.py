@@ -512,6 +512,10 @@ def _engine_errors(method):
     return wrapped
 
 
+def _n_rows(rows) -> int:
+    return len(rows[0]) if isinstance(rows, tuple) else len(rows)
+
+
 class ArcadeIngest:
     """ArcadeDB's own bulk ingest (GraphBatch) on the database this process
     serves. Rows cross into the JVM as one JSON string per chunk (lists of
@@ -567,8 +571,10 @@ class ArcadeIngest:
         return rids
 
     @_engine_errors
-    def create_edges(self, rows_by_type: dict[str, list[dict]]) -> int:
-        """rows: {"_src": rid, "_dst": rid, **properties}, per edge type.
+    def create_edges(self, rows_by_type: dict[str, list[dict] | tuple[list[str], list[str]]]) -> int:
+        """rows: {"_src": rid, "_dst": rid, **properties}, per edge type, or, for
+        edges without properties, a pair (source rids, destination rids): those
+        cross as two joined strings, with no JSON row per edge to build or parse.
         Small loads put every type through ONE GraphBatch: closing a batch
         costs about a second, so one batch for four relation types loads
         about twice as fast as one per type (measured 48k vs 23k edges/s
@@ -576,16 +582,23 @@ class ArcadeIngest:
         INSVIDEO scale (1.8M edges) one shared batch fails at close with
         "cannot run inside a transaction the caller opened", while each
         type alone loads."""
-        total = sum(len(r) for r in rows_by_type.values())
+        total = sum(_n_rows(r) for r in rows_by_type.values())
         for type_name in rows_by_type:
             self.db.schema.get_or_create_edge_type(type_name)
         groups = [rows_by_type] if total <= self.SHARED_BATCH_EDGES else [{t: r} for t, r in rows_by_type.items()]
         for group in groups:
-            n = sum(len(r) for r in group.values())
+            n = sum(_n_rows(r) for r in group.values())
             # WAL on: a crash mid-load must not corrupt the files (the Build
             # marker already says the load is incomplete).
             with self.db.graph_batch(use_wal=True, parallel_flush=True, expected_edge_count=max(n, 1)) as gb:
                 for type_name, rows in group.items():
+                    if isinstance(rows, tuple):
+                        src, dst = rows
+                        for i in range(0, len(src), self.CHUNK):
+                            self._edge_batcher.newEdgesJoined(
+                                gb._java_graph_batch, ";".join(src[i:i + self.CHUNK]), type_name,
+                                ";".join(dst[i:i + self.CHUNK]))
+                        continue
                     for i in range(0, len(rows), self.CHUNK):
                         self._edge_batcher.newEdgesJson(
                             gb._java_graph_batch, type_name, json.dumps(rows[i:i + self.CHUNK]))

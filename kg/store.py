@@ -436,11 +436,13 @@ class GraphStore:
         users = sorted({r["user"] for r in rows})
         user_rid = dict(zip(users, self.ingest.create_vertices("User", [{"name": u} for u in users])))
         post_rid = self.ingest.create_vertices("Post", [{"id": r["id"], "split": r["split"]} for r in rows])
-        tagged = [{"_src": p, "_dst": tags[t]} for r, p in zip(rows, post_rid) for t in r["tags"]]
+        # no properties: rid lists, which cross as joined strings (no JSON per edge)
+        t_src = [p for r, p in zip(rows, post_rid) for _ in r["tags"]]
+        t_dst = [tags[t] for r in rows for t in r["tags"]]
         self.ingest.create_edges({
-            "POSTED": [{"_src": user_rid[r["user"]], "_dst": p} for r, p in zip(rows, post_rid)],
-            "TAGGED": tagged})
-        return len(tagged)
+            "POSTED": ([user_rid[r["user"]] for r in rows], list(post_rid)),
+            "TAGGED": (t_src, t_dst)})
+        return len(t_src)
 
 
 @contextmanager
