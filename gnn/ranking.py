@@ -18,11 +18,13 @@ Two stages (``two_stage``), for serving:
    result does not depend on its batch), and e~_m(h) is frozen at its mean
    over the same pairs. Eq. 14 then makes the logit, up to a constant,
    q . e'(h) with q = sum_m g_m * (mean e~_m + e(u)): one matrix product
-   over all hashtags. With the user module, the author's most used tags
-   (up to N / ``HISTORY_SHARE``) are candidates too: on an INSVIDEO-sized
-   model 80% of what the linear scores missed were the author's own tags.
-   (A second pass linearised at the first pass's top hashtags was tried and
-   lost agreement there.)
+   over all hashtags. With the user module, half the reference pairs are
+   the author's most used tags, and those tags (up to N / ``HISTORY_SHARE``)
+   are candidates too: on an INSVIDEO-sized model 80% of what the linear
+   scores missed were the author's own tags, and a gradient taken at them
+   lifted the top-10 agreement at N = 250 from 0.95 to 0.997. (A second
+   pass linearised at the first pass's top hashtags was tried and lost
+   agreement there.)
 2. Rerank. The exact model scores only those N; the top k of them is the
    answer.
 
@@ -273,9 +275,18 @@ def retrieve(model, post, side, n: int, exclude: torch.Tensor | None = None,
     n / HISTORY_SHARE of them, then the best of the linearised scores."""
     h = side[0].shape[0]
     b = post.user.shape[0] if post.user is not None else next(iter(post.modalities.values())).a.shape[0]
-    scores = _linear_scores(model, post, side, _reference(h, side[0].device).expand(b, -1))
-    if history is not None and history[0] is not None and history[0].numel():
+    ref = _reference(h, side[0].device).expand(b, -1)
+    has_history = history is not None and history[0] is not None and history[0].numel() > 0
+    if has_history:
+        # half the reference pairs at the author's most used tags (random ones where
+        # the history is shorter): the gradient is then taken where the top is
         ids, w = history
+        half = min(REFERENCE // 2, w.shape[1], ref.shape[1] // 2)
+        own = w.topk(half, dim=1)
+        rest = ref.shape[1] - half  # a post without history keeps the plain reference
+        ref = torch.cat([ref[:, :rest], torch.where(own.values > 0, ids.gather(1, own.indices).long(), ref[:, rest:])], 1)
+    scores = _linear_scores(model, post, side, ref)
+    if has_history:
         top = w.topk(min(max(1, n // HISTORY_SHARE), w.shape[1]), dim=1)
         hit = torch.zeros_like(scores).scatter_add_(1, ids.gather(1, top.indices).long(), (top.values > 0).to(scores.dtype))
         scores = scores.masked_fill(hit > 0, float("inf"))
