@@ -50,6 +50,20 @@ def make_data(n_tags: int, n_edges: int, n_posts: int, seed: int):
     return tags, edges, posts
 
 
+@contextlib.contextmanager
+def embedded_store():
+    """A GraphStore on a fresh embedded server in a temporary folder, schema made."""
+    with tempfile.TemporaryDirectory(prefix="v2ht-bench-") as tmp:
+        server = EmbeddedServer(Path(tmp) / "store")
+        server.start()
+        try:
+            with GraphStore(server.uri, (server.user, server.password), ingest=server.ingest) as store:
+                store.ensure_schema()
+                yield store
+        finally:
+            server.stop()
+
+
 def bench(store: GraphStore, data, path: str, batch: int) -> dict:
     tags, edges, posts = data
     t = time.perf_counter()
@@ -101,20 +115,13 @@ def main(argv=None) -> int:
     print(f"{args.tags} hashtags, {args.edges} edges, {args.posts} posts "
           f"({sum(len(set(p['tags'])) for p in data[2])} TAGGED), batch {args.batch}", flush=True)
 
-    with tempfile.TemporaryDirectory(prefix="v2ht-bench-") as tmp:
-        server = EmbeddedServer(Path(tmp) / "store")
-        server.start()
-        try:
-            with GraphStore(server.uri, (server.user, server.password), ingest=server.ingest) as store:
-                store.ensure_schema()
-                for path in paths:
-                    for mode in args.gc.split(","):
-                        for _ in range(args.repeat):
-                            with frozen_gc() if mode == "frozen" else contextlib.nullcontext():
-                                r = bench(store, data, path, args.batch)
-                            report(f"embedded {mode}", path, r, data)
-        finally:
-            server.stop()
+    with embedded_store() as store:
+        for path in paths:
+            for mode in args.gc.split(","):
+                for _ in range(args.repeat):
+                    with frozen_gc() if mode == "frozen" else contextlib.nullcontext():
+                        r = bench(store, data, path, args.batch)
+                    report(f"embedded {mode}", path, r, data)
 
     uri = os.environ.get("NEO4J_URI")
     if uri:

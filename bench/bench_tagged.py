@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_load import make_data  # noqa: E402
+from bench_load import embedded_store, make_data  # noqa: E402
 
-from v2ht_kg.kg.embedded import EmbeddedServer, frozen_gc  # noqa: E402
+from v2ht_kg.kg.embedded import frozen_gc  # noqa: E402
 from v2ht_kg.kg.store import GraphStore  # noqa: E402
 
 
@@ -41,26 +40,21 @@ def main() -> int:
     args = ap.parse_args()
     tags, _, posts = make_data(15_000, 1_000, args.posts, 0)
     joined = GraphStore._bulk_posts
-    with tempfile.TemporaryDirectory(prefix="v2ht-bench-") as tmp:
-        server = EmbeddedServer(Path(tmp) / "store")
-        server.start()
-        try:
-            with GraphStore(server.uri, (server.user, server.password), ingest=server.ingest) as store:
-                store.ensure_schema()
-                for name, fn in (("json rows", json_rows), ("joined rids", joined)) * args.repeat:
-                    store.clear()
-                    store.load_hashtags(tags, path="bulk")
-                    GraphStore._bulk_posts = fn
-                    with frozen_gc():
-                        t = time.perf_counter()
-                        n = store.load_posts(posts, path="bulk")
-                        dt = time.perf_counter() - t
-                    c = store.counts()["edges"]
-                    print(f"{name:11s}: {n} TAGGED, {len(posts)} POSTED in {dt:.2f} s = {n / dt:,.0f} TAGGED/s "
-                          f"(counts read back: {c.get('TAGGED')}, {c.get('POSTED')})", flush=True)
-        finally:
-            GraphStore._bulk_posts = joined
-            server.stop()
+    try:
+        with embedded_store() as store:
+            for name, fn in (("json rows", json_rows), ("joined rids", joined)) * args.repeat:
+                store.clear()
+                store.load_hashtags(tags, path="bulk")
+                GraphStore._bulk_posts = fn
+                with frozen_gc():
+                    t = time.perf_counter()
+                    n = store.load_posts(posts, path="bulk")
+                    dt = time.perf_counter() - t
+                c = store.counts()["edges"]
+                print(f"{name:11s}: {n} TAGGED, {len(posts)} POSTED in {dt:.2f} s = {n / dt:,.0f} TAGGED/s "
+                      f"(counts read back: {c.get('TAGGED')}, {c.get('POSTED')})", flush=True)
+    finally:
+        GraphStore._bulk_posts = joined
     return 0
 
 
