@@ -224,7 +224,7 @@ def recommend(
     k: int = typer.Option(10, "-k", help="How many hashtags."),
     explain: bool = typer.Option(False, "--explain", help="Explain each suggested long-tail hashtag (graph evidence, learned weights, score lift)."),
     candidates: int = typer.Option(DEFAULT_CANDIDATES, "--candidates", "-n", help="Two-stage ranking by the V2HT network: a linearised scorer retrieves N hashtags, the exact model reranks them (the run's metrics.json records how often that top 10 equals the exact one)."),
-    exact: bool = typer.Option(False, "--exact", help="Rank every hashtag with the exact model (one pass per hashtag; slower)."),
+    exact: bool = typer.Option(False, "--exact", help="Rank every hashtag with the exact model (every (post, hashtag) pair scored: slower)."),
     wd: Optional[Path] = WorkdirOpt,
     store: Optional[str] = StoreOpt,
     device: str = typer.Option("cpu", help="cpu | cuda."),
