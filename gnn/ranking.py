@@ -35,11 +35,11 @@ often its top k equals the exact one is measured on each trained model
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 from torch import nn
 
-from .config import DEFAULT_CANDIDATES  # noqa: F401 (re-exported)
 from .encoders import ModalityEncoder
 
 # (post, hashtag) pairs per tile; bounds the (pairs, d) temporaries and keeps
@@ -89,6 +89,10 @@ def _fused():
     return _FUSED["fn"]
 
 
+def _n_posts(post) -> int:
+    return post.user.shape[0] if post.user is not None else next(iter(post.modalities.values())).a.shape[0]
+
+
 class PairKernel:
     """Exact logits of tiles of (post, hashtag) pairs for one batch of encoded posts."""
 
@@ -99,7 +103,7 @@ class PairKernel:
         self.d = d = model.cfg.d_hashtag
         self.c = c
         self.emb = emb.to(dt)
-        b = self.b = post.user.shape[0] if post.user is not None else next(iter(post.modalities.values())).a.shape[0]
+        b = self.b = _n_posts(post)
         self.tables = {m: ModalityEncoder.segment_tables(post.modalities[m]) for m in self.mods}
         self.yds = {m: t.yd.to(dt).reshape(-1, 2 * d) for m, t in self.tables.items()}
         self.e_u = post.user.to(dt).unsqueeze(1) if post.user is not None else None
@@ -181,31 +185,42 @@ def _tile(b: int, limit: int, chunk: int) -> int:
     return max(1, min(chunk, limit, PAIRS_PER_STEP // max(b, 1)))
 
 
-@torch.no_grad()
-def score_all(model, batch, chunk: int = 4096, *, bf16: bool = False, fused: bool = False) -> torch.Tensor:
-    """Logits (B, H) over every hashtag, in tiles of at most ``chunk`` hashtags.
-
-    ``fused``: tiles through the torch.compile'd kernel (about 1.6x here, after
-    a compile of seconds to half a minute per batch shape: worth it for a whole
-    evaluation, not for one post). Every tile then has the same shape (the
-    last one overlaps the one before), so one compile serves them all."""
-    side = model._hashtag_side()
-    post = model.encode_posts(batch, side)
-    b, h = len(batch.rows), model.cfg.n_hashtags
-    step = max(1, min(h, FUSED_PAIRS // max(b, 1))) if fused else _tile(b, h, chunk)
+def _run_tiles(model, post, side, n: int, ids_of, *, chunk: int, bf16: bool, fused: bool) -> torch.Tensor:
+    """(B, n) logits, tile by tile; ``ids_of(start, stop)`` names the tile's
+    hashtags (a slice shared by every post, or per-post ids). With ``fused``
+    every tile has the same shape (the last one overlaps the one before), so
+    one compile serves them all; a failed compile falls back to eager."""
+    b = _n_posts(post)
+    step = max(1, min(n, FUSED_PAIRS // max(b, 1))) if fused else _tile(b, n, chunk)
     kernel = PairKernel(model, post, side, step, bf16=bf16)
-    out = torch.empty(b, h, device=side[0].device)
-    for s in range(0, h, step):
-        sl = slice(s, min(s + step, h))
+    out = torch.empty(b, n, device=side[0].device)
+    for s in range(0, n, step):
         if fused:
-            start = min(s, h - step)
-            got = kernel.fused_logits(slice(start, start + step))
+            start = min(s, n - step)
+            got = kernel.fused_logits(ids_of(start, start + step))
             if got is not None:
                 out[:, start:start + step] = got
                 continue
             fused = False
-        out[:, sl] = kernel.logits(sl)
+        stop = min(s + step, n)
+        out[:, s:stop] = kernel.logits(ids_of(s, stop))
     return out
+
+
+@torch.no_grad()
+def score_all(model, batch, chunk: int = 4096, *, bf16: bool = False, fused: bool = False) -> torch.Tensor:
+    """Logits (B, H) over every hashtag, in tiles of at most ``chunk`` hashtags.
+
+    ``fused``: tiles through the torch.compile'd kernel (faster for some models,
+    after a compile of seconds to half a minute per batch shape: worth it for a
+    whole evaluation, not for one post)."""
+    side = model._hashtag_side()
+    post = model.encode_posts(batch, side)
+    return _score_encoded(model, post, side, chunk=chunk, bf16=bf16, fused=fused)
+
+
+def _score_encoded(model, post, side, *, chunk: int = 4096, bf16: bool = False, fused: bool = False) -> torch.Tensor:
+    return _run_tiles(model, post, side, model.cfg.n_hashtags, slice, chunk=chunk, bf16=bf16, fused=fused)
 
 
 @torch.no_grad()
@@ -213,20 +228,8 @@ def score_pairs(model, post, side, cand: torch.Tensor, *, bf16: bool = False, ch
                 fused: bool = False) -> torch.Tensor:
     """Exact logits (B, N) of each post's own candidates cand (B, N); ``fused``
     as in score_all (for a long-lived server: the compile costs seconds)."""
-    b, n = cand.shape
-    step = max(1, min(n, FUSED_PAIRS // max(b, 1))) if fused else _tile(b, n, chunk)
-    kernel = PairKernel(model, post, side, step, bf16=bf16)
-    out = torch.empty(b, n, device=cand.device)
-    for s in range(0, n, step):
-        if fused:
-            start = min(s, n - step)
-            got = kernel.fused_logits(cand[:, start:start + step].contiguous())
-            if got is not None:
-                out[:, start:start + step] = got
-                continue
-            fused = False
-        out[:, s:s + step] = kernel.logits(cand[:, s:s + step].contiguous())
-    return out
+    return _run_tiles(model, post, side, cand.shape[1], lambda a, z: cand[:, a:z].contiguous(),
+                      chunk=chunk, bf16=bf16, fused=fused)
 
 
 def _mlp_gradient(model, p0: torch.Tensor) -> torch.Tensor:
@@ -262,9 +265,14 @@ def _linear_scores(model, post, side, ref: torch.Tensor) -> torch.Tensor:
     return q @ emb.T
 
 
-def _reference(h: int, device) -> torch.Tensor:
+@lru_cache(maxsize=8)
+def _reference_cpu(h: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(_REF_SEED)
-    return torch.randperm(h, generator=gen)[:min(REFERENCE, h)].to(device)
+    return torch.randperm(h, generator=gen)[:min(REFERENCE, h)]
+
+
+def _reference(h: int, device) -> torch.Tensor:
+    return _reference_cpu(h).to(device)
 
 
 @torch.no_grad()
@@ -274,13 +282,14 @@ def retrieve(model, post, side, n: int, exclude: torch.Tensor | None = None,
     ``history`` tags (ids, weights (B, L)) with the largest weights, up to
     n / HISTORY_SHARE of them, then the best of the linearised scores."""
     h = side[0].shape[0]
-    b = post.user.shape[0] if post.user is not None else next(iter(post.modalities.values())).a.shape[0]
-    ref = _reference(h, side[0].device).expand(b, -1)
+    ref = _reference(h, side[0].device).expand(_n_posts(post), -1)
     has_history = history is not None and history[0] is not None and history[0].numel() > 0
     if has_history:
-        # half the reference pairs at the author's most used tags (random ones where
-        # the history is shorter): the gradient is then taken where the top is
         ids, w = history
+        # half the reference pairs at the author's most used tags (random ones where
+        # the history is shorter): the gradient is then taken where the top is.
+        # Two top-k calls, not one prefix: with tied weights the two pick different
+        # tags, and the measured agreement is this choice's.
         half = min(REFERENCE // 2, w.shape[1], ref.shape[1] // 2)
         own = w.topk(half, dim=1)
         rest = ref.shape[1] - half  # a post without history keeps the plain reference
@@ -300,16 +309,21 @@ def two_stage(model, batch, k: int, n: int, *, exclude: torch.Tensor | None = No
               bf16: bool = False, fused: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k (exact logits (B, k), ids (B, k)) among the n retrieved candidates;
     the exact full rank when n covers every hashtag."""
-    h = model.cfg.n_hashtags
-    k = min(k, h)
-    if n >= h:
-        scores = score_all(model, batch, bf16=bf16, fused=fused)
-        if exclude is not None:
-            scores = scores.masked_fill(exclude.bool(), float("-inf"))
-        return torch.topk(scores, k, dim=1)
     side = model._hashtag_side()
     post = model.encode_posts(batch, side)
+    return _two_stage_encoded(model, batch, post, side, k, n, exclude=exclude, bf16=bf16, fused=fused)
+
+
+def _two_stage_encoded(model, batch, post, side, k: int, n: int, *, exclude: torch.Tensor | None = None,
+                       bf16: bool = False, fused: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    h = model.cfg.n_hashtags
+    k = min(k, h)
     ex = exclude.bool() if exclude is not None else None
+    if n >= h:
+        scores = _score_encoded(model, post, side, bf16=bf16, fused=fused)
+        if ex is not None:
+            scores = scores.masked_fill(ex, float("-inf"))
+        return torch.topk(scores, k, dim=1)
     history = (batch.hist_ids, batch.hist_weights) if post.user is not None else None
     cand = retrieve(model, post, side, max(n, k), ex, history)
     exact = score_pairs(model, post, side, cand, bf16=bf16, fused=fused)
@@ -325,11 +339,13 @@ def agreements(model, batches, ns, k: int = 10) -> dict[int, float]:
     candidates return}, the exact rank computed once per batch."""
     hit = {n: 0 for n in ns}
     total = 0
+    side = model._hashtag_side()
     for batch in batches:
-        exact = torch.topk(score_all(model, batch), min(k, model.cfg.n_hashtags), dim=1).indices.tolist()
+        post = model.encode_posts(batch, side)
+        exact = torch.topk(_score_encoded(model, post, side), min(k, model.cfg.n_hashtags), dim=1).indices.tolist()
         total += sum(len(a) for a in exact)
         for n in ns:
-            _, fast = two_stage(model, batch, k, n)
+            _, fast = _two_stage_encoded(model, batch, post, side, k, n)
             hit[n] += sum(len(set(a) & set(b)) for a, b in zip(exact, fast.tolist()))
     return {n: hit[n] / total if total else 1.0 for n in ns}
 
