@@ -191,6 +191,31 @@ def export_graph(store, out: Path, fmt: str = "pyg", names: list[str] | None = N
     return {"path": str(out), "format": fmt, "nodes": len(nodes), "edges": {k: len(edges[k]) for k in RELATIONS}}
 
 
+def export_loaded(out: Path, hashtags: list[dict], edges: list, names: list[str], fingerprint: str,
+                  store_counts: dict) -> dict | None:
+    """graph.pt from the rows a build has just loaded, without reading them
+    back: at INSVIDEO scale the store read is most of the build (167 of
+    340 s). Only when the store's per-type counts equal what was loaded
+    (``store_counts``: GraphStore.counts()); otherwise None, and the caller
+    exports from the store. The file is the one export_graph writes: same
+    node order, pairs ordered and sorted the same way."""
+    from .schema import REL_LABEL
+
+    by_kind: dict[str, dict[tuple[str, str], dict]] = {k: {} for k in RELATIONS}
+    for e in edges:  # a later duplicate pair wins, as in GraphStore.load_edges
+        by_kind[e.type][(e.a, e.b)] = {"a": e.a, "b": e.b, "weight": float(e.weight)}
+    stored = store_counts.get("edges", {})
+    if store_counts.get("nodes", {}).get("Hashtag", 0) != len(hashtags) or any(
+            stored.get(REL_LABEL[k], 0) != len(v) for k, v in by_kind.items()):
+        return None
+    nodes = _node_order(hashtags, names)
+    rows = {k: _canonical(list(v.values())) for k, v in by_kind.items()}
+    data = to_pyg(nodes, rows, fingerprint)
+    _write_atomically(Path(out), lambda tmp: torch.save(data, tmp))
+    return {"path": str(out), "format": "pyg", "nodes": len(nodes), "edges": {k: len(rows[k]) for k in RELATIONS},
+            "from": "loaded rows"}
+
+
 def _pyg_safe_globals() -> list:
     # PyG's classes a pickled Data refers to; allow-listing them lets
     # torch.load keep weights_only=True, so loading a file runs no code.

@@ -141,7 +141,7 @@ def build_graph(ds: PreparedDataset, store, wd: Workdir, rel_params=None, fresh:
     says why). Returns the build summary."""
     import time
 
-    from .export import export_graph
+    from .export import export_graph, export_loaded
     from .relations import RelationParams, build_relations
     from .schema import RELATIONS
 
@@ -173,10 +173,11 @@ def build_graph(ds: PreparedDataset, store, wd: Workdir, rel_params=None, fresh:
         store.clear()
     store.begin_build(meta)
     t1 = time.time()
+    tag_rows = [dict(name=h.name, words=h.words, count=h.count, train_count=h.train_count,
+                     longtail=h.longtail, surfaces=h.surfaces) for h in hashtags]
     with frozen_gc():
         prog("load hashtags", 0, len(hashtags))
-        store.load_hashtags([dict(name=h.name, words=h.words, count=h.count, train_count=h.train_count,
-                                  longtail=h.longtail, surfaces=h.surfaces) for h in hashtags])
+        store.load_hashtags(tag_rows)
         prog("load hashtags", len(hashtags), len(hashtags))
         by_type = {r: [e for e in edges if e.type == r] for r in RELATIONS}
         prog("load edges", 0, len(edges))
@@ -191,7 +192,10 @@ def build_graph(ds: PreparedDataset, store, wd: Workdir, rel_params=None, fresh:
     t_load = time.time() - t1
     counts = store.counts()
     prog("export", 0, 1)
-    export_graph(store, wd.graph, "pyg", names=names, fingerprint=ds.fingerprint)
+    # the snapshot from what was just loaded when the store holds exactly that
+    # (per-type counts); else, say with edges written by hand, from the store
+    if export_loaded(wd.graph, tag_rows, edges, names, ds.fingerprint, counts) is None:
+        export_graph(store, wd.graph, "pyg", names=names, fingerprint=ds.fingerprint)
     prog("export", 1, 1)
     if Path(ds.root).resolve() != wd.data.resolve():
         _swap_in(Path(ds.root), wd.data)

@@ -151,3 +151,32 @@ def test_user_cf_reads_the_tags_of_alike_users_never_the_author_own(tmp_path):
     solo = History(data, np.array([r for r in known_rows(data, "test", "deployed") if data.users[r] == 2]))
     u2 = data.users[[r for r in data.rows["train"] if data.users[r] == 2][0]]
     assert not solo.user_cf(np.array([u2])).toarray().any()
+
+
+def test_oracle_is_the_ceiling_of_every_bar(data):
+    """The oracle ranks every true tag first: recall is what the vocabulary
+    allows (out-of-vocabulary tags stay misses) and no baseline passes it."""
+    from v2ht_kg.gnn.benchmark import oracle_metrics, targets
+
+    saved = data.oov.copy()
+    data.oov[data.rows["test"][:3]] += [1, 2, 0]  # some tags outside the vocabulary (restored below)
+    try:
+        o = oracle_metrics(data)
+        rows = data.rows["test"]
+        truth = data.truth(rows)
+        want = np.mean([min(len(t), 10) / (len(t) + data.oov[r]) for t, r in zip(truth, rows) if len(t) + data.oov[r]])
+        assert o["overall"]["recall@10"] == pytest.approx(want)
+        assert o["overall"]["recall@10"] < 1.0
+        res = Baselines(data).evaluate("test")
+        for name, m in res.items():
+            for part in ("overall", "longtail"):
+                for k in ("recall@10", "ndcg@10"):
+                    assert m[part][k] <= o[part][k] + 1e-9, (name, part, k)
+        rows_d = {"V2HT-KG (default)": {p: {k: (o[p][k], 0.0) for k in o[p]} for p in o},
+                  "User history": {p: {k: (res["user_history"][p][k], 0.0) for k in o[p]} for p in o}}
+        t = targets({"rows": {"deployed": rows_d}, "oracle": o})
+        r10 = t["overall recall@10"]
+        assert r10["ceiling"] == o["overall"]["recall@10"]
+        assert r10["need"] == pytest.approx(res["user_history"]["overall"]["recall@10"] * 1.1)
+    finally:
+        data.oov[:] = saved

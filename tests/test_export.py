@@ -177,3 +177,25 @@ def test_a_relationship_stored_against_the_loaders_direction_exports_as_its_pair
     finally:
         graph.run("MATCH (:Hashtag {name: $b})-[r:SS]->(:Hashtag {name: $a}) DELETE r",
                   {"a": "cat", "b": "puppy"}, write=True)
+
+
+def _same_snapshot(a, b) -> None:
+    assert a.names == b.names and a.fingerprint == b.fingerprint
+    for f in ("longtail", "count", "edge_index", "edge_type", "edge_weight"):
+        assert torch.equal(getattr(a, f), getattr(b, f)), f
+
+
+def test_the_build_snapshot_from_loaded_rows_equals_the_store_export(graph, tmp_path):
+    """build writes graph.pt from the rows it loaded (no read back), only
+    when the store holds exactly those: the file must be the export's."""
+    from v2ht_kg.kg.export import export_loaded
+
+    rows = [{"name": n, "count": c, "train_count": t, "longtail": lt} for n, (c, t, lt) in TAGS.items()]
+    export_graph(graph, tmp_path / "store.pt", "pyg", names=NAMES, fingerprint="f1")
+    summary = export_loaded(tmp_path / "loaded.pt", rows, EDGES, NAMES, "f1", graph.counts())
+    assert summary is not None and summary["edges"] == {k: sum(e.type == k for e in EDGES) for k in RELATIONS}
+    _same_snapshot(load_pyg_graph(tmp_path / "loaded.pt"), load_pyg_graph(tmp_path / "store.pt"))
+    # one edge more in the store than was loaded: no snapshot from memory
+    assert export_loaded(tmp_path / "x.pt", rows, EDGES[:-1], NAMES, "f1", graph.counts()) is None
+    assert export_loaded(tmp_path / "x.pt", rows[:-1], EDGES, NAMES[:-1], "f1", graph.counts()) is None
+    assert not (tmp_path / "x.pt").exists()
