@@ -284,7 +284,7 @@ def to_markdown(res: dict, title: str) -> str:
                          f"| {t['without'] * (1 + t['bar']):.4f} | — | {'yes' if t['met'] else 'no'} |")
         else:
             ceil = t.get("ceiling")
-            ceil_s = "—" if ceil is None else f"{ceil:.4f} ({t['need'] / ceil:.0%} of it)" if ceil else "0"
+            ceil_s = "—" if ceil is None else f"{ceil:.4f} ({t['need'] / ceil:.1%} of it)" if ceil else "0"
             lines.append(f"| {k} | {t['model']:.4f} | {t['best_baseline']} {t['baseline']:.4f} | {t['lift']:+.1%} | +{t['bar']:.0%} "
                          f"| {t['baseline'] * (1 + t['bar']):.4f} | {ceil_s} | {'yes' if t['met'] else 'no'} |")
     if res.get("oracle"):
@@ -307,7 +307,7 @@ def to_markdown(res: dict, title: str) -> str:
                   "context tweets, ours only tags in the vocabulary (≥ min_tag_count uses before the test period); "
                   "their user side is the user's training tweets, ours every post before the test period.", ""]
     lines.append(f"Seconds: V2HT training per seed {res['v2ht_train_seconds']}; fusion fits "
-                 + ", ".join(f"{k} {v}" for k, v in res["fusion_seconds"].items()) + f"; total {res['total_seconds']}.")
+                 + ", ".join(f"{k} {v}" for k, v in res["fusion_seconds"].items()) + f"; total {res['total_seconds']} (this call: runs and fits it found finished were reused).")
     return "\n".join(lines) + "\n"
 
 
