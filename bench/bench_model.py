@@ -9,6 +9,7 @@ and bf16); peak RSS.
 
     python bench/bench_model.py            # INSVIDEO sizes
     python bench/bench_model.py --quick    # small sizes, a few seconds
+    python bench/bench_model.py --graph /work/exp/ins/graph.pt   # + propagation over a real graph
 """
 from __future__ import annotations
 
@@ -72,6 +73,43 @@ def flops_per_pair(cfg: V2HTConfig) -> tuple[float, float]:
     return gemm, 4.0 * d * len(cfg.modalities) + 2.0 * d
 
 
+def propagation_ratio(graph, n_tags: int, reps: int) -> str:
+    """Learned weights (Eqs. 4-7) against a fixed, pre-normalised matrix, one
+    forward + backward step each over ``graph``."""
+    prop = HashtagPropagation(64, n_tags, graph)
+    init = torch.randn(n_tags, 64)
+    emb = init.clone().requires_grad_(True)
+
+    def learned():
+        prop.zero_grad()
+        emb.grad = None
+        prop(emb).square().mean().backward()
+
+    with torch.no_grad():
+        m = prop.matrices(init)
+        fixed_vals, fixed_self = m["A_hat"].clone(), m["A_hat_self"].clone()
+    t = prop.topo
+
+    def fixed():
+        prop.zero_grad()
+        emb.grad = None
+        y = emb
+        for i, lin in enumerate(prop.layers):
+            x = lin(y)
+            z = _CSRMatmul.apply(fixed_vals, x, t.crow, t.cols, t.twin) + fixed_self[:, None] * x
+            y = torch.relu(z) if i < len(prop.layers) - 1 else z
+        y.square().mean().backward()
+
+    learned(), fixed()
+    runs: dict = {learned: [], fixed: []}
+    for _ in range(7):  # alternated, so the machine's drift hits both alike
+        for fn in runs:
+            runs[fn].append(timed(fn, 1, warmup=0))
+    tl, tf = (sorted(runs[fn])[3] for fn in (learned, fixed))
+    return (f"propagation fwd+bwd (median of 7), {t.n_directed} directed edges: learned {tl * 1e3:.0f} ms, "
+            f"fixed {tf * 1e3:.0f} ms, ratio {tl / tf:.2f}")
+
+
 def random_graph(n: int, pairs: int, seed: int) -> Data:
     g = torch.Generator().manual_seed(seed)
     a = torch.randint(0, n, (pairs,), generator=g)
@@ -115,6 +153,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
     ap.add_argument("--visual-dim", type=int, default=None, help="visual feature width (default 2048; quick 256)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--graph", default=None, help="also time propagation over this graph.pt (e.g. the INSVIDEO build's)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -149,33 +188,12 @@ def main() -> None:
     graph = random_graph(n_tags, n_pairs, args.seed)
     init = torch.randn(n_tags, 64)
 
-    # propagation: learned weights (Eqs. 4-7) against a fixed, pre-normalised matrix
-    prop = HashtagPropagation(64, n_tags, graph)
-    emb = init.clone().requires_grad_(True)
+    print(propagation_ratio(graph, n_tags, reps))
+    if args.graph:
+        from v2ht_kg.kg.export import load_pyg_graph
 
-    def learned():
-        prop.zero_grad()
-        emb.grad = None
-        prop(emb).square().mean().backward()
-
-    with torch.no_grad():
-        fixed_vals = prop.matrices(init)["A_hat"].clone()
-        fixed_self = prop.matrices(init)["A_hat_self"].clone()
-    t = prop.topo
-
-    def fixed():
-        prop.zero_grad()
-        emb.grad = None
-        y = emb
-        for i, lin in enumerate(prop.layers):
-            x = lin(y)
-            z = _CSRMatmul.apply(fixed_vals, x, t.crow, t.cols, t.twin) + fixed_self[:, None] * x
-            y = torch.relu(z) if i < len(prop.layers) - 1 else z
-        y.square().mean().backward()
-
-    tl, tf = timed(learned, reps), timed(fixed, reps)
-    print(f"propagation fwd+bwd, {t.n_directed} directed edges: learned {tl * 1e3:.0f} ms, "
-          f"fixed {tf * 1e3:.0f} ms, ratio {tl / tf:.2f}")
+        real = load_pyg_graph(args.graph)
+        print(f"{args.graph}: " + propagation_ratio(real, int(real.num_nodes), reps))
 
     # training steps (fp32), encoder-dominated (wo_p) and full (with propagation every step)
     for variant in ("wo_p", "full"):

@@ -74,6 +74,30 @@ class _CSRMatmul(torch.autograd.Function):
         return g_values, g_x, None, None, None
 
 
+class _SymCSRMatmul(torch.autograd.Function):
+    """out = S @ x for a symmetric S (same pattern and values both ways:
+    values[k] == values[twin[k]]), differentiable in values and x. S^T = S, so
+    the backward pass needs no permuted copy of the values."""
+
+    @staticmethod
+    def forward(ctx, values, x, crow, col):
+        ctx.save_for_backward(values, x, crow, col)
+        return torch.sparse.mm(_csr(crow, col, values, x.shape[0]), x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        values, x, crow, col = ctx.saved_tensors
+        n = x.shape[0]
+        grad = grad.contiguous()
+        g_values = g_x = None
+        if ctx.needs_input_grad[0]:
+            pattern = _csr(crow, col, torch.zeros_like(values), n)
+            g_values = torch.sparse.sampled_addmm(pattern, grad, x.t(), beta=0.0).values()
+        if ctx.needs_input_grad[1]:
+            g_x = torch.sparse.mm(_csr(crow, col, values, n), grad)
+        return g_values, g_x, None, None
+
+
 class _PairDots(torch.autograd.Function):
     """s_k = <u[row_k], v[col_k]> over a CSR pattern (SDDMM), without materialising
     the (pairs, k) gathered rows; the backward pass is two sparse-dense products."""
@@ -256,17 +280,36 @@ class HashtagPropagation(nn.Module):
         hat_self = d_is * a1_self * d_is
         return dict(A=a_pair, A_prime=a1_off, A_prime_self=a1_self, A_hat=hat_off, A_hat_self=hat_self)
 
-    def forward(self, emb: torch.Tensor) -> torch.Tensor:
-        m = self.matrices(emb)
+    def factors(self, emb: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """A^ of Eq. 7 in factored form: A^_ab = left_a * A_ab * right_b off the
+        diagonal (A symmetric, per pair) and A^_aa = diag_a, with
+        left = D~^-1/2 alpha / rowsum(A), right = D~^-1/2. The same values as
+        ``matrices``, but only per-node vectors are built beside the per-pair A:
+        no per-directed-edge A', A^ or transposed copy (2.5x -> see docs)."""
         topo = self.topo
+        a_pair = self.edge_weight(emb, topo)
+        n = topo.n
+        row_sum = a_pair.new_zeros(n).index_add(0, topo.pair_lo, a_pair).index_add(0, topo.pair_hi, a_pair)
+        has = topo.has_neighbours
+        ones = torch.ones(n, dtype=a_pair.dtype, device=a_pair.device)
+        scale = torch.where(has, self.alpha / torch.where(has, row_sum, ones), ones * 0.0)  # A'_ab = scale_a A_ab
+        a1_self = torch.where(has, ones * (1.0 - self.alpha), ones)
+        with torch.no_grad():  # D~ = I whatever A is (see matrices): no gradient to carry
+            d_is = (a1_self + scale * row_sum).clamp_min(1e-12).rsqrt()
+        return a_pair, d_is * scale, d_is, d_is * a1_self * d_is
+
+    def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        topo = self.topo
+        a_pair, left, right, diag = self.factors(emb)
+        a_dir = a_pair.index_select(0, topo.pair_of)  # symmetric: entry k equals entry twin[k]
         y = emb
         for i, lin in enumerate(self.layers):
             x = lin(y)
             if topo.n_directed:
-                z = _CSRMatmul.apply(m["A_hat"], x, topo.crow, topo.cols, topo.twin)
-                z = z + m["A_hat_self"].unsqueeze(1) * x
+                z = left.unsqueeze(1) * _SymCSRMatmul.apply(a_dir, right.unsqueeze(1) * x, topo.crow, topo.cols)
+                z = z + diag.unsqueeze(1) * x
             else:
-                z = m["A_hat_self"].unsqueeze(1) * x
+                z = diag.unsqueeze(1) * x
             y = torch.relu(z) if i < len(self.layers) - 1 else z
         return y + emb if self.residual else y
 
