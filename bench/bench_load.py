@@ -1,6 +1,7 @@
 """Load throughput of the graph store, per load path.
 
     .venv/bin/python bench/bench_load.py [--tags 15000 --edges 100000 --posts 30000] [--preset insvideo] [--gc frozen,plain]
+    .venv/bin/python bench/bench_load.py --paths create,merge --driver-ext on,off   # neo4j-rust-ext A/B
 
 Prints rows/s for Hashtag nodes, hashtag edges (random pairs spread over
 CP/SS/PO/CO, with evidence properties) and training posts (rows/s counts
@@ -8,7 +9,11 @@ TAGGED edges; each post also writes its User and POSTED edge), for each path
 (bulk: ArcadeDB GraphBatch in-process; create: Cypher CREATE over Bolt on
 an empty store; merge: idempotent Cypher MERGE), on the embedded store and,
 when NEO4J_URI is set (NEO4J_USER / NEO4J_PASSWORD / NEO4J_DATABASE), on that
-server too (its data is deleted).
+server too (its data is deleted). ``--driver-ext on,off`` runs the whole
+measurement once per setting, each in its own process: "off" hides the
+driver's Rust extension (neo4j-rust-ext, PackStream in Rust), so the driver
+falls back to its pure-Python codec; the bulk path does not use the driver
+for its rows, the Cypher paths (create, merge) do.
 """
 from __future__ import annotations
 
@@ -16,10 +21,14 @@ import argparse
 import contextlib
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+if os.environ.get("V2HT_BENCH_DRIVER_EXT") == "off":
+    sys.modules["neo4j._rust"] = None  # the driver then imports its pure-Python PackStream
 
 from v2ht_kg.kg.embedded import EmbeddedServer, frozen_gc
 from v2ht_kg.kg.schema import RELATIONS, Edge
@@ -107,7 +116,22 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", choices=["insvideo"], help="INSVIDEO sizes: 15,751 hashtags, 1.8M edges, 171k posts")
     ap.add_argument("--gc", default="frozen,plain",
                     help="Python GC during loads: frozen (what build does, kg.embedded.frozen_gc), plain, or both")
+    ap.add_argument("--driver-ext", default=None,
+                    help="on,off: the neo4j driver with and without its Rust extension, one process each")
     args = ap.parse_args(argv)
+    if args.driver_ext:
+        for mode in args.driver_ext.split(","):
+            rest = [a for i, a in enumerate(sys.argv[1:]) if a != "--driver-ext" and sys.argv[i] != "--driver-ext"]
+            print(f"== driver extension {mode}", flush=True)
+            rc = subprocess.run([sys.executable, __file__, *rest],
+                                env={**os.environ, "V2HT_BENCH_DRIVER_EXT": mode}).returncode
+            if rc:
+                print(f"driver extension {mode}: the run failed (exit {rc})", file=sys.stderr)
+                return rc
+        return 0
+    from neo4j._codec.packstream import v1
+
+    print(f"neo4j driver PackStream: {'Rust (neo4j-rust-ext)' if v1._rust_pack else 'pure Python'}", flush=True)
     paths = args.paths.split(",")
     if args.preset == "insvideo":  # the insvideo build's own counts (train posts only are loaded)
         args.tags, args.edges, args.posts = 15_751, 1_800_000, 171_000
