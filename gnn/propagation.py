@@ -52,7 +52,10 @@ def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, n: int) ->
 
 
 class _CSRMatmul(torch.autograd.Function):
-    """out = S @ x for S given by CSR (crow, col, values), differentiable in values and x."""
+    """out = S @ x for S given by CSR (crow, col, values), differentiable in
+    values and x. ``twin`` (entry k of S^T is entry twin[k] of S) serves the
+    backward product; None says S is symmetric (values[k] == values[twin[k]]),
+    so S^T = S and the backward pass needs no permuted copy of the values."""
 
     @staticmethod
     def forward(ctx, values, x, crow, col, twin):
@@ -70,32 +73,8 @@ class _CSRMatmul(torch.autograd.Function):
             g_values = torch.sparse.sampled_addmm(pattern, grad, x.t(), beta=0.0).values()
         if ctx.needs_input_grad[1]:
             # S^T has the same (symmetric) pattern; entry k of S^T is entry twin[k] of S.
-            g_x = torch.sparse.mm(_csr(crow, col, values[twin], n), grad)
+            g_x = torch.sparse.mm(_csr(crow, col, values if twin is None else values[twin], n), grad)
         return g_values, g_x, None, None, None
-
-
-class _SymCSRMatmul(torch.autograd.Function):
-    """out = S @ x for a symmetric S (same pattern and values both ways:
-    values[k] == values[twin[k]]), differentiable in values and x. S^T = S, so
-    the backward pass needs no permuted copy of the values."""
-
-    @staticmethod
-    def forward(ctx, values, x, crow, col):
-        ctx.save_for_backward(values, x, crow, col)
-        return torch.sparse.mm(_csr(crow, col, values, x.shape[0]), x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        values, x, crow, col = ctx.saved_tensors
-        n = x.shape[0]
-        grad = grad.contiguous()
-        g_values = g_x = None
-        if ctx.needs_input_grad[0]:
-            pattern = _csr(crow, col, torch.zeros_like(values), n)
-            g_values = torch.sparse.sampled_addmm(pattern, grad, x.t(), beta=0.0).values()
-        if ctx.needs_input_grad[1]:
-            g_x = torch.sparse.mm(_csr(crow, col, values, n), grad)
-        return g_values, g_x, None, None
 
 
 class _PairDots(torch.autograd.Function):
@@ -306,7 +285,7 @@ class HashtagPropagation(nn.Module):
         for i, lin in enumerate(self.layers):
             x = lin(y)
             if topo.n_directed:
-                z = left.unsqueeze(1) * _SymCSRMatmul.apply(a_dir, right.unsqueeze(1) * x, topo.crow, topo.cols)
+                z = left.unsqueeze(1) * _CSRMatmul.apply(a_dir, right.unsqueeze(1) * x, topo.crow, topo.cols, None)
                 z = z + diag.unsqueeze(1) * x
             else:
                 z = diag.unsqueeze(1) * x

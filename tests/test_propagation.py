@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
-from v2ht_kg.gnn.propagation import HashtagPropagation, _CSRMatmul, _PairDots, _SymCSRMatmul
+from v2ht_kg.gnn.propagation import HashtagPropagation, _CSRMatmul, _PairDots
 from v2ht_kg.kg.errors import V2HTError
 
 
@@ -273,4 +273,4 @@ def test_symmetric_csr_matmul_gradcheck():
     pair = torch.rand(t.n_pairs, dtype=torch.double, requires_grad=True)
     x = torch.randn(N, 3, dtype=torch.double, requires_grad=True)
     assert torch.autograd.gradcheck(
-        lambda v, y: _SymCSRMatmul.apply(v.index_select(0, t.pair_of), y, t.crow, t.cols), (pair, x))
+        lambda v, y: _CSRMatmul.apply(v.index_select(0, t.pair_of), y, t.crow, t.cols, None), (pair, x))
