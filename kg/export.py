@@ -3,7 +3,9 @@
 
 The store is the source of truth; the export reads it only through the named
 queries cypher/export/*.cypher (one per relation type, since a relationship
-type cannot be a Cypher parameter).
+type cannot be a Cypher parameter). ``build`` writes the same snapshot from
+the rows it has just loaded (``export_loaded``), but only when the store's
+per-type counts say it holds exactly those rows.
 """
 from __future__ import annotations
 
