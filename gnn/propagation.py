@@ -239,48 +239,39 @@ class HashtagPropagation(nn.Module):
             # the Bi-Interaction products of signal and slowed early training.
             nn.init.normal_(lin.weight, 0.0, d ** -0.5)
 
-    def matrices(self, emb: torch.Tensor) -> dict[str, torch.Tensor]:
-        """A (per pair), A' and A^ (per directed edge in CSR order, and per node for the diagonal)."""
-        topo = self.topo
-        a_pair = self.edge_weight(emb, topo)
-        a_dir = a_pair.index_select(0, topo.pair_of)
-        n = topo.n
-        row_sum = torch.zeros(n, dtype=a_dir.dtype, device=a_dir.device).index_add(0, topo.rows, a_dir)
-        a1_off = self.alpha * a_dir / row_sum.index_select(0, topo.rows)
-        ones = torch.ones(n, dtype=a_dir.dtype, device=a_dir.device)
-        a1_self = torch.where(topo.has_neighbours, ones * (1.0 - self.alpha), ones)
-        # D~_ii of Eq. 7. Every row of A' sums to 1 whatever A is, so D~ = I and its
-        # derivative in A is exactly 0: it is computed without autograd to spare
-        # the backward pass two gathers over the edges.
-        with torch.no_grad():
-            deg = a1_self.index_add(0, topo.rows, a1_off)
-            d_is = deg.clamp_min(1e-12).rsqrt()
-        hat_off = d_is.index_select(0, topo.rows) * a1_off * d_is.index_select(0, topo.cols)
-        hat_self = d_is * a1_self * d_is
-        return dict(A=a_pair, A_prime=a1_off, A_prime_self=a1_self, A_hat=hat_off, A_hat_self=hat_self)
-
     def factors(self, emb: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """A^ of Eq. 7 in factored form: A^_ab = left_a * A_ab * right_b off the
-        diagonal (A symmetric, per pair) and A^_aa = diag_a, with
-        left = D~^-1/2 alpha / rowsum(A), right = D~^-1/2. The same values as
-        ``matrices``, but only per-node vectors are built beside the per-pair A:
-        no per-directed-edge A', A^ or transposed copy (2.5x -> see docs)."""
+        """Eqs. 4-7 as per-pair A and per-node vectors: (A, scale, A'_self,
+        D~^-1/2) with A'_ab = scale_a * A_ab (scale = alpha / rowsum(A)) and
+        A^_ab = D~^-1/2_a A'_ab D~^-1/2_b. Nothing per directed edge is built:
+        forward applies A^ in this factored form, ``matrices`` expands it."""
         topo = self.topo
         a_pair = self.edge_weight(emb, topo)
         n = topo.n
         row_sum = a_pair.new_zeros(n).index_add(0, topo.pair_lo, a_pair).index_add(0, topo.pair_hi, a_pair)
         has = topo.has_neighbours
         ones = torch.ones(n, dtype=a_pair.dtype, device=a_pair.device)
-        scale = torch.where(has, self.alpha / torch.where(has, row_sum, ones), ones * 0.0)  # A'_ab = scale_a A_ab
+        scale = torch.where(has, self.alpha / torch.where(has, row_sum, ones), torch.zeros_like(ones))
         a1_self = torch.where(has, ones * (1.0 - self.alpha), ones)
-        with torch.no_grad():  # D~ = I whatever A is (see matrices): no gradient to carry
+        # D~_ii of Eq. 7. Every row of A' sums to 1 whatever A is, so D~ = I and its
+        # derivative in A is exactly 0: it is computed without autograd.
+        with torch.no_grad():
             d_is = (a1_self + scale * row_sum).clamp_min(1e-12).rsqrt()
-        return a_pair, d_is * scale, d_is, d_is * a1_self * d_is
+        return a_pair, scale, a1_self, d_is
+
+    def matrices(self, emb: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A (per pair), A' and A^ (per directed edge in CSR order, and per node for the diagonal)."""
+        topo = self.topo
+        a_pair, scale, a1_self, d_is = self.factors(emb)
+        a1_off = scale.index_select(0, topo.rows) * a_pair.index_select(0, topo.pair_of)
+        hat_off = d_is.index_select(0, topo.rows) * a1_off * d_is.index_select(0, topo.cols)
+        return dict(A=a_pair, A_prime=a1_off, A_prime_self=a1_self, A_hat=hat_off, A_hat_self=d_is * a1_self * d_is)
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
         topo = self.topo
-        a_pair, left, right, diag = self.factors(emb)
-        a_dir = a_pair.index_select(0, topo.pair_of)  # symmetric: entry k equals entry twin[k]
+        a_pair, scale, a1_self, d_is = self.factors(emb)
+        # A^ x = left * (A (right * x)) + diag * x, A symmetric (entry k = entry twin[k])
+        left, right, diag = d_is * scale, d_is, d_is * a1_self * d_is
+        a_dir = a_pair.index_select(0, topo.pair_of)
         y = emb
         for i, lin in enumerate(self.layers):
             x = lin(y)

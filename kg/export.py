@@ -181,6 +181,12 @@ def export_graph(store, out: Path, fmt: str = "pyg", names: list[str] | None = N
     hashtags, edges = read_graph(store)
     if not hashtags:
         raise V2HTError("the graph store holds no hashtags; build the graph first (v2ht-kg build)")
+    return _write(out, fmt, hashtags, edges, names, fingerprint)
+
+
+def _write(out: Path, fmt: str, hashtags: list[dict], edges: dict[str, list[dict]], names: list[str] | None,
+           fingerprint: str) -> dict:
+    """Hashtag and canonical edge rows (as read_graph returns them) to ``out``."""
     nodes = _node_order(hashtags, names)
     if fmt == "pyg":
         data = to_pyg(nodes, edges, fingerprint)
@@ -210,12 +216,8 @@ def export_loaded(out: Path, hashtags: list[dict], edges: list, names: list[str]
     if store_counts.get("nodes", {}).get("Hashtag", 0) != len(hashtags) or any(
             stored.get(REL_LABEL[k], 0) != len(v) for k, v in by_kind.items()):
         return None
-    nodes = _node_order(hashtags, names)
     rows = {k: _canonical(list(v.values())) for k, v in by_kind.items()}
-    data = to_pyg(nodes, rows, fingerprint)
-    _write_atomically(Path(out), lambda tmp: torch.save(data, tmp))
-    return {"path": str(out), "format": "pyg", "nodes": len(nodes), "edges": {k: len(rows[k]) for k in RELATIONS},
-            "from": "loaded rows"}
+    return {**_write(Path(out), "pyg", hashtags, rows, names, fingerprint), "from": "loaded rows"}
 
 
 def _pyg_safe_globals() -> list:
