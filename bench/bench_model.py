@@ -96,7 +96,7 @@ def propagation_ratio(graph, n_tags: int, reps: int) -> str:
         y = emb
         for i, lin in enumerate(prop.layers):
             x = lin(y)
-            z = _CSRMatmul.apply(fixed_vals, x, t.crow, t.cols, t.twin) + fixed_self[:, None] * x
+            z = _CSRMatmul.apply(fixed_vals, x, t.crow, t.cols, t.twin, t.crow32, t.cols32) + fixed_self[:, None] * x
             y = torch.relu(z) if i < len(prop.layers) - 1 else z
         y.square().mean().backward()
 

@@ -94,9 +94,15 @@ class V2HT(nn.Module):
             self._cache_key = key
         return self._cache_val
 
+    # e'(h) supplied by the trainer (gnn/stepper.py) when the hashtag side steps
+    # less often than the rest: the same values, propagated once per window
+    _propagated: torch.Tensor | None = None
+
     def _compute_hashtag_side(self):
         emb = self.hashtag_emb
-        if self.propagation is not None:
+        if self._propagated is not None:
+            emb = self._propagated
+        elif self.propagation is not None:
             emb = self.propagation(emb)
         return self.side_from(emb)
 
@@ -180,20 +186,32 @@ class V2HT(nn.Module):
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.cfg.n_hashtags):
             raise V2HTError(f"hashtag ids must lie in 0..{self.cfg.n_hashtags - 1}")
 
-    def score_candidates(self, post: PostEncoding, cand: torch.Tensor, side=None) -> torch.Tensor:
-        """Logits (B, K) for candidate ids (B, K) of already encoded posts."""
+    def score_candidates(self, post: PostEncoding, cand: torch.Tensor, side=None,
+                         mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, K) for candidate ids (B, K) of already encoded posts.
+        With ``mask`` (B, K) only its slots are scored (the others read 0):
+        training batches pad every post to the longest candidate list, and
+        at INSVIDEO's 13 tags a post (up to 60) two thirds of the padded
+        pairs are padding, so the 3 d_D-wide products and the MLP run on
+        the valid pairs only."""
         self._check_ids(cand)
         emb, c = side or self._hashtag_side()
         e_tilde = [ModalityEncoder.pool(post.modalities[m], c[m][cand]) for m in self.cfg.modalities]
-        e_u = post.user.unsqueeze(1) if post.user is not None else None
-        return self._interact(e_tilde, emb[cand], e_u)
+        if mask is None or bool(mask.all()):
+            e_u = post.user.unsqueeze(1) if post.user is not None else None
+            return self._interact(e_tilde, emb[cand], e_u)
+        b_idx, k_idx = mask.nonzero(as_tuple=True)
+        e_u = post.user[b_idx] if post.user is not None else None
+        flat = self._interact([et[b_idx, k_idx] for et in e_tilde], emb[cand[b_idx, k_idx]], e_u)
+        return flat.new_zeros(cand.shape).index_put((b_idx, k_idx), flat)
 
     def forward(self, batch) -> torch.Tensor:
-        """Logits (B, K) for batch.cand (padding slots get a value too; mask them)."""
+        """Logits (B, K) for batch.cand; padding slots of batch.cand_mask read 0."""
         if batch.cand is None:
             raise V2HTError("the batch has no candidates (cand); use score_all for full ranking")
         side = self._hashtag_side()  # once per step: propagation is the costly part
-        return self.score_candidates(self.encode_posts(batch, side), batch.cand, side)
+        mask = batch.cand_mask.bool() if batch.cand_mask is not None else None
+        return self.score_candidates(self.encode_posts(batch, side), batch.cand, side, mask)
 
     def loss(self, batch) -> torch.Tensor:
         """Eq. 17: binary cross-entropy over the valid candidates, averaged."""

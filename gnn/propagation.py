@@ -51,20 +51,30 @@ def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, n: int) ->
         return torch.sparse_csr_tensor(crow, col, values, (n, n), check_invariants=False)
 
 
+def _spmm(crow32: torch.Tensor, col32: torch.Tensor, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    # int32 indices: with int64 ones the CPU kernel converts both index arrays
+    # on every call (two copies of the 3.6M columns at INSVIDEO size, 1.4x the
+    # product's time). The sampled products keep int64, their faster form.
+    return torch.sparse.mm(_csr(crow32, col32, values, x.shape[0]), x)
+
+
 class _CSRMatmul(torch.autograd.Function):
     """out = S @ x for S given by CSR (crow, col, values), differentiable in
-    values and x. ``twin`` (entry k of S^T is entry twin[k] of S) serves the
-    backward product; None says S is symmetric (values[k] == values[twin[k]]),
-    so S^T = S and the backward pass needs no permuted copy of the values."""
+    values and x; crow32/col32 are the same indices as int32. ``twin`` (entry
+    k of S^T is entry twin[k] of S) serves the backward product; None says S
+    is symmetric (values[k] == values[twin[k]]), so S^T = S and the backward
+    pass needs no permuted copy of the values."""
 
     @staticmethod
-    def forward(ctx, values, x, crow, col, twin):
-        ctx.save_for_backward(values, x, crow, col, twin)
-        return torch.sparse.mm(_csr(crow, col, values, x.shape[0]), x)
+    def forward(ctx, values, x, crow, col, twin, crow32=None, col32=None):
+        if crow32 is None:
+            crow32, col32 = crow.int(), col.int()
+        ctx.save_for_backward(values, x, crow, col, twin, crow32, col32)
+        return _spmm(crow32, col32, values, x)
 
     @staticmethod
     def backward(ctx, grad):
-        values, x, crow, col, twin = ctx.saved_tensors
+        values, x, crow, col, twin, crow32, col32 = ctx.saved_tensors
         n = x.shape[0]
         grad = grad.contiguous()
         g_values = g_x = None
@@ -73,8 +83,8 @@ class _CSRMatmul(torch.autograd.Function):
             g_values = torch.sparse.sampled_addmm(pattern, grad, x.t(), beta=0.0).values()
         if ctx.needs_input_grad[1]:
             # S^T has the same (symmetric) pattern; entry k of S^T is entry twin[k] of S.
-            g_x = torch.sparse.mm(_csr(crow, col, values if twin is None else values[twin], n), grad)
-        return g_values, g_x, None, None, None
+            g_x = _spmm(crow32, col32, values if twin is None else values[twin], grad)
+        return g_values, g_x, None, None, None, None, None
 
 
 class _PairDots(torch.autograd.Function):
@@ -82,18 +92,20 @@ class _PairDots(torch.autograd.Function):
     the (pairs, k) gathered rows; the backward pass is two sparse-dense products."""
 
     @staticmethod
-    def forward(ctx, u, v, crow, col, crow_t, col_t, perm_t):
-        ctx.save_for_backward(u, v, crow, col, crow_t, col_t, perm_t)
+    def forward(ctx, u, v, crow, col, crow_t, col_t, perm_t, idx32=None):
+        """``idx32``: (crow, col, crow_t, col_t) as int32 for the backward products."""
+        if idx32 is None:
+            idx32 = tuple(t.int() for t in (crow, col, crow_t, col_t))
+        ctx.save_for_backward(u, v, crow, col, crow_t, col_t, perm_t, *idx32)
         pattern = _csr(crow, col, u.new_zeros(col.numel()), u.shape[0])
         return torch.sparse.sampled_addmm(pattern, u, v.t(), beta=0.0).values()
 
     @staticmethod
     def backward(ctx, grad):
-        u, v, crow, col, crow_t, col_t, perm_t = ctx.saved_tensors
-        n = u.shape[0]
-        g_u = torch.sparse.mm(_csr(crow, col, grad, n), v) if ctx.needs_input_grad[0] else None
-        g_v = torch.sparse.mm(_csr(crow_t, col_t, grad[perm_t], n), u) if ctx.needs_input_grad[1] else None
-        return g_u, g_v, None, None, None, None, None
+        u, v, crow, col, crow_t, col_t, perm_t, crow32, col32, crow_t32, col_t32 = ctx.saved_tensors
+        g_u = _spmm(crow32, col32, grad, v) if ctx.needs_input_grad[0] else None
+        g_v = _spmm(crow_t32, col_t32, grad[perm_t], u) if ctx.needs_input_grad[1] else None
+        return g_u, g_v, None, None, None, None, None, None
 
 
 class GraphTopology(nn.Module):
@@ -145,10 +157,11 @@ class GraphTopology(nn.Module):
             self.type_slices.append((start, end))
             lo_t, hi_t = p_lo[start:end], p_hi[start:end]
             perm_t = torch.argsort(hi_t * n_nodes + lo_t)
-            for name, tensor in ((f"t{t}_crow", self._crow(lo_t, n_nodes)), (f"t{t}_col", hi_t),
-                                 (f"t{t}_crow_t", self._crow(hi_t, n_nodes)), (f"t{t}_col_t", lo_t[perm_t]),
-                                 (f"t{t}_perm_t", perm_t)):
-                self.register_buffer(name, tensor.contiguous(), persistent=False)
+            idx = dict(crow=self._crow(lo_t, n_nodes), col=hi_t, crow_t=self._crow(hi_t, n_nodes),
+                       col_t=lo_t[perm_t])
+            for name, tensor in (*idx.items(), *((f"{k}32", v.int()) for k, v in idx.items()),
+                                 ("perm_t", perm_t)):
+                self.register_buffer(f"t{t}_{name}", tensor.contiguous(), persistent=False)
             start = end
         # directed edges in CSR (row-major) order, each pointing at its pair
         rows = torch.cat([p_lo, p_hi])
@@ -168,6 +181,7 @@ class GraphTopology(nn.Module):
         for name, t in dict(pair_lo=p_lo, pair_hi=p_hi, pair_type=p_type, pair_prior=p_prior,
                             pair_type_onehot=F.one_hot(p_type, n_edge_types).float(),
                             rows=rows, cols=cols, pair_of=pair_of, twin=twin, crow=crow,
+                            crow32=crow.int(), cols32=cols.int(),
                             has_neighbours=counts > 0, input_pos=in_pos,
                             input_edge_index=ei).items():
             self.register_buffer(name, t, persistent=False)
@@ -178,8 +192,11 @@ class GraphTopology(nn.Module):
         crow[1:] = torch.cumsum(torch.bincount(sorted_rows, minlength=n), 0)
         return crow
 
-    def type_pattern(self, t: int) -> tuple[torch.Tensor, ...]:
-        return tuple(getattr(self, f"t{t}_{x}") for x in ("crow", "col", "crow_t", "col_t", "perm_t"))
+    def type_pattern(self, t: int) -> tuple:
+        """_PairDots' pattern arguments for type t: the int64 indices, perm_t, their int32 copies."""
+        get = lambda x: getattr(self, f"t{t}_{x}")  # noqa: E731
+        return (*(get(x) for x in ("crow", "col", "crow_t", "col_t", "perm_t")),
+                tuple(get(x + "32") for x in ("crow", "col", "crow_t", "col_t")))
 
     @property
     def n_pairs(self) -> int:
@@ -276,7 +293,8 @@ class HashtagPropagation(nn.Module):
         for i, lin in enumerate(self.layers):
             x = lin(y)
             if topo.n_directed:
-                z = left.unsqueeze(1) * _CSRMatmul.apply(a_dir, right.unsqueeze(1) * x, topo.crow, topo.cols, None)
+                z = left.unsqueeze(1) * _CSRMatmul.apply(a_dir, right.unsqueeze(1) * x, topo.crow, topo.cols, None,
+                                                         topo.crow32, topo.cols32)
                 z = z + diag.unsqueeze(1) * x
             else:
                 z = diag.unsqueeze(1) * x

@@ -18,6 +18,7 @@ from ..kg.errors import DataError
 from . import runs
 from .data import NEGATIVES, TrainingData
 from .evaluate import evaluate_model
+from .stepper import Stepper
 
 SELECT_METRIC = "ndcg@10"  # early stopping and best-model choice, on the validation split
 
@@ -104,6 +105,7 @@ def train(dataset_dir: Path | str, graph_path: Path | str | None, run_dir: Path 
           seed: int = 0, device: str = "cpu", resume: bool = False, patience: int = 3,
           max_text_tokens: int = 20, w2v_epochs: int = 5, eval_batch_size: int = 256,
           grad_clip: float | None = 5.0, valid_posts: int | None = None, threads: int | None = None,
+          propagate_every: int = 1,
           baselines: bool = True, protocol: str = "deployed",
           progress: Progress | None = None, model_factory=None) -> dict:
     """Train (or resume) one run into ``run_dir``; returns the final metrics.json content.
@@ -114,7 +116,8 @@ def train(dataset_dir: Path | str, graph_path: Path | str | None, run_dir: Path 
     run of 10 epochs makes only a few hundred Adam steps and the model stays at
     popularity level. ``valid_posts`` caps the per-epoch validation at a fixed
     seeded subset of that many posts (large data sets); the test evaluation
-    always uses the whole split. On ``resume`` the options recorded in
+    always uses the whole split. ``propagate_every`` = k > 1 steps the
+    hashtag side once per k steps (gnn/stepper.py). On ``resume`` the options recorded in
     config.json win, except ``epochs`` (to extend a run) and ``device``.
     """
     from .protocol import check_protocol
@@ -134,6 +137,7 @@ def train(dataset_dir: Path | str, graph_path: Path | str | None, run_dir: Path 
             batch_size, lr, weight_decay, seed = cfg["batch_size"], cfg["lr"], cfg["weight_decay"], cfg["seed"]
             patience, max_text_tokens, w2v_epochs = cfg["patience"], cfg["max_text_tokens"], cfg["w2v_epochs"]
             grad_clip, model_options = cfg["grad_clip"], cfg["model_options"]
+            propagate_every = cfg.get("propagate_every", 1)
             valid_posts = cfg.get("valid_posts")
             protocol = cfg.get("protocol", protocol)
         except KeyError as e:
@@ -142,8 +146,9 @@ def train(dataset_dir: Path | str, graph_path: Path | str | None, run_dir: Path 
         raise DataError(f"this folder already holds a run: continue it (`v2ht-kg train --run {run_dir.name} --resume`, "
                         "which also retries a run that failed before its first epoch), delete it, "
                         "or choose another --run", str(run_dir))
-    if epochs < 1 or batch_size < 1 or lr <= 0 or patience < 1:
-        raise DataError("epochs, batch size and patience must be positive and the learning rate above zero")
+    if epochs < 1 or batch_size < 1 or lr <= 0 or patience < 1 or propagate_every < 1:
+        raise DataError("epochs, batch size, patience and propagate-every must be positive and the learning "
+                        "rate above zero")
     use_user, use_prop = runs.variant_flags(variant)
     model_options = dict(model_options or {})
 
@@ -178,7 +183,7 @@ def train(dataset_dir: Path | str, graph_path: Path | str | None, run_dir: Path 
                "patience": patience, "select_metric": SELECT_METRIC,
                "negatives": int(mcfg.get("negatives", NEGATIVES)) if isinstance(mcfg, dict) else NEGATIVES,
                "max_text_tokens": max_text_tokens, "w2v_dim": w2v_dim, "w2v_epochs": w2v_epochs,
-               "grad_clip": grad_clip, "valid_posts": valid_posts, "device": device, "protocol": protocol,
+               "grad_clip": grad_clip, "propagate_every": propagate_every, "valid_posts": valid_posts, "device": device, "protocol": protocol,
                "model_options": model_options, "model": mcfg}
         runs.write_json(cfg_path, cfg)
     else:
@@ -190,14 +195,14 @@ def train(dataset_dir: Path | str, graph_path: Path | str | None, run_dir: Path 
     factory = model_factory or runs.default_model_factory
     torch.manual_seed(seed)  # the model's initial weights depend on the seed only
     model = factory(cfg["model"], data.hashtag_init, graph).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    stepper = Stepper(model, lr, weight_decay, grad_clip, propagate_every)
 
     start, history, best_epoch, best_value, bad, stopped = 1, [], 0, -1.0, 0, False
     if resume and (run_dir / runs.CHECKPOINT).exists():
         st = runs.load_torch(run_dir / runs.CHECKPOINT, "checkpoint")  # CPU: RNG states must stay there
         try:
             model.load_state_dict(st["model"])
-            opt.load_state_dict(st["optimizer"])
+            stepper.load_state_dict(st)
             start, history = st["epoch"] + 1, list(st["history"])
             best_epoch, best_value, bad, stopped = st["best_epoch"], st["best_value"], st["bad_epochs"], st["stopped"]
             _set_rng_state(st["rng"])
@@ -219,18 +224,15 @@ def train(dataset_dir: Path | str, graph_path: Path | str | None, run_dir: Path 
         total, weight, skipped = 0.0, 0, 0
         for i, batch in enumerate(data.train_batches(epoch, batch_size), 1):
             batch = batch.to(device)
-            loss = model.loss(batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip or float("inf"))
-            if torch.isfinite(loss) and torch.isfinite(norm):
-                opt.step()
+            loss, ok = stepper.step(batch)
+            if ok:
                 n = int(batch.cand_mask.sum())
                 total += float(loss.detach()) * n
                 weight += n
             else:  # one non-finite step would turn every parameter into NaN for good
                 skipped += 1
             emit({"event": "batch", "epoch": epoch, "batch": i, "batches": n_batches, "loss": float(loss.detach())})
+        stepper.flush()  # an epoch ends every window: checkpoints hold no half window
         train_s = time.perf_counter() - t0
         if skipped > max(1, int(0.05 * n_batches)):
             # the parameters did not move on those steps: the run would report a model it never trained
@@ -251,7 +253,7 @@ def train(dataset_dir: Path | str, graph_path: Path | str | None, run_dir: Path 
                         "valid_longtail": val["longtail"], "train_seconds": round(train_s, 3),
                         "seconds": round(time.perf_counter() - t0, 3)})
         runs.save_torch(run_dir / runs.CHECKPOINT, {
-            "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "history": history,
+            "model": model.state_dict(), **stepper.state_dict(), "epoch": epoch, "history": history,
             "best_epoch": best_epoch, "best_value": best_value, "bad_epochs": bad, "stopped": stopped,
             "rng": _rng_state()})
         _write_metrics(run_dir, history, best_epoch, stopped, status="training")

@@ -73,7 +73,13 @@ def test_shapes_and_forward_equals_score_all(variant, mods):
     assert logits.shape == (4, 5)
     full = m.score_all(bt, chunk=7)
     assert full.shape == (4, H)
-    assert torch.allclose(full.gather(1, bt.cand), logits, atol=1e-5)
+    valid = bt.cand_mask
+    # valid slots score as the full rank does; padding slots are not scored
+    assert torch.allclose(full.gather(1, bt.cand)[valid], logits[valid], atol=1e-5)
+    assert torch.all(logits[~valid] == 0)
+    m.eval()
+    unmasked = m.score_candidates(m.encode_posts(bt), bt.cand)
+    assert torch.allclose(unmasked, full.gather(1, bt.cand), atol=1e-5)
     scores, ids = m.recommend(bt, 3)
     assert scores.shape == ids.shape == (4, 3)
     assert torch.equal(ids[:, 0], full.argmax(1))
@@ -284,7 +290,8 @@ def test_learned_user_history_is_exact_and_trains_the_hashtag_embeddings(propaga
     bt = with_history(batch())
     m.eval()
     logits = m(bt)
-    assert torch.allclose(m.score_all(bt, chunk=7).gather(1, bt.cand), logits, atol=1e-5)
+    valid = bt.cand_mask
+    assert torch.allclose(m.score_all(bt, chunk=7).gather(1, bt.cand)[valid], logits[valid], atol=1e-5)
     # the history enters the score; padding slots and the dropped Word2Vec block do not
     before = logits.clone()
     bt.hist_ids[0, -2:] = (bt.hist_ids[0, -2:] + 1) % H
