@@ -28,7 +28,9 @@ import torch
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("workdir", type=Path, help="a work dir holding data/ and graph.pt")
-    ap.add_argument("--settings", default="64:1,256:1,256:4", help="BATCH:PROPAGATE_EVERY, comma-separated")
+    ap.add_argument("--settings", default="64:1,256:1,256:4",
+                    help="BATCH:PROPAGATE_EVERY[:LR_SCALE[:SIDE_LR_SCALE]], comma-separated (lr 3e-3 x LR_SCALE; "
+                         "the hashtag side's lr that x SIDE_LR_SCALE)")
     ap.add_argument("--steps", type=int, default=40, help="timed steps per setting")
     ap.add_argument("--warmup", type=int, default=4)
     ap.add_argument("--full", action="store_true", help="time the whole epoch (one setting at a time)")
@@ -66,13 +68,16 @@ def main() -> None:
         val_rows = data.rows["valid"]
         if len(val_rows) > args.valid_posts:
             val_rows = np.sort(np.random.default_rng([args.seed, 1]).choice(val_rows, args.valid_posts, replace=False))
-    print(f"{'batch':>6} {'every':>6} {'s/step':>8} {'steps/epoch':>12} {'epoch min':>10}  how"
+    print(f"{'setting':>12} {'s/step':>8} {'steps/epoch':>12} {'epoch min':>10}  how"
           + (f"  | after {args.quality} posts: valid R@10 NDCG@10" if args.quality else ""))
     for item in args.settings.split(","):
-        bs, k = (int(x) for x in item.split(":"))
+        bs, k, *scale = item.split(":")
+        bs, k = int(bs), int(k)
+        lr = 3e-3 * float(scale[0]) if scale else 3e-3
+        side_lr = lr * float(scale[1]) if len(scale) > 1 else lr
         torch.manual_seed(args.seed)
         model = runs.default_model_factory(cfg, data.hashtag_init, graph).train()
-        stepper = Stepper(model, lr=3e-3, propagate_every=k)
+        stepper = Stepper(model, lr=lr, propagate_every=k, side_lr=side_lr)
         n_batches = data.n_train_batches(bs)
         gen = data.train_batches(1, bs)
         steps = n_batches if args.full else min(args.steps, n_batches - args.warmup)
@@ -87,7 +92,7 @@ def main() -> None:
         stepper.flush()
         per = (time.perf_counter() - t0) / steps
         how = "one whole epoch" if args.full else f"{steps} steps after {args.warmup}, extrapolated"
-        line = f"{bs:>6} {k:>6} {per:>8.3f} {n_batches:>12} {per * n_batches / 60:>10.1f}  {how}"
+        line = f"{item:>12} {per:>8.3f} {n_batches:>12} {per * n_batches / 60:>10.1f}  {how}"
         if args.quality:
             val = evaluate_model(model, data, "valid", rows=val_rows)["overall"]
             line += f"  | {val['recall@10']:.4f} {val['ndcg@10']:.4f}"

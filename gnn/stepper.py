@@ -30,10 +30,11 @@ def _side_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 
 class Stepper:
-    """Adam over ``model``; ``step(batch)`` returns (loss, stepped)."""
+    """Adam over ``model``; ``step(batch)`` returns (loss, stepped). ``side_lr``:
+    the hashtag side's learning rate when it has its own Adam (default ``lr``)."""
 
     def __init__(self, model: nn.Module, lr: float, weight_decay: float = 0.0,
-                 grad_clip: float | None = 5.0, propagate_every: int = 1):
+                 grad_clip: float | None = 5.0, propagate_every: int = 1, side_lr: float | None = None):
         if propagate_every < 1:
             raise ValueError(f"propagate_every must be >= 1, got {propagate_every}")
         self.model = model
@@ -44,7 +45,7 @@ class Stepper:
         self.main_params = [p for p in model.parameters() if id(p) not in ids]
         self.side_params = side
         self.opt = torch.optim.Adam(self.main_params, lr=lr, weight_decay=weight_decay)
-        self.side_opt = torch.optim.Adam(side, lr=lr, weight_decay=weight_decay) if side else None
+        self.side_opt = torch.optim.Adam(side, lr=side_lr or lr, weight_decay=weight_decay) if side else None
         self._window: tuple[torch.Tensor, torch.Tensor] | None = None  # (e'(h) with graph, its leaf)
         self._done = 0  # steps in the current window
 

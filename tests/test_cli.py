@@ -111,3 +111,9 @@ def test_default_model_train_evaluate_recommend(tmp_path):
     assert len(new["recommendations"]) == 3
     line = one_line_error(run("train", "--run", "x", "--fusion", "memory,telepathy", "-w", wd, ok=False))
     assert "telepathy" in line
+    assert "--propagate-every" in one_line_error(run("train", "--run", "y", "--propagate-every", "0", "-w", wd,
+                                                       ok=False))
+    pe = json.loads(run("train", "--run", "pe", "--variant", "paper", "--epochs", "1", "--propagate-every", "3",
+                        "--threads", "1", "-w", wd, "--json").stdout)
+    assert 0 <= pe["test"]["overall"]["recall@10"] <= 1
+    assert json.loads((Path(wd) / "runs" / "pe" / "config.json").read_text())["propagate_every"] == 3
