@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40, help="timed steps per setting")
     ap.add_argument("--warmup", type=int, default=4)
     ap.add_argument("--full", action="store_true", help="time the whole epoch (one setting at a time)")
+    ap.add_argument("--co-max-neighbours", type=int, help="every setting: at most this many co neighbours a hashtag")
     ap.add_argument("--quality", type=int, metavar="N", help="train each setting on N posts, then validate")
     ap.add_argument("--valid-posts", type=int, default=2000, help="--quality: validation posts scored")
     ap.add_argument("--cache", type=Path, help="a folder to keep Word2Vec in between calls")
@@ -55,10 +56,11 @@ def main() -> None:
     seed_everything(args.seed)
     data = TrainingData.build(ds, cache, seed=args.seed)
     graph = runs.load_graph(args.workdir / "graph.pt", [h.name for h in ds.hashtags], ds.fingerprint)
-    cfg = _model_config(data, "full", {}, complete=True)
+    opts = {} if args.co_max_neighbours is None else {"co_max_neighbours": args.co_max_neighbours}
+    cfg = _model_config(data, "full", opts, complete=True)
     print(f"data and Word2Vec: {time.perf_counter() - t0:.0f} s; {data.n_hashtags} hashtags, "
           f"{int(graph.edge_index.shape[1])} directed edges, {len(data.rows['train'])} training posts, "
-          f"{args.threads} threads")
+          f"{args.threads} threads, co_max_neighbours {args.co_max_neighbours}")
     val_rows = None
     if args.quality:
         import numpy as np
@@ -78,6 +80,8 @@ def main() -> None:
         torch.manual_seed(args.seed)
         model = runs.default_model_factory(cfg, data.hashtag_init, graph).train()
         stepper = Stepper(model, lr=lr, propagate_every=k, side_lr=side_lr)
+        if args.co_max_neighbours is not None and bs == int(args.settings.split(",")[0].split(":")[0]):
+            print(f"  propagated directed edges: {model.propagation.topo.n_directed}")
         n_batches = data.n_train_batches(bs)
         gen = data.train_batches(1, bs)
         steps = n_batches if args.full else min(args.steps, n_batches - args.warmup)

@@ -77,7 +77,8 @@ def _finite(value: Any) -> bool:
 
 # Numeric options by rule: what a value must be (checked before any work).
 _POSITIVE_INT = ("epochs", "batch_size", "d_hashtag", "patience", "valid_posts", "threads", "k", "max_posts",
-                 "co_min_count", "candidates", "propagate_every")
+                 "co_min_count", "candidates", "propagate_every",
+                 "co_max_neighbours")
 _NON_NEGATIVE_INT = ("min_tag_count", "min_user_posts", "longtail_threshold", "ss_max_depth")
 _POSITIVE_FLOAT = ("lr",)
 _UNIT_FLOAT = ("wup_threshold",)

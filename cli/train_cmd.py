@@ -63,6 +63,7 @@ def train(
     epochs: int = typer.Option(20, help="Maximum epochs (early stopping on validation NDCG@10)."),
     batch_size: int = typer.Option(32, help="Posts per mini-batch (each brings its tags + 6 negatives per tag). Below the paper's 256-2048 grid: smaller data sets need the extra steps."),
     lr: float = typer.Option(3e-3, help="Adam learning rate."),
+    co_max_neighbours: Optional[int] = typer.Option(None, help="Propagate over at most this many co-occurrence neighbours per hashtag, its strongest (cp/ss/po edges all kept); default: every edge (the paper). For large graphs: see docs/benchmarks.md."),
     propagate_every: int = typer.Option(1, help="Step e(h) and the propagation weights once every K steps, on the mean of K steps' gradients (one graph propagation per K steps; the rest of the model steps every time). 1 = the paper. For large graphs: see docs/benchmarks.md."),
     d_hashtag: int = typer.Option(64, help="Hashtag/user/common-space dimension."),
     user_history: str = typer.Option("word2vec", help="User tower's hashtag input: word2vec (the paper: mean frozen Word2Vec of the user's past tags) | learned (mean of the trainable e(h))."),
@@ -82,7 +83,7 @@ def train(
 
     from ..gnn.trainer import train as train_run
 
-    check_options(epochs=epochs, batch_size=batch_size, lr=lr, d_hashtag=d_hashtag, patience=patience, valid_posts=valid_posts, seed=seed, threads=threads, device=device, propagate_every=propagate_every)
+    check_options(epochs=epochs, batch_size=batch_size, lr=lr, d_hashtag=d_hashtag, patience=patience, valid_posts=valid_posts, seed=seed, threads=threads, device=device, propagate_every=propagate_every, co_max_neighbours=co_max_neighbours)
     if variant not in VARIANTS:
         raise V2HTError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
     if variant == "paper":
@@ -142,6 +143,8 @@ def train(
             prog.console.print(f"[dim]{ev.get('message') or ('resumed after epoch ' + str(ev.get('epoch')))}[/]")
 
     options = {"d_hashtag": d_hashtag, "user_history": user_history, "loss": loss, "negatives": negatives}
+    if co_max_neighbours is not None:
+        options["co_max_neighbours"] = co_max_neighbours
     common = dict(model_options=options, modalities=mods, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                   device=device, resume=resume, patience=patience, valid_posts=valid_posts, threads=threads,
                   propagate_every=propagate_every, progress=on_event)

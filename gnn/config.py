@@ -63,6 +63,9 @@ class V2HTConfig:
     # (a sampled softmax, fit for full ranking)
     loss: str = "pointwise"
     negatives: int = 6  # uniform negatives per true tag (paper §4.1: 6)
+    # propagate over at most this many co-occurrence (co) neighbours per hashtag,
+    # its strongest (cp/ss/po edges are all kept); None = every edge (the paper)
+    co_max_neighbours: int | None = None
 
     def __post_init__(self):
         self.modalities = tuple(self.modalities)
@@ -100,6 +103,8 @@ class V2HTConfig:
             raise V2HTError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         if not 1 <= int(self.negatives) <= 10000:
             raise V2HTError(f"negatives must lie in 1..10000, got {self.negatives}")
+        if self.co_max_neighbours is not None and int(self.co_max_neighbours) < 1:
+            raise V2HTError(f"co_max_neighbours must be >= 1, got {self.co_max_neighbours}")
         if not 0.0 <= self.alpha <= 1.0:
             raise V2HTError(f"alpha must lie in [0, 1], got {self.alpha}")
         if self.gcn_layers < 1:

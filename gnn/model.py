@@ -58,7 +58,8 @@ class V2HT(nn.Module):
                                 "use the wo_p / wo_up variant to train without it")
             self.propagation = HashtagPropagation(
                 cfg.d_hashtag, cfg.n_hashtags, graph, alpha=cfg.alpha, layers=cfg.gcn_layers,
-                n_edge_types=cfg.n_edge_types, edge_hidden=cfg.edge_hidden, residual=cfg.gcn_residual)
+                n_edge_types=cfg.n_edge_types, edge_hidden=cfg.edge_hidden, residual=cfg.gcn_residual,
+                co_max_neighbours=cfg.co_max_neighbours)
         else:
             self.propagation = None
         self.encoders = nn.ModuleDict({

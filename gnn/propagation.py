@@ -111,7 +111,7 @@ class _PairDots(torch.autograd.Function):
 class GraphTopology(nn.Module):
     """The hashtag graph in the index forms propagation needs (buffers, not saved)."""
 
-    def __init__(self, graph, n_nodes: int, n_edge_types: int):
+    def __init__(self, graph, n_nodes: int, n_edge_types: int, co_max_neighbours: int | None = None):
         super().__init__()
         ei = getattr(graph, "edge_index", None)
         if ei is None or ei.dim() != 2 or ei.shape[0] != 2:
@@ -146,6 +146,10 @@ class GraphTopology(nn.Module):
         p_type = torch.zeros(n_pairs, dtype=torch.long).scatter_(0, inverse, et[keep])
         p_prior = torch.zeros(n_pairs).scatter_(0, inverse, ew[keep])
         p_lo, p_hi = pair_key // n_nodes, pair_key % n_nodes
+        if co_max_neighbours is not None:
+            keep_p = self._strongest_co(p_lo, p_hi, p_type, p_prior, n_nodes, int(co_max_neighbours))
+            p_lo, p_hi, p_type, p_prior = p_lo[keep_p], p_hi[keep_p], p_type[keep_p], p_prior[keep_p]
+            n_pairs = int(keep_p.sum())
         # pairs grouped by type, each group in CSR order (by lo, then hi), for _PairDots
         by_type = torch.sort(p_type, stable=True).indices
         p_lo, p_hi, p_type, p_prior = p_lo[by_type], p_hi[by_type], p_type[by_type], p_prior[by_type]
@@ -177,7 +181,10 @@ class GraphTopology(nn.Module):
         in_pos = torch.full((n_e,), -1, dtype=torch.long)
         if n_e:
             nz = src != dst
-            in_pos[nz] = torch.searchsorted(dkey, src[nz] * n_nodes + dst[nz])
+            want = src[nz] * n_nodes + dst[nz]
+            pos = torch.searchsorted(dkey, want).clamp_max(max(dkey.numel() - 1, 0))
+            found = dkey[pos] == want if dkey.numel() else torch.zeros_like(want, dtype=torch.bool)
+            in_pos[nz] = torch.where(found, pos, torch.full_like(pos, -1))  # -1: pruned by co_max_neighbours
         for name, t in dict(pair_lo=p_lo, pair_hi=p_hi, pair_type=p_type, pair_prior=p_prior,
                             pair_type_onehot=F.one_hot(p_type, n_edge_types).float(),
                             rows=rows, cols=cols, pair_of=pair_of, twin=twin, crow=crow,
@@ -185,6 +192,25 @@ class GraphTopology(nn.Module):
                             has_neighbours=counts > 0, input_pos=in_pos,
                             input_edge_index=ei).items():
             self.register_buffer(name, t, persistent=False)
+
+    @staticmethod
+    def _strongest_co(lo, hi, typ, prior, n: int, m: int) -> torch.Tensor:
+        """Pairs to keep: every non-co pair, and a co pair when it is among the
+        ``m`` strongest co pairs (by prior) of either end; ties by pair order."""
+        from ..kg.schema import RELATIONS
+
+        is_co = typ == RELATIONS.index("co")
+        keep = ~is_co
+        ids = torch.nonzero(is_co).squeeze(1)
+        node = torch.cat([lo[ids], hi[ids]])
+        pid = torch.cat([ids, ids])
+        o1 = torch.argsort(-prior[pid], stable=True)
+        order = o1[torch.argsort(node[o1], stable=True)]  # by node, then strongest first
+        sn = node[order]
+        starts = torch.cumsum(torch.bincount(sn, minlength=n), 0) - torch.bincount(sn, minlength=n)
+        rank = torch.arange(sn.numel()) - starts[sn]
+        keep[pid[order][rank < m]] = True
+        return keep
 
     @staticmethod
     def _crow(sorted_rows: torch.Tensor, n: int) -> torch.Tensor:
@@ -243,11 +269,12 @@ class HashtagPropagation(nn.Module):
     """Maps initial hashtag embeddings e(h) (H, d) to e'(h) (H, d) by Eqs. 4-7."""
 
     def __init__(self, d: int, n_nodes: int, graph, *, alpha: float = 0.2, layers: int = 2,
-                 n_edge_types: int = 4, edge_hidden: int = 16, residual: bool = False):
+                 n_edge_types: int = 4, edge_hidden: int = 16, residual: bool = False,
+                 co_max_neighbours: int | None = None):
         super().__init__()
         self.alpha = float(alpha)
         self.residual = residual
-        self.topo = GraphTopology(graph, n_nodes, n_edge_types)
+        self.topo = GraphTopology(graph, n_nodes, n_edge_types, co_max_neighbours)
         self.edge_weight = EdgeWeight(d, n_edge_types, edge_hidden)
         self.layers = nn.ModuleList(nn.Linear(d, d, bias=False) for _ in range(layers))
         for lin in self.layers:

@@ -274,3 +274,34 @@ def test_symmetric_csr_matmul_gradcheck():
     x = torch.randn(N, 3, dtype=torch.double, requires_grad=True)
     assert torch.autograd.gradcheck(
         lambda v, y: _CSRMatmul.apply(v.index_select(0, t.pair_of), y, t.crow, t.cols, None), (pair, x))
+
+
+def test_co_max_neighbours_keeps_each_ends_strongest_co_pairs_and_every_semantic_pair():
+    # a star of co pairs around node 0 with rising priors, one co pair 5-6, and an ss pair 0-7
+    pairs = [(0, j) for j in range(1, 5)] + [(5, 6), (0, 7)]
+    types = [3, 3, 3, 3, 3, 1]  # RELATIONS: cp, ss, po, co
+    priors = [0.1, 0.2, 0.3, 0.4, 0.05, 0.01]
+    g = undirected(pairs, types, priors, 8)
+    full = HashtagPropagation(D, 8, g, edge_hidden=3).topo
+    cut = HashtagPropagation(D, 8, g, edge_hidden=3, co_max_neighbours=2).topo
+    assert full.n_pairs == 6
+    kept = {(int(a), int(b)) for a, b in zip(cut.pair_lo, cut.pair_hi)}
+    # node 0 keeps its 2 strongest co pairs (0-4, 0-3); 0-1 and 0-2 survive because they
+    # are among the 2 strongest of nodes 1 and 2 (their only pair); 5-6 likewise; ss is kept
+    assert kept == set(pairs)
+    cut1 = HashtagPropagation(D, 8, g, edge_hidden=3, co_max_neighbours=1).topo
+    kept1 = {(int(a), int(b)) for a, b in zip(cut1.pair_lo, cut1.pair_hi)}
+    assert kept1 == set(pairs)  # every leaf keeps its single pair
+    # a second hub makes a pair that neither end ranks first
+    pairs2 = [(0, 1), (0, 2), (1, 3), (1, 4)]
+    g2 = undirected(pairs2, [3] * 4, [0.1, 0.9, 0.2, 0.8], 5)
+    cut2 = HashtagPropagation(D, 5, g2, edge_hidden=3, co_max_neighbours=1)
+    kept2 = {(int(a), int(b)) for a, b in zip(cut2.topo.pair_lo, cut2.topo.pair_hi)}
+    # node 0 ranks 0-2 first and node 1 ranks 1-4 first, so 0-1 goes; 1-3 is node 3's only pair
+    assert kept2 == {(0, 2), (1, 4), (1, 3)}
+    ex = cut2.explain(torch.randn(5, D))
+    ends = g2.edge_index.sort(0).values
+    pruned = (ends[0] == 0) & (ends[1] == 1)  # both directions
+    assert torch.isnan(ex["A"][pruned]).all() and not torch.isnan(ex["A"][~pruned]).any()
+    out = cut2(torch.randn(5, D))
+    assert out.shape == (5, D) and torch.isfinite(out).all()
