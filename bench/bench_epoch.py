@@ -5,6 +5,7 @@ own step (gnn/stepper.py) and batch generator, on a built work dir.
     python bench/bench_epoch.py /path/to/insvideo-workdir --settings 64:1,256:1,256:4
     python bench/bench_epoch.py WORKDIR --settings 256:4 --full    # time one whole epoch
     python bench/bench_epoch.py WORKDIR --quality 40000            # and what each setting learns
+    python bench/bench_epoch.py WORKDIR --co-max-neighbours 32 --settings 64:1 --quality 40000
 
 Each setting starts from the same freshly initialised model and times
 --steps steps after --warmup; the epoch figure is that rate times the
