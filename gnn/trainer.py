@@ -183,7 +183,8 @@ def train(dataset_dir: Path | str, graph_path: Path | str | None, run_dir: Path 
                "patience": patience, "select_metric": SELECT_METRIC,
                "negatives": int(mcfg.get("negatives", NEGATIVES)) if isinstance(mcfg, dict) else NEGATIVES,
                "max_text_tokens": max_text_tokens, "w2v_dim": w2v_dim, "w2v_epochs": w2v_epochs,
-               "grad_clip": grad_clip, "propagate_every": propagate_every, "valid_posts": valid_posts, "device": device, "protocol": protocol,
+               "grad_clip": grad_clip, "propagate_every": propagate_every, "valid_posts": valid_posts,
+               "device": device, "protocol": protocol,
                "model_options": model_options, "model": mcfg}
         runs.write_json(cfg_path, cfg)
     else:
