@@ -81,7 +81,7 @@ def main() -> None:
         torch.manual_seed(args.seed)
         model = runs.default_model_factory(cfg, data.hashtag_init, graph).train()
         stepper = Stepper(model, lr=lr, propagate_every=k, side_lr=side_lr)
-        if args.co_max_neighbours is not None and bs == int(args.settings.split(",")[0].split(":")[0]):
+        if args.co_max_neighbours is not None and item == args.settings.split(",")[0]:
             print(f"  propagated directed edges: {model.propagation.topo.n_directed}")
         n_batches = data.n_train_batches(bs)
         gen = data.train_batches(1, bs)

@@ -35,6 +35,7 @@ def trained_here(workdir: Path, steps: int, batch_size: int, seed: int, lr: floa
     saved by an earlier call (loaded if the file exists, else written)."""
     from v2ht_kg.gnn import runs
     from v2ht_kg.gnn.data import TrainingData
+    from v2ht_kg.gnn.stepper import Stepper
     from v2ht_kg.gnn.trainer import _model_config, seed_everything
     from v2ht_kg.kg.dataset import PreparedDataset
 
@@ -48,7 +49,7 @@ def trained_here(workdir: Path, steps: int, batch_size: int, seed: int, lr: floa
     cfg = _model_config(data, "full", {}, complete=True)
     torch.manual_seed(seed)
     model = runs.default_model_factory(cfg, data.hashtag_init, graph)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    stepper = Stepper(model, lr=lr)
     print(f"data and Word2Vec: {time.perf_counter() - t0:.0f} s; {data.n_hashtags} hashtags, "
           f"modalities {', '.join(data.modalities)}")
     if weights is not None and weights.exists():
@@ -60,11 +61,7 @@ def trained_here(workdir: Path, steps: int, batch_size: int, seed: int, lr: floa
     done, losses = 0, []
     while done < steps:
         for batch in data.train_batches(done + 1, batch_size):
-            loss = model.loss(batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
+            loss, _ = stepper.step(batch)
             losses.append(float(loss.detach()))
             done += 1
             if done % 50 == 0:

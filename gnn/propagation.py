@@ -207,8 +207,7 @@ class GraphTopology(nn.Module):
         o1 = torch.argsort(-prior[pid], stable=True)
         order = o1[torch.argsort(node[o1], stable=True)]  # by node, then strongest first
         sn = node[order]
-        starts = torch.cumsum(torch.bincount(sn, minlength=n), 0) - torch.bincount(sn, minlength=n)
-        rank = torch.arange(sn.numel()) - starts[sn]
+        rank = torch.arange(sn.numel()) - GraphTopology._crow(sn, n)[sn]  # position inside the node's run
         keep[pid[order][rank < m]] = True
         return keep
 

@@ -59,8 +59,7 @@ class Stepper:
             loss = model.loss(batch)
         finally:
             model._propagated = None
-        for p in self.main_params:
-            p.grad = None
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(self.main_params, self.clip)
         ok = bool(torch.isfinite(loss)) and bool(torch.isfinite(norm))
