@@ -125,4 +125,5 @@ def fusion_attribution(hybrid, run, tag: str, *, post: str | None, text: str | N
 
     tokens = Normalizer().tokens(text or "")
     uid = ds.user_index.get(str(user)) if user is not None else None
-    return attribute(hybrid, h, tokens=tokens, user=uid, batch=run.data.new_post_batch(tokens, uid, features))
+    return attribute(hybrid, h, tokens=tokens, user=uid, batch=run.data.new_post_batch(tokens, uid, features),
+                     text=text)

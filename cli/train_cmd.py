@@ -56,7 +56,7 @@ def train(
     run: Optional[str] = typer.Option(None, "--run", help="Run name under <workdir>/runs (default: VARIANT-MODALITIES-seedSEED)."),
     variant: str = typer.Option("hybrid", help="hybrid (default: V2HT + the fusion head over user memory, copy path, zero-shot and graph signals) | paper (= full, the paper's V2HT) | full | wo_u (no user) | wo_p (no propagation) | wo_up (neither): paper Table 2."),
     protocol: str = typer.Option("deployed", help=PROTOCOL_HELP),
-    fusion: str = typer.Option("memory,copy,zeroshot,graph,pop", help="hybrid only: the fusion head's feature groups, of neural (V2HT's own score), memory, copy, zeroshot, graph, pop, cf (tags of like-minded users; an option); drop one for its ablation."),
+    fusion: str = typer.Option("default", help="hybrid only: the fusion head's feature groups: 'default' (memory,copy,zeroshot,graph,pop,cf,recent,semantic; without the user groups on a set without users, without semantic where MiniLM is not installed) or a list of neural (V2HT's own score), memory, copy, zeroshot, graph, pop, cf (like-minded users' tags), recent (recency), semantic (MiniLM neighbours), spread; drop one for its ablation."),
     loss: str = typer.Option("pointwise", help="V2HT training loss: pointwise (the paper's Eq. 17) | softmax (each true tag against the post's sampled negatives)."),
     negatives: int = typer.Option(6, help="Uniform negatives per true tag (paper: 6)."),
     modalities: Optional[str] = typer.Option(None, help="Comma-separated subset of visual,acoustic,text (default: all the data set has)."),
@@ -96,7 +96,7 @@ def train(
     if not 1 <= negatives <= 10000:
         raise V2HTError(f"--negatives {negatives}: must lie in 1..10000")
     groups = [g.strip() for g in fusion.split(",") if g.strip()]
-    if variant == "hybrid":
+    if variant == "hybrid" and groups != ["default"]:
         from ..gnn.fusion import feature_names
 
         feature_names(groups)
@@ -108,6 +108,13 @@ def train(
         if not torch.cuda.is_available():
             raise V2HTError(f"--device {device}: no CUDA device here")
     w = workdir(wd)
+    if variant == "hybrid" and groups == ["default"] and (w.data / "manifest.json").exists():
+        from ..gnn.hybrid import default_groups
+        from ..kg.dataset import PreparedDataset
+        from ..kg.records import UNKNOWN_USER
+
+        users = any(u["name"] != UNKNOWN_USER for u in PreparedDataset(w.data).users)
+        groups = list(default_groups(users, note=err_console.print))
     if not (w.data / "manifest.json").exists():
         raise DataError("no prepared data set; run `v2ht-kg build` first", str(w.root))
     mods = _modalities(modalities)
@@ -347,6 +354,13 @@ def results(
     except ValueError:
         raise V2HTError(f"--seeds {seeds!r}: expected comma-separated integers") from None
     w = workdir(wd)
+    if variant == "hybrid" and groups == ["default"] and (w.data / "manifest.json").exists():
+        from ..gnn.hybrid import default_groups
+        from ..kg.dataset import PreparedDataset
+        from ..kg.records import UNKNOWN_USER
+
+        users = any(u["name"] != UNKNOWN_USER for u in PreparedDataset(w.data).users)
+        groups = list(default_groups(users, note=err_console.print))
     if not (w.data / "manifest.json").exists():
         raise DataError("no prepared data set; run `v2ht-kg build` first", str(w.root))
     if table == "headline":

@@ -24,7 +24,6 @@ from .fusion import GROUPS
 from .protocol import PROTOCOLS
 
 METRICS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
-DEFAULT = ("memory", "copy", "zeroshot", "graph", "pop")
 BASELINE_LABELS = {"popularity": "Popularity", "user_history": "User history",
                    "history_cooc": "History + co-occurrence", "knn": "Text kNN (TF-IDF)",
                    "knn_history": "kNN + history blend"}
@@ -32,15 +31,16 @@ CONTENT_BASELINES = ("popularity", "knn")
 
 
 def ablations(has_users: bool, neural_row: bool) -> dict[str, tuple[str, ...]]:
-    base = DEFAULT if has_users else tuple(g for g in DEFAULT if g != "memory")
+    from .hybrid import default_groups
+
+    base = default_groups(has_users)
     rows = {"V2HT-KG (default)": base}
     names = {"memory": "− user memory", "copy": "− copy path (kNN, word→tag)", "zeroshot": "− zero-shot words",
-             "graph": "− graph (typed-graph features)"}
+             "graph": "− graph (typed-graph features)", "semantic": "− semantic neighbours (MiniLM)",
+             "cf": "− user CF (like-minded users' tags)", "recent": "− recency (recent tags, trending)"}
     for g in base:
         if g in names:
             rows[names[g]] = tuple(x for x in base if x != g)
-    if has_users:
-        rows["+ user CF (like-minded users' tags)"] = base + ("cf",)
     if neural_row:
         rows["+ V2HT network score"] = ("neural",) + base
     return rows

@@ -163,7 +163,7 @@ def recommend(run: Run, post_rows: Sequence[int] | None = None, *, text: str | N
         uid = data.ds.user_index.get(str(user))
     batch = data.new_post_batch(list(tokens), uid, features)
     if hybrid is not None:
-        p, ids = _top_scores(hybrid.score_new(list(tokens), uid, batch), k)
+        p, ids = _top_scores(hybrid.score_new(list(tokens), uid, batch, text=text), k)
     else:
         p, ids = _top(run, batch, k, device, candidates)
     return [(names[j], float(s)) for j, s in zip(ids[0].tolist(), p[0].tolist())]

@@ -38,7 +38,7 @@ from ..kg.errors import DataError
 from .history import History, _row_normalise
 from .metrics import PairedAccumulator
 
-GROUPS = ("neural", "memory", "copy", "zeroshot", "graph", "pop", "cf")
+GROUPS = ("neural", "memory", "copy", "zeroshot", "graph", "pop", "cf", "recent", "spread", "semantic")
 FEATURES = {
     "neural": ("neural",),
     "memory": ("hist_log", "hist_share", "cooc", "hist_sim"),
@@ -48,7 +48,13 @@ FEATURES = {
               "g_cp_lex", "g_ss_lex", "g_po_lex"),
     "pop": ("pop", "activity"),
     "cf": ("user_cf",),
+    "recent": ("hist_recent", "hist_last", "pop_recent"),
+    "spread": ("tag_users", "novelty"),
+    "semantic": ("sem_knn", "sem_sharp", "sem_own"),
 }
+# per-hashtag and per-author scalars, broadcast over the (post, hashtag) grid
+PER_TAG = ("pop", "pop_recent", "tag_users")
+PER_USER = ("activity", "novelty")
 K_NEIGHBOURS = 100
 SEMANTIC = ("cp", "ss", "po")
 
@@ -108,17 +114,41 @@ class SplitFeatures:
         f["lex"] = lex
         if "user_cf" in need:
             f["user_cf"] = hist.user_cf(users)
+        if need & {"sem_knn", "sem_sharp", "sem_own"}:
+            emb = getattr(hist, "emb", None)
+            if emb is None:
+                raise DataError("the semantic features need sentence embeddings of the posts")
+            qv = emb[self.rows] if query is None or len(query) < 3 else query[2]
+            dsim = hist.dense_similar(emb, qv, K_NEIGHBOURS)
+            f["sem_knn"] = _row_normalise(dsim @ hist.X).tocsr()
+            d8 = dsim.copy()
+            d8.data = d8.data ** 8
+            f["sem_sharp"] = (d8 @ hist.X).tocsr()
+            if "sem_own" in need:
+                f["sem_own"] = hist.own_dense(emb, qv, users)
+        if "hist_recent" in need:
+            f["hist_recent"] = hist.recent_hist(users, 2.0)
+        if "hist_last" in need:
+            f["hist_last"] = hist.recent_hist(users, 0.25)
         if adjacency is not None:
             for t in SEMANTIC:
                 a = adjacency[t].T.tocsr()  # score of h = mean over its neighbours' scores
                 f[f"g_{t}_hist"] = (share @ a).tocsr()
                 f[f"g_{t}_knn"] = (knn @ a).tocsr()
                 f[f"g_{t}_lex"] = (lex @ a).tocsr()
-        pop = torch.from_numpy(hist.pop() / max(hist.pop().max(), 1e-12)).float()
-        self.pop = pop
-        self.activity = torch.from_numpy(np.log1p(hist.activity(users))).float()
+        def scaled(v):
+            return torch.from_numpy(v / max(float(v.max()), 1e-12)).float()
+
+        self.per_tag = {"pop": scaled(hist.pop())}
+        if "pop_recent" in need:
+            self.per_tag["pop_recent"] = scaled(hist.recent_pop())
+        if "tag_users" in need:
+            self.per_tag["tag_users"] = scaled(hist.tag_users())
+        self.per_user = {"activity": torch.from_numpy(np.log1p(hist.activity(users))).float()}
+        if "novelty" in need:
+            self.per_user["novelty"] = torch.from_numpy(hist.novelty(users)).float()
         self.neural = neural
-        missing = [n for n in self.names if n not in f and n not in ("pop", "activity", "neural")]
+        missing = [n for n in self.names if n not in f and n not in PER_TAG + PER_USER + ("neural",)]
         if missing:
             raise DataError(f"feature(s) {', '.join(missing)} need the knowledge graph (graph.pt)")
         if "neural" in need and neural is None:
@@ -133,10 +163,10 @@ class SplitFeatures:
     def _build(self, idx: np.ndarray) -> torch.Tensor:
         cols = []
         for n in self.names:
-            if n == "pop":
-                cols.append(self.pop[None, :].expand(len(idx), -1))
-            elif n == "activity":
-                cols.append(self.activity[idx][:, None].expand(-1, self.H))
+            if n in PER_TAG:
+                cols.append(self.per_tag[n][None, :].expand(len(idx), -1))
+            elif n in PER_USER:
+                cols.append(self.per_user[n][idx][:, None].expand(-1, self.H))
             elif n == "neural":
                 cols.append(torch.log_softmax(self.neural[idx].float(), dim=1))
             else:
@@ -167,7 +197,7 @@ class SplitFeatures:
 
 
 class FusionHead(nn.Module):
-    def __init__(self, n_features: int, hidden: int = 16):
+    def __init__(self, n_features: int, hidden: int = 32):
         super().__init__()
         self.linear = nn.Linear(n_features, 1)
         self.mlp = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
@@ -201,7 +231,7 @@ def _fit_stats(feats: SplitFeatures, idx: np.ndarray, head: FusionHead, rng: np.
 
 
 def _train(feats: SplitFeatures, truth: list[list[int]], idx: np.ndarray, epochs: int, seed: int,
-           batch: int = 64, lr: float = 3e-3, hidden: int = 16, on_epoch: Callable | None = None) -> FusionHead:
+           batch: int = 64, lr: float = 1e-2, hidden: int = 32, on_epoch: Callable | None = None) -> FusionHead:
     """Adam; ``on_epoch(epoch, head)`` after each epoch."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -240,7 +270,7 @@ def evaluate_head(head: FusionHead, feats: SplitFeatures, data, idx: np.ndarray 
     return acc.result()
 
 
-def fit_fusion(valid: SplitFeatures, data, *, seed: int = 0, max_epochs: int = 24, holdout: float = 0.2,
+def fit_fusion(valid: SplitFeatures, data, *, seed: int = 0, max_epochs: int = 30, holdout: float = 0.2,
                select: str = "ndcg@10", progress: Callable[[str], None] | None = None) -> tuple[FusionHead, dict]:
     """Fit on the first (1 − ``holdout``) of the validation posts (row order:
     time order for chronological splits); the rest picks the epoch whose head

