@@ -354,13 +354,6 @@ def results(
     except ValueError:
         raise V2HTError(f"--seeds {seeds!r}: expected comma-separated integers") from None
     w = workdir(wd)
-    if variant == "hybrid" and groups == ["default"] and (w.data / "manifest.json").exists():
-        from ..gnn.hybrid import default_groups
-        from ..kg.dataset import PreparedDataset
-        from ..kg.records import UNKNOWN_USER
-
-        users = any(u["name"] != UNKNOWN_USER for u in PreparedDataset(w.data).users)
-        groups = list(default_groups(users, note=err_console.print))
     if not (w.data / "manifest.json").exists():
         raise DataError("no prepared data set; run `v2ht-kg build` first", str(w.root))
     if table == "headline":

@@ -81,7 +81,7 @@ class SplitFeatures:
                  neural: torch.Tensor | None = None, query: tuple | None = None):
         """Rows of the data set, or ``query`` = (token lists, user indices) of
         new posts (then ``rows`` is None)."""
-        tokens, users = hist.query(rows) if query is None else query
+        tokens, users = hist.query(rows) if query is None else query[:2]
         self.rows = None if rows is None else np.asarray(rows, dtype=np.int64)
         self.n = len(tokens)
         self.names = list(names)
