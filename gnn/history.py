@@ -141,9 +141,20 @@ class History:
     def own_similar(self, tokens: list[list[str]], users: np.ndarray) -> sp.csr_matrix:
         """Σ over the author's own known posts of cos(query, post) × that post's
         tags: the user's memory, weighted by how alike the posts read."""
-        users = np.asarray(users, dtype=np.int64)
         q = self.index.transform(tokens)
         K = self.index.matrix
+        return self._own_weighted(users, lambda i, idx: (K[idx] @ q[i].T).toarray().ravel(), 1.0)
+
+    def own_dense(self, emb: np.ndarray, q: np.ndarray, users: np.ndarray) -> sp.csr_matrix:
+        """own_similar with sentence-embedding cosine, to the 4th power
+        (negative ones dropped)."""
+        K = emb[self.known]
+        return self._own_weighted(users, lambda i, idx: K[idx] @ q[i], 4.0)
+
+    def _own_weighted(self, users: np.ndarray, sims_of, power: float) -> sp.csr_matrix:
+        """(B, H): Σ over each author's known posts of sims_of(i, posts) ** power
+        × that post's tags (positive similarities only)."""
+        users = np.asarray(users, dtype=np.int64)
         r, c, v = [], [], []
         for i, u in enumerate(users):
             if u < 0:
@@ -152,15 +163,15 @@ class History:
             if hi == lo:
                 continue
             idx = self._own_idx[lo:hi]
-            sims = (K[idx] @ q[i].T).toarray().ravel()
+            sims = np.asarray(sims_of(i, idx), dtype=np.float64)
             keep = sims > 0
             r.append(np.full(int(keep.sum()), i))
             c.append(idx[keep])
-            v.append(sims[keep])
+            v.append(sims[keep] ** power)
         if not r:
-            return sp.csr_matrix((len(tokens), self.data.n_hashtags))
+            return sp.csr_matrix((len(users), self.data.n_hashtags))
         s = sp.csr_matrix((np.concatenate(v), (np.concatenate(r), np.concatenate(c))),
-                          shape=(len(tokens), len(self.known)))
+                          shape=(len(users), len(self.known)))
         return (s @ self.X).tocsr()
 
     def user_cf(self, users: np.ndarray, k: int = 50) -> sp.csr_matrix:
@@ -200,28 +211,6 @@ class History:
                           shape=(len(q), len(self.known)))
         m.eliminate_zeros()
         return m
-
-    def own_dense(self, emb: np.ndarray, q: np.ndarray, users: np.ndarray) -> sp.csr_matrix:
-        """own_similar with sentence-embedding cosine (negative ones dropped)."""
-        users = np.asarray(users, dtype=np.int64)
-        K = emb[self.known]
-        r, c, v = [], [], []
-        for i, u in enumerate(users):
-            if u < 0:
-                continue
-            lo, hi = self._own_ptr[u], self._own_ptr[u + 1]
-            if hi == lo:
-                continue
-            idx = self._own_idx[lo:hi]
-            sims = K[idx] @ q[i]
-            keep = sims > 0
-            r.append(np.full(int(keep.sum()), i))
-            c.append(idx[keep])
-            v.append(sims[keep] ** 4)
-        if not r:
-            return sp.csr_matrix((len(q), self.data.n_hashtags))
-        s = sp.csr_matrix((np.concatenate(v), (np.concatenate(r), np.concatenate(c))), shape=(len(q), len(self.known)))
-        return (s @ self.X).tocsr()
 
     def recent_hist(self, users: np.ndarray, halflife: float = 2.0) -> sp.csr_matrix:
         """(B, H): the author's tag uses, each post weighted 0.5 ** (age /

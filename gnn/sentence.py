@@ -13,7 +13,6 @@ differs is refused, never loaded.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -47,14 +46,6 @@ def model_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class _Layer(nn.Module):
     def __init__(self, d: int, heads: int, ff: int, eps: float):
         super().__init__()
@@ -84,7 +75,9 @@ class MiniLM(nn.Module):
         for f in (weights, folder / "tokenizer.json", folder / "config.json"):
             if not f.exists():
                 raise DataError("MiniLM folder lacks a file", str(f))
-        if _sha256(weights) != MINILM_SHA256:
+        from ..kg.prepare import sha256_file
+
+        if sha256_file(weights) != MINILM_SHA256:
             raise DataError("MiniLM weights do not match the official release's sha256; refused", str(weights))
         try:
             from safetensors.torch import load_file
