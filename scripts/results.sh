@@ -6,10 +6,11 @@
 # baseline, the paper's V2HT, the default model (V2HT-KG) and its ablations,
 # both protocols, 3 training seeds; the new-to-user protocol over 5
 # sampling seeds on the sets with users. The "+ V2HT network score" row
-# (V2HT scores every valid and test post: slow) runs on twitter, seed 0 only;
-# the other ablation rows on twitter seeds 0, 1 and tweets2011 seed 0 (the
-# default model and the baselines on every seed), to keep the whole command
-# under 2 hours; each row's label says which seeds it used.
+# (V2HT scores every valid and test post: slow) is left out (`results
+# --neural-row` brings it back); the other ablation rows run on seed 0 of
+# twitter and tweets2011 (the default model and the baselines on every
+# seed), to keep the whole command under 2 hours; each row's label says
+# which seeds it used.
 # synthetic / modalities: the paper's
 # Table 2 / Table 4 on the synthetic micro-video set.
 # Runs are kept in $RESULTS_WORKDIR (default ./v2ht-results) and reused, so
