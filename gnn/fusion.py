@@ -78,9 +78,10 @@ class SplitFeatures:
     (B, H, F) blocks on demand."""
 
     def __init__(self, hist: History, rows: np.ndarray | None, names: Sequence[str], adjacency=None,
-                 neural: torch.Tensor | None = None, query: tuple | None = None):
-        """Rows of the data set, or ``query`` = (token lists, user indices) of
-        new posts (then ``rows`` is None)."""
+                 neural: torch.Tensor | None = None, query: tuple | None = None, emb: np.ndarray | None = None):
+        """Rows of the data set, or ``query`` = (token lists, user indices[,
+        sentence vectors]) of new posts (then ``rows`` is None). ``emb``: the
+        sentence embeddings of every post of the data set (the semantic group)."""
         tokens, users = hist.query(rows) if query is None else query[:2]
         self.rows = None if rows is None else np.asarray(rows, dtype=np.int64)
         self.n = len(tokens)
@@ -115,10 +116,9 @@ class SplitFeatures:
         if "user_cf" in need:
             f["user_cf"] = hist.user_cf(users)
         if need & {"sem_knn", "sem_sharp", "sem_own"}:
-            emb = getattr(hist, "emb", None)
             if emb is None:
                 raise DataError("the semantic features need sentence embeddings of the posts")
-            qv = emb[self.rows] if query is None or len(query) < 3 else query[2]
+            qv = emb[self.rows] if query is None else query[2]
             dsim = hist.dense_similar(emb, qv, K_NEIGHBOURS)
             f["sem_knn"] = _row_normalise(dsim @ hist.X).tocsr()
             d8 = dsim.copy()

@@ -192,11 +192,10 @@ class History:
         sim = sp.csr_matrix((sim.data[keep], (sim.row[keep], sim.col[keep])), shape=sim.shape)
         return _row_normalise(top_k_rows(sim, k) @ share).tocsr()
 
-    def dense_similar(self, emb: np.ndarray, qrows_or_vecs: np.ndarray, k: int) -> sp.csr_matrix:
+    def dense_similar(self, emb: np.ndarray, q: np.ndarray, k: int) -> sp.csr_matrix:
         """(B, known posts): cosine of the k nearest known posts by sentence
-        embedding (``emb``: unit rows, one per data set post; the query is
-        rows of it or new vectors)."""
-        q = qrows_or_vecs if qrows_or_vecs.ndim == 2 else emb[qrows_or_vecs]
+        embedding (``emb``: unit rows, one per data set post; ``q``: the
+        queries' unit vectors)."""
         K = emb[self.known]
         out_r, out_c, out_v = [], [], []
         for i in range(0, len(q), 1024):

@@ -106,13 +106,12 @@ class HybridContext:
         names = feature_names(groups)
         if "graph" in groups and self.adj is None:
             raise DataError("the graph features need the knowledge graph snapshot (graph.pt)")
-        return SplitFeatures(self.with_emb(self.history(split, protocol), groups), self.data.rows[split], names,
-                             self.adj, self.neural(split) if "neural" in groups else None)
+        return SplitFeatures(self.history(split, protocol), self.data.rows[split], names, self.adj,
+                             self.neural(split) if "neural" in groups else None, emb=self.emb_for(groups))
 
-    def with_emb(self, hist: History, groups: Sequence[str]) -> History:
-        if "semantic" in groups:
-            hist.emb = self.embeddings()
-        return hist
+    def emb_for(self, groups: Sequence[str]) -> np.ndarray | None:
+        """The posts' sentence embeddings where ``groups`` need them."""
+        return self.embeddings() if "semantic" in groups else None
 
 
 def fit_hybrid(ctx: HybridContext, groups: Sequence[str] = DEFAULT_GROUPS, *, protocols: Sequence[str] = ("deployed",),
@@ -234,8 +233,8 @@ class HybridScorer:
         data = self.run.data
         rows = np.asarray(rows, dtype=np.int64)
         neural = neural_scores(self.ctx.model, data, rows, device=self.ctx.device) if self.ctx.model is not None else None
-        hist = self.ctx.with_emb(self.ctx.history("test", self.protocol), self.groups)
-        feats = SplitFeatures(hist, rows, self.names, self.ctx.adj, neural)
+        hist = self.ctx.history("test", self.protocol)
+        feats = SplitFeatures(hist, rows, self.names, self.ctx.adj, neural, emb=self.ctx.emb_for(self.groups))
         return score_block(self.head, feats, np.arange(len(rows)))
 
     def score_new(self, tokens: list[str], user: int | None, batch=None, text: str | None = None) -> torch.Tensor:
@@ -247,9 +246,9 @@ class HybridScorer:
             with torch.no_grad():
                 neural = self.ctx.model.score_all(batch.to(self.ctx.device)).float().cpu()
         uid = user if data.user_known(user) else -1
-        hist = self.ctx.with_emb(self.ctx.history("test", self.protocol), self.groups)
+        hist = self.ctx.history("test", self.protocol)
         feats = SplitFeatures(hist, None, self.names, self.ctx.adj, neural,
-                              query=self.ctx.query(tokens, uid, self.groups, text))
+                              query=self.ctx.query(tokens, uid, self.groups, text), emb=self.ctx.emb_for(self.groups))
         return score_block(self.head, feats, np.arange(1))
 
 
@@ -266,17 +265,17 @@ def attribute(scorer: HybridScorer, tag: int, *, row: int | None = None, tokens:
     if row is not None:
         neural = (neural_scores(scorer.ctx.model, data, np.array([row]), device=scorer.ctx.device)
                   if scorer.ctx.model is not None else None)
-        feats = SplitFeatures(scorer.ctx.with_emb(scorer.ctx.history("test", scorer.protocol), scorer.groups),
-                              np.array([row]), scorer.names, scorer.ctx.adj, neural)
+        feats = SplitFeatures(scorer.ctx.history("test", scorer.protocol), np.array([row]), scorer.names,
+                              scorer.ctx.adj, neural, emb=scorer.ctx.emb_for(scorer.groups))
     else:
         neural = None
         if scorer.ctx.model is not None:
             with torch.no_grad():
                 neural = scorer.ctx.model.score_all(batch.to(scorer.ctx.device)).float().cpu()
         uid = user if data.user_known(user) else -1
-        feats = SplitFeatures(scorer.ctx.with_emb(scorer.ctx.history("test", scorer.protocol), scorer.groups),
-                              None, scorer.names, scorer.ctx.adj, neural,
-                              query=scorer.ctx.query(list(tokens or []), uid, scorer.groups, text))
+        feats = SplitFeatures(scorer.ctx.history("test", scorer.protocol), None, scorer.names, scorer.ctx.adj,
+                              neural, query=scorer.ctx.query(list(tokens or []), uid, scorer.groups, text),
+                              emb=scorer.ctx.emb_for(scorer.groups))
     x = feats.block(np.arange(1))  # (1, H, F)
 
     def rank_of(block: torch.Tensor) -> tuple[int, float]:

@@ -112,12 +112,12 @@ class MiniLM(nn.Module):
                 e = f"encoder.layer.{i}."
                 att = e + "attention.self."
                 for part in ("weight", "bias"):
-                    layer.qkv.__getattr__(part).copy_(torch.cat([w[att + n + "." + part] for n in ("query", "key", "value")]))
-                    layer.out.__getattr__(part).copy_(w[e + "attention.output.dense." + part])
-                    layer.ln1.__getattr__(part).copy_(w[e + "attention.output.LayerNorm." + part])
-                    layer.ff1.__getattr__(part).copy_(w[e + "intermediate.dense." + part])
-                    layer.ff2.__getattr__(part).copy_(w[e + "output.dense." + part])
-                    layer.ln2.__getattr__(part).copy_(w[e + "output.LayerNorm." + part])
+                    getattr(layer.qkv, part).copy_(torch.cat([w[att + n + "." + part] for n in ("query", "key", "value")]))
+                    getattr(layer.out, part).copy_(w[e + "attention.output.dense." + part])
+                    getattr(layer.ln1, part).copy_(w[e + "attention.output.LayerNorm." + part])
+                    getattr(layer.ff1, part).copy_(w[e + "intermediate.dense." + part])
+                    getattr(layer.ff2, part).copy_(w[e + "output.dense." + part])
+                    getattr(layer.ln2, part).copy_(w[e + "output.LayerNorm." + part])
 
     @torch.no_grad()
     def encode(self, texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
@@ -144,7 +144,6 @@ def encode_texts(texts: Sequence[str], folder: Path | None = None, batch_size: i
     return MiniLM(folder).encode(list(texts), batch_size)
 
 
-
 def available() -> bool:
     """Whether the encoder can load (weights and both readers installed)."""
     import importlib.util
@@ -165,7 +164,7 @@ def post_text(text: str | None, tokens: Sequence[str]) -> str:
     return text if text and text.strip() else " ".join(tokens)
 
 
-def post_embeddings(data, progress=None) -> np.ndarray:
+def post_embeddings(data) -> np.ndarray:
     """(posts, 384) float32 embeddings of every post of ``data`` (a
     gnn.data.TrainingData), cached beside the prepared data set under its
     fingerprint: ``<workdir>/cache/minilm-<fingerprint>.npy`` (plain .npy,
@@ -179,8 +178,6 @@ def post_embeddings(data, progress=None) -> np.ndarray:
                 return arr
         except (OSError, ValueError):
             pass
-    if progress:
-        progress(f"embedding {data.n_posts} posts with MiniLM (once per data set)")
     arr = encode_texts([post_text(p.text, p.tokens) for p in ds.posts])
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(cache.name + f".tmp-{os.getpid()}.npy")

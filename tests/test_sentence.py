@@ -78,9 +78,8 @@ def test_semantic_neighbours_vote_their_tags(data):
     emb[by_text["e"]] = [1.0, 0.0, 0.0]
     emb[by_text["d"]] = [0.0, 1.0, 0.0]
     emb[by_text["h"]] = [0.96, 0.28, 0.0]
-    hist.emb = emb
     rows = np.array([by_text["h"]])
-    f = SplitFeatures(hist, rows, feature_names(["semantic"]), None)
+    f = SplitFeatures(hist, rows, feature_names(["semantic"]), None, emb=emb)
     x = f.block(np.arange(1))[0]
     knn = x[:, f.names.index("sem_knn")]
     assert torch.argmax(knn).item() == TAGS.index("near")
@@ -88,6 +87,5 @@ def test_semantic_neighbours_vote_their_tags(data):
     own = x[:, f.names.index("sem_own")]  # user 1's own posts, weighted by cosine ** 4
     assert own[TAGS.index("near")] == pytest.approx(0.96 ** 4, abs=1e-3)
     assert own[TAGS.index("other")] == pytest.approx(0.28 ** 4, abs=1e-3)
-    hist.emb = None
     with pytest.raises(DataError, match="sentence embeddings"):
         SplitFeatures(hist, rows, feature_names(["semantic"]), None)
