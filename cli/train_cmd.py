@@ -113,8 +113,9 @@ def train(
         from ..kg.dataset import PreparedDataset
         from ..kg.records import UNKNOWN_USER
 
-        users = any(u["name"] != UNKNOWN_USER for u in PreparedDataset(w.data).users)
-        groups = list(default_groups(users, note=err_console.print))
+        ds = PreparedDataset(w.data)
+        users = any(u["name"] != UNKNOWN_USER for u in ds.users)
+        groups = list(default_groups(users, note=err_console.print, texts=[p.text for p in ds.posts]))
     if not (w.data / "manifest.json").exists():
         raise DataError("no prepared data set; run `v2ht-kg build` first", str(w.root))
     mods = _modalities(modalities)

