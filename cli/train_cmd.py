@@ -109,13 +109,10 @@ def train(
             raise V2HTError(f"--device {device}: no CUDA device here")
     w = workdir(wd)
     if variant == "hybrid" and groups == ["default"] and (w.data / "manifest.json").exists():
-        from ..gnn.hybrid import default_groups
+        from ..gnn.hybrid import dataset_default_groups
         from ..kg.dataset import PreparedDataset
-        from ..kg.records import UNKNOWN_USER
 
-        ds = PreparedDataset(w.data)
-        users = any(u["name"] != UNKNOWN_USER for u in ds.users)
-        groups = list(default_groups(users, note=err_console.print, texts=[p.text for p in ds.posts]))
+        groups = list(dataset_default_groups(PreparedDataset(w.data), note=err_console.print))
     if not (w.data / "manifest.json").exists():
         raise DataError("no prepared data set; run `v2ht-kg build` first", str(w.root))
     mods = _modalities(modalities)

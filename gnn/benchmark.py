@@ -30,10 +30,10 @@ BASELINE_LABELS = {"popularity": "Popularity", "user_history": "User history",
 CONTENT_BASELINES = ("popularity", "knn")
 
 
-def ablations(has_users: bool, neural_row: bool, texts: Sequence[str] | None = None) -> dict[str, tuple[str, ...]]:
-    from .hybrid import default_groups
+def ablations(ds: PreparedDataset, neural_row: bool) -> dict[str, tuple[str, ...]]:
+    from .hybrid import dataset_default_groups
 
-    base = default_groups(has_users, texts=texts)
+    base = dataset_default_groups(ds)
     rows = {"V2HT-KG (default)": base}
     names = {"memory": "− user memory", "copy": "− copy path (kNN, word→tag)", "zeroshot": "− zero-shot words",
              "graph": "− graph (typed-graph features)", "semantic": "− semantic neighbours (MiniLM)",
@@ -79,7 +79,7 @@ def run_headline(wd: Workdir, seeds: Sequence[int] = (0, 1, 2), *, epochs: int =
     root.mkdir(parents=True, exist_ok=True)
     has_users = any(u["name"] != UNKNOWN_USER for u in ds.users)
     variant = "full" if has_users else "wo_u"
-    rows = ablations(has_users, neural_row, [p.text for p in ds.posts])
+    rows = ablations(ds, neural_row)
     t_all = time.time()
     res: dict = {"rows": {p: {} for p in PROTOCOLS}, "per_seed": {}, "seconds": {}}
     base_names = Baselines.NAMES if has_users else CONTENT_BASELINES

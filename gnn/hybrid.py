@@ -52,6 +52,14 @@ def default_groups(has_users: bool = True, note: Callable[[str], None] | None = 
     return groups
 
 
+def dataset_default_groups(ds, note: Callable[[str], None] | None = None) -> tuple[str, ...]:
+    """default_groups for a prepared data set: its users and its posts' language."""
+    from ..kg.records import UNKNOWN_USER
+
+    users = any(u["name"] != UNKNOWN_USER for u in ds.users)
+    return default_groups(users, note=note, texts=[p.text for p in ds.posts])
+
+
 @torch.no_grad()
 def neural_scores(model, data, rows: np.ndarray, batch_size: int = 256, device: str = "cpu") -> torch.Tensor:
     """(P, H) float16 V2HT logits for post rows (full ranking)."""
