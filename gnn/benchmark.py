@@ -28,6 +28,7 @@ BASELINE_LABELS = {"popularity": "Popularity", "user_history": "User history",
                    "history_cooc": "History + co-occurrence", "knn": "Text kNN (TF-IDF)",
                    "knn_history": "kNN + history blend"}
 CONTENT_BASELINES = ("popularity", "knn")
+NO_WINDOW = "− training window (head fit on valid only)"
 
 
 def ablations(ds: PreparedDataset, neural_row: bool) -> dict[str, tuple[str, ...]]:
@@ -41,6 +42,7 @@ def ablations(ds: PreparedDataset, neural_row: bool) -> dict[str, tuple[str, ...
     for g in base:
         if g in names:
             rows[names[g]] = tuple(x for x in base if x != g)
+    rows[NO_WINDOW] = base
     if neural_row:
         rows["+ V2HT network score"] = ("neural",) + base
     return rows
@@ -129,10 +131,12 @@ def run_headline(wd: Workdir, seeds: Sequence[int] = (0, 1, 2), *, epochs: int =
             if feats is None:
                 say(f"seed {seed}: computing features")
                 feats = (ctx.features("valid", "deployed", all_groups),
-                         {p: ctx.features("test", p, all_groups) for p in PROTOCOLS})
+                         {p: ctx.features("test", p, all_groups) for p in PROTOCOLS},
+                         ctx.window(tuple(g for g in all_groups if g != "neural")))
             say(f"seed {seed}: fitting {label}")
             t0 = time.time()
-            head, names, rep = fit_on(feats[0], feats[1], data, groups, seed=seed)
+            extra = None if label == NO_WINDOW else feats[2]
+            head, names, rep = fit_on(feats[0], feats[1], data, groups, extra=extra, seed=seed)
             rep["seconds"] = round(time.time() - t0, 1)
             if si == 0 and label == "V2HT-KG (default)" and has_users:
                 from .fusion import score_block

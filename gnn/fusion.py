@@ -21,6 +21,9 @@ trained with a full softmax over all hashtags (every hashtag is a negative)
 on the validation posts, scored knowing the training posts only: the same
 time offset it sees at test time, where it knows train + valid (deployed) or
 train (strict). The last fifth of the validation period picks the epoch.
+The head also learns from a training window: the last training posts,
+scored knowing the training posts before them (hybrid.HybridContext.window);
+more examples at the same kind of time offset made it steadier.
 Weights are saved as JSON (no pickle).
 """
 from __future__ import annotations
@@ -230,26 +233,33 @@ def _fit_stats(feats: SplitFeatures, idx: np.ndarray, head: FusionHead, rng: np.
     head.sd.copy_(x.std(0).clamp_min(1e-6))
 
 
-def _train(feats: SplitFeatures, truth: list[list[int]], idx: np.ndarray, epochs: int, seed: int,
-           batch: int = 64, lr: float = 1e-2, hidden: int = 32, on_epoch: Callable | None = None) -> FusionHead:
-    """Adam; ``on_epoch(epoch, head)`` after each epoch."""
+def _train(parts: Sequence[tuple[SplitFeatures, list[list[int]], np.ndarray]], epochs: int, seed: int,
+           batch: int = 64, lr: float = 1e-2, hidden: int = 32,
+           on_epoch: Callable[[int, FusionHead], bool | None] | None = None) -> FusionHead:
+    """Adam over the posts ``idx`` of each (features, truth, idx) part; a
+    batch never mixes parts. ``on_epoch(epoch, head)`` after each epoch; a
+    true answer stops training."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    head = FusionHead(len(feats.names), hidden)
-    _fit_stats(feats, idx, head, rng)
+    head = FusionHead(len(parts[0][0].names), hidden)
+    _fit_stats(parts[0][0], parts[0][2], head, rng)
     opt = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=1e-5)
-    idx = np.array([i for i in idx if truth[i]], dtype=np.int64)
+    parts = [(f, t, np.array([i for i in idx if t[i]], dtype=np.int64)) for f, t, idx in parts]
     for ep in range(1, epochs + 1):
         head.train()
-        order = rng.permutation(idx)
-        for i in range(0, len(order), batch):
-            b = np.sort(order[i:i + batch])
-            loss = _softmax_loss(head(feats.block(b)), [truth[j] for j in b])
+        batches = []
+        for k, (_, _, idx) in enumerate(parts):
+            order = rng.permutation(idx)
+            batches += [(k, np.sort(order[i:i + batch])) for i in range(0, len(order), batch)]
+        for j in rng.permutation(len(batches)):
+            k, b = batches[j]
+            feats, truth, _ = parts[k]
+            loss = _softmax_loss(head(feats.block(b)), [truth[i] for i in b])
             opt.zero_grad()
             loss.backward()
             opt.step()
-        if on_epoch is not None:
-            on_epoch(ep, head)
+        if on_epoch is not None and on_epoch(ep, head):
+            break
     return head
 
 
@@ -270,16 +280,24 @@ def evaluate_head(head: FusionHead, feats: SplitFeatures, data, idx: np.ndarray 
     return acc.result()
 
 
-def fit_fusion(valid: SplitFeatures, data, *, seed: int = 0, max_epochs: int = 30, holdout: float = 0.2,
-               select: str = "ndcg@10", progress: Callable[[str], None] | None = None) -> tuple[FusionHead, dict]:
+def fit_fusion(valid: SplitFeatures, data, *, extra: SplitFeatures | None = None, seed: int = 0,
+               max_epochs: int = 30, patience: int | None = 8, holdout: float = 0.2, select: str = "ndcg@10",
+               progress: Callable[[str], None] | None = None) -> tuple[FusionHead, dict]:
     """Fit on the first (1 − ``holdout``) of the validation posts (row order:
-    time order for chronological splits); the rest picks the epoch whose head
-    is kept."""
+    time order for chronological splits), and on every post of ``extra`` (the
+    training window, see hybrid.HybridContext.window); the rest of the
+    validation posts picks the epoch whose head is kept, and training stops
+    after ``patience`` epochs without a better one."""
     say = progress or (lambda m: None)
     truth = data.truth(valid.rows)
     n = len(valid.rows)
     cut = int(round(n * (1 - holdout)))
     fit_idx, hold_idx = np.arange(cut), np.arange(cut, n)
+    parts = [(valid, truth, fit_idx)]
+    if extra is not None:
+        if extra.names != valid.names:
+            raise DataError("the training window's features differ from the validation posts'")
+        parts.append((extra, data.truth(extra.rows), np.arange(len(extra.rows))))
     curve: list[float] = []
     best: dict = {}
 
@@ -289,10 +307,12 @@ def fit_fusion(valid: SplitFeatures, data, *, seed: int = 0, max_epochs: int = 3
         if v >= max(curve):
             best["state"] = {k: t.detach().clone() for k, t in head.state_dict().items()}
         say(f"fusion epoch {ep}: holdout {select} {v:.4f}")
+        return patience is not None and ep - (int(np.argmax(curve)) + 1) >= patience
 
-    head = _train(valid, truth, fit_idx, max_epochs, seed, on_epoch=on_epoch)
+    head = _train(parts, max_epochs, seed, on_epoch=on_epoch)
     head.load_state_dict(best["state"])
     return head.eval(), {"epochs": int(np.argmax(curve)) + 1, "holdout": holdout,
+                         "window_posts": 0 if extra is None else len(extra.rows),
                          "holdout_curve": [round(v, 5) for v in curve]}
 
 

@@ -73,6 +73,16 @@ def neural_scores(model, data, rows: np.ndarray, batch_size: int = 256, device: 
     return out
 
 
+def latest_last(data, rows: np.ndarray) -> np.ndarray:
+    """``rows`` in time order where the posts carry times (row order breaks
+    ties and orders posts without one)."""
+    rows = np.sort(np.asarray(rows, dtype=np.int64))
+    times = [data.ds.posts[r].time or "" for r in rows]
+    if not any(times):
+        return rows
+    return rows[sorted(range(len(rows)), key=lambda i: (times[i], i))]
+
+
 class HybridContext:
     """Per-split features shared by several fusion fits (the ablation rows):
     the neural scores and histories are computed once."""
@@ -126,29 +136,51 @@ class HybridContext:
         return SplitFeatures(self.history(split, protocol), self.data.rows[split], names, self.adj,
                              self.neural(split) if "neural" in groups else None, emb=self.emb_for(groups))
 
+    def window(self, groups: Sequence[str], size: int | None = None) -> SplitFeatures | None:
+        """Features of the latest ``size`` training posts (default: as many as
+        the validation posts, at most half the training posts), scored knowing
+        the training posts before them: more head examples at the offset the
+        head sees in use. None when there are too few training posts, or when
+        ``groups`` hold the V2HT network's score (trained on these posts, it
+        would be scored in-sample)."""
+        if "neural" in groups:
+            return None
+        train = latest_last(self.data, self.data.rows["train"])
+        size = min(len(self.data.rows["valid"]) if size is None else size, len(train) // 2)
+        if size < 1:
+            return None
+        if "graph" in groups and self.adj is None:
+            raise DataError("the graph features need the knowledge graph snapshot (graph.pt)")
+        return SplitFeatures(History(self.data, train[:-size]), train[-size:], feature_names(groups), self.adj,
+                             emb=self.emb_for(groups))
+
     def emb_for(self, groups: Sequence[str]) -> np.ndarray | None:
         """The posts' sentence embeddings where ``groups`` need them."""
         return self.embeddings() if "semantic" in groups else None
 
 
 def fit_hybrid(ctx: HybridContext, groups: Sequence[str] = DEFAULT_GROUPS, *, protocols: Sequence[str] = ("deployed",),
-               seed: int = 0, progress: Callable[[str], None] | None = None) -> tuple:
-    """Fit the head on validation (training posts known) and evaluate it on
-    test under each protocol. Returns (head, names, report)."""
+               seed: int = 0, window: bool = True, progress: Callable[[str], None] | None = None) -> tuple:
+    """Fit the head on validation (training posts known) and on the training
+    window (``window``), and evaluate it on test under each protocol.
+    Returns (head, names, report)."""
     for p in protocols:
         check_protocol(p)
     valid = ctx.features("valid", "deployed", groups)  # valid knows train under both protocols
     tests = {p: ctx.features("test", p, groups) for p in protocols}
-    return fit_on(valid, tests, ctx.data, groups, seed=seed, progress=progress)
+    extra = ctx.window(groups) if window else None
+    return fit_on(valid, tests, ctx.data, groups, extra=extra, seed=seed, progress=progress)
 
 
-def fit_on(valid: SplitFeatures, tests: dict, data, groups: Sequence[str], *, seed: int = 0,
-           progress: Callable[[str], None] | None = None) -> tuple:
+def fit_on(valid: SplitFeatures, tests: dict, data, groups: Sequence[str], *, extra: SplitFeatures | None = None,
+           seed: int = 0, progress: Callable[[str], None] | None = None) -> tuple:
     """fit_hybrid on features already computed (possibly column subsets of a
-    larger set: the ablation rows share one feature computation)."""
+    larger set: the ablation rows share one feature computation). ``extra``
+    (the training window) is left out where ``groups`` hold the V2HT score."""
     names = feature_names(groups)
     valid = valid.subset(names)
-    head, fit = fit_fusion(valid, data, seed=seed, progress=progress)
+    extra = extra.subset(names) if extra is not None and "neural" not in groups else None
+    head, fit = fit_fusion(valid, data, extra=extra, seed=seed, progress=progress)
     report = {"groups": list(groups), "fit": fit, "seed": seed,
               "valid": evaluate_head(head, valid, data), "test": {}}
     for p, feats in tests.items():

@@ -55,10 +55,50 @@ def test_fit_learns_the_history_signal(data):
     adj = type_adjacency(graph(TAGS, EDGES), len(TAGS))
     names = feature_names(["memory", "copy", "zeroshot", "graph", "pop"])
     valid = SplitFeatures(History(data, known_rows(data, "valid", "deployed")), data.rows["valid"], names, adj)
-    head, fit = fit_fusion(valid, data, seed=0, max_epochs=30)
+    head, fit = fit_fusion(valid, data, seed=0, max_epochs=30, patience=None)
     assert fit["epochs"] >= 1 and len(fit["holdout_curve"]) == 30
     res = evaluate_head(head, valid, data)
     assert res["overall"]["recall@5"] == 1.0  # every valid post repeats its author's tag
     sub = valid.subset(names[:3])
     assert sub.block(np.array([0])).shape[-1] == 3
     assert torch.equal(sub.block(np.array([1])), valid.block(np.array([1]))[..., :3])
+
+
+def test_patience_stops_after_epochs_without_a_better_holdout(data):
+    names = feature_names(["memory", "copy", "zeroshot", "pop"])
+    valid = SplitFeatures(History(data, known_rows(data, "valid", "deployed")), data.rows["valid"], names, None)
+    _, fit = fit_fusion(valid, data, seed=0, max_epochs=30, patience=2)
+    curve = fit["holdout_curve"]
+    assert len(curve) == fit["epochs"] + 2 < 30
+    assert max(curve[fit["epochs"]:]) <= curve[fit["epochs"] - 1]
+
+
+def test_training_window_knows_only_the_training_posts_before_it(data):
+    from v2ht_kg.gnn.hybrid import HybridContext
+
+    groups = ["memory", "copy", "zeroshot", "graph", "pop"]
+    ctx = HybridContext(data, graph(TAGS, EDGES))
+    window = ctx.window(groups)
+    # at most half the 4 training posts: the last two, user 1's car posts
+    assert window.rows.tolist() == [2, 3]
+    car, share = TAGS.index("car"), window.names.index("hist_share")
+    # user 1 has no earlier post, so the window's own tags are not in its memory
+    assert window.block(np.array([0, 1]))[:, car, share].tolist() == [0.0, 0.0]
+    valid = ctx.features("valid", "deployed", groups)
+    user1 = int(np.flatnonzero(data.users[valid.rows] == 1)[0])
+    assert valid.block(np.array([user1]))[0, car, share] > 0
+    head, fit = fit_fusion(valid, data, extra=window, seed=0, max_epochs=3, patience=None)
+    assert fit["window_posts"] == 2
+    assert ctx.window(groups + ["neural"]) is None  # V2HT scores its own training posts in-sample
+
+
+def test_latest_last_orders_by_time_then_row():
+    from types import SimpleNamespace
+
+    from v2ht_kg.gnn.hybrid import latest_last
+
+    times = ["2011-02-03", None, "2011-01-30", "2011-02-03", "2011-01-01"]
+    data = SimpleNamespace(ds=SimpleNamespace(posts=[SimpleNamespace(time=t) for t in times]))
+    assert latest_last(data, np.array([3, 0, 2, 1, 4])).tolist() == [1, 4, 2, 0, 3]
+    untimed = SimpleNamespace(ds=SimpleNamespace(posts=[SimpleNamespace(time=None)] * 3))
+    assert latest_last(untimed, np.array([2, 0, 1])).tolist() == [0, 1, 2]
