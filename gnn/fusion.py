@@ -14,7 +14,7 @@ knows (gnn/history.py), each an option with its own ablation row:
   tag next to what the user or the neighbours used is lifted;
 - ``pop``: log popularity and the author's activity (context for the rest);
 - ``cf``: the tags of users whose histories are alike (user-based
-  collaborative filtering; an option, not in the default).
+  collaborative filtering).
 
 The head is a small MLP over those features, shared by every hashtag, and
 trained with a full softmax over all hashtags (every hashtag is a negative)
