@@ -227,8 +227,14 @@ def train_hybrid(dataset_dir: Path, graph_path: Path, run_dir: Path, *, protocol
     emit = progress or (lambda ev: None)
     neural = train(dataset_dir, graph_path, run_dir, variant="full", seed=seed, device=device,
                    baselines=False, protocol=protocol, progress=progress, **train_kwargs)
-    emit({"event": "fusion", "message": "fitting the fusion head on the validation period"})
     run = load_run(run_dir, device=device)
+    if "semantic" in groups:
+        from .sentence import embedding_cache
+
+        if not embedding_cache(run.data.ds).exists():
+            emit({"event": "fusion", "message": f"embedding {run.data.n_posts:,} posts with MiniLM (once per data set; "
+                                                "about a minute per 25,000 posts on 2 CPU cores)"})
+    emit({"event": "fusion", "message": "fitting the fusion head on the validation period and the training window"})
     graph = _load_graph(graph_path, run.data) if "graph" in groups else None
     ctx = HybridContext(run.data, graph, run.model if "neural" in groups else None, device)
     head, names, report = fit_hybrid(ctx, groups, protocols=(protocol,), seed=seed,

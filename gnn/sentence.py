@@ -182,13 +182,17 @@ def post_text(text: str | None, tokens: Sequence[str]) -> str:
     return text if text and text.strip() else " ".join(tokens)
 
 
+def embedding_cache(ds) -> Path:
+    """Where post_embeddings keeps a prepared data set's embeddings."""
+    return Path(ds.root).parent / "cache" / f"minilm-{ds.fingerprint[:16]}.npy"
+
+
 def post_embeddings(data) -> np.ndarray:
     """(posts, 384) float32 embeddings of every post of ``data`` (a
     gnn.data.TrainingData), cached beside the prepared data set under its
     fingerprint: ``<workdir>/cache/minilm-<fingerprint>.npy`` (plain .npy,
     read without pickle)."""
-    ds = data.ds
-    cache = Path(ds.root).parent / "cache" / f"minilm-{ds.fingerprint[:16]}.npy"
+    cache = embedding_cache(data.ds)
     if cache.exists():
         try:
             arr = np.load(cache, allow_pickle=False)
@@ -196,7 +200,7 @@ def post_embeddings(data) -> np.ndarray:
                 return arr
         except (OSError, ValueError):
             pass
-    arr = encode_texts([post_text(p.text, p.tokens) for p in ds.posts])
+    arr = encode_texts([post_text(p.text, p.tokens) for p in data.ds.posts])
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(cache.name + f".tmp-{os.getpid()}.npy")
     try:

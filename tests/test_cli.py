@@ -89,6 +89,10 @@ def test_default_model_train_evaluate_recommend(tmp_path):
         assert p.stat().st_mode & 0o077 == 0, p  # private to the user
     assert set(out["baselines"]) >= {"knn", "knn_history", "user_history"}
     assert 0 < out["test"]["overall"]["recall@10"] <= 1
+    fit = json.loads((Path(wd) / "runs" / "d" / "hybrid.json").read_text())["fit"]
+    # the head also learned from the latest training posts, as many as the validation posts
+    n_valid = sum(json.loads(l)["split"] == "valid" for l in (Path(wd) / "data" / "posts.jsonl").read_text().splitlines())
+    assert fit["window_posts"] == n_valid and fit["epochs"] <= len(fit["holdout_curve"]) <= 30
     ev = json.loads(run("evaluate", "d", "-w", wd, "--json", "--no-baselines").stdout)
     assert ev["variant"] == "hybrid" and ev["overall"] == out["test"]["overall"]
     line = one_line_error(run("evaluate", "d", "--protocol", "strict", "-w", wd, ok=False))
