@@ -132,7 +132,7 @@ def run_headline(wd: Workdir, seeds: Sequence[int] = (0, 1, 2), *, epochs: int =
                 say(f"seed {seed}: computing features")
                 feats = (ctx.features("valid", "deployed", all_groups),
                          {p: ctx.features("test", p, all_groups) for p in PROTOCOLS},
-                         ctx.window(tuple(g for g in all_groups if g != "neural")))
+                         ctx.window(all_groups))
             say(f"seed {seed}: fitting {label}")
             t0 = time.time()
             extra = None if label == NO_WINDOW else feats[2]

@@ -136,17 +136,15 @@ class HybridContext:
         return SplitFeatures(self.history(split, protocol), self.data.rows[split], names, self.adj,
                              self.neural(split) if "neural" in groups else None, emb=self.emb_for(groups))
 
-    def window(self, groups: Sequence[str], size: int | None = None) -> SplitFeatures | None:
-        """Features of the latest ``size`` training posts (default: as many as
-        the validation posts, at most half the training posts), scored knowing
-        the training posts before them: more head examples at the offset the
-        head sees in use. None when there are too few training posts, or when
-        ``groups`` hold the V2HT network's score (trained on these posts, it
-        would be scored in-sample)."""
-        if "neural" in groups:
-            return None
+    def window(self, groups: Sequence[str]) -> SplitFeatures | None:
+        """Features of the latest training posts (as many as the validation
+        posts, at most half the training posts), scored knowing the training
+        posts before them: more head examples at the offset the head sees in
+        use. Never the V2HT score (see fit_on). None when there are too few
+        training posts."""
+        groups = [g for g in groups if g != "neural"]
         train = latest_last(self.data, self.data.rows["train"])
-        size = min(len(self.data.rows["valid"]) if size is None else size, len(train) // 2)
+        size = min(len(self.data.rows["valid"]), len(train) // 2)
         if size < 1:
             return None
         if "graph" in groups and self.adj is None:
@@ -160,23 +158,23 @@ class HybridContext:
 
 
 def fit_hybrid(ctx: HybridContext, groups: Sequence[str] = DEFAULT_GROUPS, *, protocols: Sequence[str] = ("deployed",),
-               seed: int = 0, window: bool = True, progress: Callable[[str], None] | None = None) -> tuple:
+               seed: int = 0, progress: Callable[[str], None] | None = None) -> tuple:
     """Fit the head on validation (training posts known) and on the training
-    window (``window``), and evaluate it on test under each protocol.
-    Returns (head, names, report)."""
+    window, and evaluate it on test under each protocol. Returns (head,
+    names, report)."""
     for p in protocols:
         check_protocol(p)
     valid = ctx.features("valid", "deployed", groups)  # valid knows train under both protocols
     tests = {p: ctx.features("test", p, groups) for p in protocols}
-    extra = ctx.window(groups) if window else None
-    return fit_on(valid, tests, ctx.data, groups, extra=extra, seed=seed, progress=progress)
+    return fit_on(valid, tests, ctx.data, groups, extra=ctx.window(groups), seed=seed, progress=progress)
 
 
 def fit_on(valid: SplitFeatures, tests: dict, data, groups: Sequence[str], *, extra: SplitFeatures | None = None,
            seed: int = 0, progress: Callable[[str], None] | None = None) -> tuple:
     """fit_hybrid on features already computed (possibly column subsets of a
     larger set: the ablation rows share one feature computation). ``extra``
-    (the training window) is left out where ``groups`` hold the V2HT score."""
+    (the training window) is left out where ``groups`` hold the V2HT score:
+    V2HT was trained on those posts, so it would score them in-sample."""
     names = feature_names(groups)
     valid = valid.subset(names)
     extra = extra.subset(names) if extra is not None and "neural" not in groups else None
