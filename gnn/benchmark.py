@@ -29,6 +29,7 @@ BASELINE_LABELS = {"popularity": "Popularity", "user_history": "User history",
                    "knn_history": "kNN + history blend"}
 CONTENT_BASELINES = ("popularity", "knn")
 NO_WINDOW = "− training window (head fit on valid only)"
+NO_AVERAGE = "− epoch averaging (best epoch's head only)"
 
 
 def ablations(ds: PreparedDataset, neural_row: bool) -> dict[str, tuple[str, ...]]:
@@ -43,6 +44,7 @@ def ablations(ds: PreparedDataset, neural_row: bool) -> dict[str, tuple[str, ...
         if g in names:
             rows[names[g]] = tuple(x for x in base if x != g)
     rows[NO_WINDOW] = base
+    rows[NO_AVERAGE] = base
     if neural_row:
         rows["+ V2HT network score"] = ("neural",) + base
     return rows
@@ -69,6 +71,7 @@ def run_headline(wd: Workdir, seeds: Sequence[int] = (0, 1, 2), *, epochs: int =
     import torch
 
     from .baselines import Baselines
+    from .fusion import AVERAGE_EPOCHS
     from .hybrid import HybridContext, fit_on, neural_scores
     from .newuser import evaluate_new_to_user
     from .runs import load_graph, load_run, read_json, write_json
@@ -136,7 +139,8 @@ def run_headline(wd: Workdir, seeds: Sequence[int] = (0, 1, 2), *, epochs: int =
             say(f"seed {seed}: fitting {label}")
             t0 = time.time()
             extra = None if label == NO_WINDOW else feats[2]
-            head, names, rep = fit_on(feats[0], feats[1], data, groups, extra=extra, seed=seed)
+            average = 1 if label == NO_AVERAGE else AVERAGE_EPOCHS
+            head, names, rep = fit_on(feats[0], feats[1], data, groups, extra=extra, seed=seed, average=average)
             rep["seconds"] = round(time.time() - t0, 1)
             if si == 0 and label == "V2HT-KG (default)" and has_users:
                 from .fusion import score_block

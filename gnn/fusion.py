@@ -199,6 +199,10 @@ class SplitFeatures:
         return view
 
 
+# epochs whose heads are averaged into the one kept (fit_fusion)
+AVERAGE_EPOCHS = 5
+
+
 class FusionHead(nn.Module):
     def __init__(self, n_features: int, hidden: int = 32):
         super().__init__()
@@ -270,7 +274,7 @@ def score_block(head: FusionHead, feats: SplitFeatures, idx: np.ndarray) -> torc
 
 
 def evaluate_head(head: FusionHead, feats: SplitFeatures, data, idx: np.ndarray | None = None,
-                  batch: int = 256) -> dict:
+                  batch: int = 64) -> dict:
     idx = np.arange(len(feats.rows)) if idx is None else idx
     acc = PairedAccumulator(data.longtail)
     for i in range(0, len(idx), batch):
@@ -282,12 +286,15 @@ def evaluate_head(head: FusionHead, feats: SplitFeatures, data, idx: np.ndarray 
 
 def fit_fusion(valid: SplitFeatures, data, *, extra: SplitFeatures | None = None, seed: int = 0,
                max_epochs: int = 30, patience: int | None = 8, holdout: float = 0.2, select: str = "ndcg@10",
-               progress: Callable[[str], None] | None = None) -> tuple[FusionHead, dict]:
+               average: int = AVERAGE_EPOCHS, progress: Callable[[str], None] | None = None) -> tuple[FusionHead, dict]:
     """Fit on the first (1 − ``holdout``) of the validation posts (row order:
     time order for chronological splits), and on every post of ``extra`` (the
     training window, see hybrid.HybridContext.window); the rest of the
-    validation posts picks the epoch whose head is kept, and training stops
-    after ``patience`` epochs without a better one."""
+    validation posts ranks the epochs, and training stops after ``patience``
+    epochs without a better one. The head kept is the weight average of the
+    ``average`` best epochs' heads (1: the best epoch's head alone): the
+    holdout curve jumps between epochs at this learning rate, and the
+    average sits between those jumps (as in stochastic weight averaging)."""
     say = progress or (lambda m: None)
     truth = data.truth(valid.rows)
     n = len(valid.rows)
@@ -298,21 +305,23 @@ def fit_fusion(valid: SplitFeatures, data, *, extra: SplitFeatures | None = None
         if extra.names != valid.names:
             raise DataError("the training window's features differ from the validation posts'")
         parts.append((extra, data.truth(extra.rows), np.arange(len(extra.rows))))
+    if average < 1:
+        raise DataError(f"average must be at least 1 epoch, got {average}")
     curve: list[float] = []
-    best: dict = {}
+    states: list[dict] = []
 
     def on_epoch(ep, head):
         v = evaluate_head(head, valid, data, hold_idx)["overall"][select]
         curve.append(v)
-        if v >= max(curve):
-            best["state"] = {k: t.detach().clone() for k, t in head.state_dict().items()}
+        states.append({k: t.detach().clone() for k, t in head.state_dict().items()})
         say(f"fusion epoch {ep}: holdout {select} {v:.4f}")
         return patience is not None and ep - (int(np.argmax(curve)) + 1) >= patience
 
     head = _train(parts, max_epochs, seed, on_epoch=on_epoch)
-    head.load_state_dict(best["state"])
-    return head.eval(), {"epochs": int(np.argmax(curve)) + 1, "holdout": holdout,
-                         "window_posts": 0 if extra is None else len(extra.rows),
+    top = sorted(range(len(curve)), key=lambda e: (-curve[e], e))[:average]  # ties: the earlier epoch
+    head.load_state_dict({k: sum(states[e][k] for e in top) / len(top) for k in states[0]})
+    return head.eval(), {"epochs": top[0] + 1, "averaged_epochs": sorted(e + 1 for e in top),
+                         "holdout": holdout, "window_posts": 0 if extra is None else len(extra.rows),
                          "holdout_curve": [round(v, 5) for v in curve]}
 
 

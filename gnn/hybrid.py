@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..kg.errors import DataError
-from .fusion import GROUPS, SplitFeatures, evaluate_head, feature_names, fit_fusion, load_head, save_head, type_adjacency
+from .fusion import AVERAGE_EPOCHS, GROUPS, SplitFeatures, evaluate_head, feature_names, fit_fusion, load_head, save_head, type_adjacency
 from .history import History
 from .protocol import check_protocol, known_rows
 
@@ -170,7 +170,7 @@ def fit_hybrid(ctx: HybridContext, groups: Sequence[str] = DEFAULT_GROUPS, *, pr
 
 
 def fit_on(valid: SplitFeatures, tests: dict, data, groups: Sequence[str], *, extra: SplitFeatures | None = None,
-           seed: int = 0, progress: Callable[[str], None] | None = None) -> tuple:
+           seed: int = 0, average: int = AVERAGE_EPOCHS, progress: Callable[[str], None] | None = None) -> tuple:
     """fit_hybrid on features already computed (possibly column subsets of a
     larger set: the ablation rows share one feature computation). ``extra``
     (the training window) is left out where ``groups`` hold the V2HT score:
@@ -178,7 +178,7 @@ def fit_on(valid: SplitFeatures, tests: dict, data, groups: Sequence[str], *, ex
     names = feature_names(groups)
     valid = valid.subset(names)
     extra = extra.subset(names) if extra is not None and "neural" not in groups else None
-    head, fit = fit_fusion(valid, data, extra=extra, seed=seed, progress=progress)
+    head, fit = fit_fusion(valid, data, extra=extra, seed=seed, average=average, progress=progress)
     report = {"groups": list(groups), "fit": fit, "seed": seed,
               "valid": evaluate_head(head, valid, data), "test": {}}
     for p, feats in tests.items():

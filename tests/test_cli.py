@@ -93,6 +93,7 @@ def test_default_model_train_evaluate_recommend(tmp_path):
     # the head also learned from the latest training posts, as many as the validation posts
     n_valid = sum(json.loads(l)["split"] == "valid" for l in (Path(wd) / "data" / "posts.jsonl").read_text().splitlines())
     assert fit["window_posts"] == n_valid and fit["epochs"] <= len(fit["holdout_curve"]) <= 30
+    assert fit["epochs"] in fit["averaged_epochs"] and len(fit["averaged_epochs"]) == min(5, len(fit["holdout_curve"]))
     ev = json.loads(run("evaluate", "d", "-w", wd, "--json", "--no-baselines").stdout)
     assert ev["variant"] == "hybrid" and ev["overall"] == out["test"]["overall"]
     line = one_line_error(run("evaluate", "d", "--protocol", "strict", "-w", wd, ok=False))

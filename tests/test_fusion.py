@@ -73,6 +73,29 @@ def test_patience_stops_after_epochs_without_a_better_holdout(data):
     assert max(curve[fit["epochs"]:]) <= curve[fit["epochs"] - 1]
 
 
+def test_the_head_kept_averages_the_best_epochs(data):
+    from v2ht_kg.gnn.fusion import _train
+
+    names = feature_names(["memory", "copy", "zeroshot", "pop"])
+    valid = SplitFeatures(History(data, known_rows(data, "valid", "deployed")), data.rows["valid"], names, None)
+    head, fit = fit_fusion(valid, data, seed=3, max_epochs=6, patience=None, average=3)
+    curve = fit["holdout_curve"]
+    assert len(fit["averaged_epochs"]) == 3 and fit["epochs"] in fit["averaged_epochs"]
+    assert min(curve[e - 1] for e in fit["averaged_epochs"]) >= max(
+        [c for e, c in enumerate(curve, 1) if e not in fit["averaged_epochs"]])
+    # the same seed replays the same epochs: the kept head is their mean
+    states = []
+    cut = int(round(len(valid.rows) * 0.8))
+    _train([(valid, data.truth(valid.rows), np.arange(cut))], 6, 3,
+           on_epoch=lambda ep, h: states.append({k: v.clone() for k, v in h.state_dict().items()}))
+    for k, v in head.state_dict().items():
+        mean = sum(states[e - 1][k] for e in fit["averaged_epochs"]) / 3
+        assert torch.allclose(v, mean, atol=1e-6), k
+    one, fit1 = fit_fusion(valid, data, seed=3, max_epochs=6, patience=None, average=1)
+    assert fit1["averaged_epochs"] == [fit1["epochs"]] == [int(np.argmax(curve)) + 1]
+    assert not torch.equal(one.mlp[0].weight, head.mlp[0].weight)
+
+
 def test_training_window_knows_only_the_training_posts_before_it(data):
     from v2ht_kg.gnn.hybrid import HybridContext
 
