@@ -117,7 +117,7 @@ def run_headline(wd: Workdir, seeds: Sequence[int] = (0, 1, 2), *, epochs: int =
                 if p == "deployed":
                     baselines_obj = b
         graph = load_graph(wd.graph, [h.name for h in ds.hashtags], ds.fingerprint)
-        ctx = HybridContext(data, graph, run.model, "cpu")
+        ctx = HybridContext(data, graph, run.model, "cpu", note=say)
         def wanted(label: str, groups) -> bool:
             if "neural" in groups:
                 return neural_seeds is None or seed in neural_seeds

@@ -87,8 +87,10 @@ class HybridContext:
     """Per-split features shared by several fusion fits (the ablation rows):
     the neural scores and histories are computed once."""
 
-    def __init__(self, data, graph=None, model=None, device: str = "cpu"):
+    def __init__(self, data, graph=None, model=None, device: str = "cpu", note: Callable[[str], None] | None = None):
+        """``note`` hears about slow one-off work (embedding the posts)."""
         self.data, self.graph, self.model, self.device = data, graph, model, device
+        self.note = note or (lambda m: None)
         self.adj = type_adjacency(graph, data.n_hashtags) if graph is not None else None
         self._hist: dict[tuple, History] = {}
         self._neural: dict[str, torch.Tensor] = {}
@@ -97,8 +99,11 @@ class HybridContext:
 
     def embeddings(self) -> np.ndarray:
         if self._emb is None:
-            from .sentence import post_embeddings
+            from .sentence import embedding_cache, post_embeddings
 
+            if not embedding_cache(self.data.ds).exists():
+                self.note(f"embedding {self.data.n_posts:,} posts with MiniLM (once per data set; "
+                          "about a minute per 25,000 posts on 2 CPU cores)")
             self._emb = post_embeddings(self.data)
         return self._emb
 
@@ -226,15 +231,10 @@ def train_hybrid(dataset_dir: Path, graph_path: Path, run_dir: Path, *, protocol
     neural = train(dataset_dir, graph_path, run_dir, variant="full", seed=seed, device=device,
                    baselines=False, protocol=protocol, progress=progress, **train_kwargs)
     run = load_run(run_dir, device=device)
-    if "semantic" in groups:
-        from .sentence import embedding_cache
-
-        if not embedding_cache(run.data.ds).exists():
-            emit({"event": "fusion", "message": f"embedding {run.data.n_posts:,} posts with MiniLM (once per data set; "
-                                                "about a minute per 25,000 posts on 2 CPU cores)"})
     emit({"event": "fusion", "message": "fitting the fusion head on the validation period and the training window"})
     graph = _load_graph(graph_path, run.data) if "graph" in groups else None
-    ctx = HybridContext(run.data, graph, run.model if "neural" in groups else None, device)
+    ctx = HybridContext(run.data, graph, run.model if "neural" in groups else None, device,
+                        note=lambda m: emit({"event": "fusion", "message": m}))
     head, names, report = fit_hybrid(ctx, groups, protocols=(protocol,), seed=seed,
                                      progress=lambda m: emit({"event": "fusion_epoch", "message": m}))
     save_hybrid(run_dir, head, names, report, protocol)

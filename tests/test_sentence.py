@@ -108,3 +108,16 @@ def test_the_default_leaves_minilm_out_for_non_latin_posts():
     assert "semantic" in english
     assert "semantic" not in chinese and set(chinese) == set(english) - {"semantic"}
     assert len(notes) == 1 and "Latin" in notes[0]
+
+
+@needs_minilm
+def test_embedding_the_posts_is_announced_once_per_data_set(data):
+    from v2ht_kg.gnn.hybrid import HybridContext
+
+    heard: list[str] = []
+    emb = HybridContext(data, note=heard.append).embeddings()
+    assert emb.shape == (data.n_posts, 384)
+    assert len(heard) == 1 and f"embedding {data.n_posts:,} posts with MiniLM" in heard[0]
+    again: list[str] = []
+    assert np.array_equal(HybridContext(data, note=again.append).embeddings(), emb)  # from the cache, silently
+    assert again == []
