@@ -30,6 +30,8 @@ BASELINE_LABELS = {"popularity": "Popularity", "user_history": "User history",
 CONTENT_BASELINES = ("popularity", "knn")
 NO_WINDOW = "− training window (head fit on valid only)"
 NO_AVERAGE = "− epoch averaging (best epoch's head only)"
+# ablation rows that keep the default groups and change how the head is fitted: fit_on's options
+FIT_ABLATIONS = {NO_WINDOW: {"extra": None}, NO_AVERAGE: {"average": 1}}
 
 
 def ablations(ds: PreparedDataset, neural_row: bool) -> dict[str, tuple[str, ...]]:
@@ -43,8 +45,7 @@ def ablations(ds: PreparedDataset, neural_row: bool) -> dict[str, tuple[str, ...
     for g in base:
         if g in names:
             rows[names[g]] = tuple(x for x in base if x != g)
-    rows[NO_WINDOW] = base
-    rows[NO_AVERAGE] = base
+    rows.update({label: base for label in FIT_ABLATIONS})
     if neural_row:
         rows["+ V2HT network score"] = ("neural",) + base
     return rows
@@ -71,7 +72,6 @@ def run_headline(wd: Workdir, seeds: Sequence[int] = (0, 1, 2), *, epochs: int =
     import torch
 
     from .baselines import Baselines
-    from .fusion import AVERAGE_EPOCHS
     from .hybrid import HybridContext, fit_on, neural_scores
     from .newuser import evaluate_new_to_user
     from .runs import load_graph, load_run, read_json, write_json
@@ -138,9 +138,8 @@ def run_headline(wd: Workdir, seeds: Sequence[int] = (0, 1, 2), *, epochs: int =
                          ctx.window(all_groups))
             say(f"seed {seed}: fitting {label}")
             t0 = time.time()
-            extra = None if label == NO_WINDOW else feats[2]
-            average = 1 if label == NO_AVERAGE else AVERAGE_EPOCHS
-            head, names, rep = fit_on(feats[0], feats[1], data, groups, extra=extra, seed=seed, average=average)
+            opts = {"extra": feats[2], **FIT_ABLATIONS.get(label, {})}
+            head, names, rep = fit_on(feats[0], feats[1], data, groups, seed=seed, **opts)
             rep["seconds"] = round(time.time() - t0, 1)
             if si == 0 and label == "V2HT-KG (default)" and has_users:
                 from .fusion import score_block
