@@ -41,6 +41,7 @@ def ablations(ds: PreparedDataset, neural_row: bool) -> dict[str, tuple[str, ...
     rows = {"V2HT-KG (default)": base}
     names = {"memory": "− user memory", "copy": "− copy path (kNN, word→tag)", "zeroshot": "− zero-shot words",
              "graph": "− graph (typed-graph features)", "semantic": "− semantic neighbours (MiniLM)",
+             "tagsem": "− tag semantics (MiniLM: tag words, tag centroids)",
              "cf": "− user CF (like-minded users' tags)", "recent": "− recency (recent tags, trending)"}
     for g in base:
         if g in names:

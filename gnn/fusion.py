@@ -41,7 +41,7 @@ from ..kg.errors import DataError
 from .history import History, _row_normalise
 from .metrics import PairedAccumulator
 
-GROUPS = ("neural", "memory", "copy", "zeroshot", "graph", "pop", "cf", "recent", "spread", "semantic")
+GROUPS = ("neural", "memory", "copy", "zeroshot", "graph", "pop", "cf", "recent", "spread", "semantic", "tagsem")
 FEATURES = {
     "neural": ("neural",),
     "memory": ("hist_log", "hist_share", "cooc", "hist_sim"),
@@ -54,7 +54,10 @@ FEATURES = {
     "recent": ("hist_recent", "hist_last", "pop_recent"),
     "spread": ("tag_users", "novelty"),
     "semantic": ("sem_knn", "sem_sharp", "sem_own"),
+    "tagsem": ("sem_tag", "sem_proto"),
 }
+# the groups that need the MiniLM sentence encoder
+SENTENCE_GROUPS = ("semantic", "tagsem")
 # per-hashtag and per-author scalars, broadcast over the (post, hashtag) grid
 PER_TAG = ("pop", "pop_recent", "tag_users")
 PER_USER = ("activity", "novelty")
@@ -81,10 +84,12 @@ class SplitFeatures:
     (B, H, F) blocks on demand."""
 
     def __init__(self, hist: History, rows: np.ndarray | None, names: Sequence[str], adjacency=None,
-                 neural: torch.Tensor | None = None, query: tuple | None = None, emb: np.ndarray | None = None):
+                 neural: torch.Tensor | None = None, query: tuple | None = None, emb: np.ndarray | None = None,
+                 tag_emb: np.ndarray | None = None):
         """Rows of the data set, or ``query`` = (token lists, user indices[,
         sentence vectors]) of new posts (then ``rows`` is None). ``emb``: the
-        sentence embeddings of every post of the data set (the semantic group)."""
+        sentence embeddings of every post of the data set (the semantic and
+        tagsem groups); ``tag_emb``: those of every hashtag's words (tagsem)."""
         tokens, users = hist.query(rows) if query is None else query[:2]
         self.rows = None if rows is None else np.asarray(rows, dtype=np.int64)
         self.n = len(tokens)
@@ -118,10 +123,19 @@ class SplitFeatures:
         f["lex"] = lex
         if "user_cf" in need:
             f["user_cf"] = hist.user_cf(users)
-        if need & {"sem_knn", "sem_sharp", "sem_own"}:
+        # dense cosines: (query vectors, per-hashtag unit vectors), multiplied per block
+        self.products: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if need & set(FEATURES["semantic"] + FEATURES["tagsem"]):
             if emb is None:
                 raise DataError("the semantic features need sentence embeddings of the posts")
             qv = emb[self.rows] if query is None else query[2]
+        if "sem_tag" in need:
+            if tag_emb is None:
+                raise DataError("the tag-semantic features need sentence embeddings of the hashtags")
+            self.products["sem_tag"] = (qv, tag_emb)
+        if "sem_proto" in need:
+            self.products["sem_proto"] = (qv, hist.prototypes(emb))
+        if need & set(FEATURES["semantic"]):
             dsim = hist.dense_similar(emb, qv, K_NEIGHBOURS)
             f["sem_knn"] = _row_normalise(dsim @ hist.X).tocsr()
             d8 = dsim.copy()
@@ -151,7 +165,7 @@ class SplitFeatures:
         if "novelty" in need:
             self.per_user["novelty"] = torch.from_numpy(hist.novelty(users)).float()
         self.neural = neural
-        missing = [n for n in self.names if n not in f and n not in PER_TAG + PER_USER + ("neural",)]
+        missing = [n for n in self.names if n not in f and n not in self.products and n not in PER_TAG + PER_USER + ("neural",)]
         if missing:
             raise DataError(f"feature(s) {', '.join(missing)} need the knowledge graph (graph.pt)")
         if "neural" in need and neural is None:
@@ -161,7 +175,7 @@ class SplitFeatures:
         self.dense = torch.empty(self.n, self.H, len(self.names), dtype=torch.float16)
         for i in range(0, self.n, 512):
             self.dense[i:i + 512] = self._build(np.arange(i, min(i + 512, self.n))).half()
-        self.sparse = {}
+        self.sparse, self.products = {}, {}
 
     def _build(self, idx: np.ndarray) -> torch.Tensor:
         cols = []
@@ -172,6 +186,9 @@ class SplitFeatures:
                 cols.append(self.per_user[n][idx][:, None].expand(-1, self.H))
             elif n == "neural":
                 cols.append(torch.log_softmax(self.neural[idx].float(), dim=1))
+            elif n in self.products:
+                q, m = self.products[n]
+                cols.append(torch.from_numpy(q[idx] @ m.T).float())
             else:
                 cols.append(torch.from_numpy(self.sparse[n][idx].toarray()).float())
         return torch.stack(cols, dim=2)

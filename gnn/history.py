@@ -115,6 +115,7 @@ class History:
         self._lex = None
         self._cf = None  # user_cf's normalised histories, built on first use
         self._recent: dict[float, sp.csr_matrix] = {}
+        self._proto = None  # prototypes(), built on first use
 
     # ------------------------------------------------------------- signals
     # Queries are (tokens, user) pairs: rows of the data set (``query``) or a
@@ -210,6 +211,15 @@ class History:
                           shape=(len(q), len(self.known)))
         m.eliminate_zeros()
         return m
+
+    def prototypes(self, emb: np.ndarray) -> np.ndarray:
+        """(H, d) unit mean of the known posts' sentence embeddings per
+        hashtag (zero for a hashtag with no known use): a tag's centroid
+        reaches every post of a rare tag, not only the k nearest."""
+        if self._proto is None:
+            c = np.asarray(self.X.T @ emb[self.known], dtype=np.float32)
+            self._proto = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
+        return self._proto
 
     def recent_hist(self, users: np.ndarray, halflife: float = 2.0) -> sp.csr_matrix:
         """(B, H): the author's tag uses, each post weighted 0.5 ** (age /

