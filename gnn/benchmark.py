@@ -134,9 +134,11 @@ def run_headline(wd: Workdir, seeds: Sequence[int] = (0, 1, 2), *, epochs: int =
                 continue
             if feats is None:
                 say(f"seed {seed}: computing features")
+                t0 = time.time()
                 feats = (ctx.features("valid", "deployed", all_groups),
                          {p: ctx.features("test", p, all_groups) for p in PROTOCOLS},
                          ctx.window(all_groups))
+                res["seconds"][f"features seed {seed}"] = round(time.time() - t0, 1)
             say(f"seed {seed}: fitting {label}")
             t0 = time.time()
             opts = {"extra": feats[2], **FIT_ABLATIONS.get(label, {})}
