@@ -215,7 +215,8 @@ class History:
     def prototypes(self, emb: np.ndarray) -> np.ndarray:
         """(H, d) unit mean of the known posts' sentence embeddings per
         hashtag (zero for a hashtag with no known use): a tag's centroid
-        reaches every post of a rare tag, not only the k nearest."""
+        reaches every post of a rare tag, not only the k nearest. ``emb``: the
+        data set's post embeddings, the same on every call (cached)."""
         if self._proto is None:
             c = np.asarray(self.X.T @ emb[self.known], dtype=np.float32)
             self._proto = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
