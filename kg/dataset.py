@@ -53,6 +53,11 @@ class Hashtag:
     train_count: int
     longtail: bool
 
+    @property
+    def text_words(self) -> list[str]:
+        """Its words: the segmentation, or the name's words where there is none."""
+        return self.words or self.name.split()
+
 
 @dataclass
 class PostRow:
