@@ -77,7 +77,7 @@ def hashtag_vectors(hashtags: Sequence, kv: WordVectors, dim: int, seed: int,
     rand = rng.normal(0.0, oov_scale, size=(len(hashtags), dim)).astype(np.float32)
     out = np.empty((len(hashtags), dim), dtype=np.float32)
     for i, h in enumerate(hashtags):
-        words = [w for w in h.text_words if w in kv.key_to_index]
+        words = [w for w in (h.words or h.name.split()) if w in kv.key_to_index]
         out[i] = kv[words].mean(axis=0) if words else rand[i]
     return torch.from_numpy(out)
 
