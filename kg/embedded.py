@@ -38,12 +38,14 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from .config import (DEFAULT_DATABASE, EMBEDDED_READER, EMBEDDED_USER, READER_GROUP, READER_PASSWORD_FILE,
                      password_file_value)
 from .errors import StoreError
 from .fsio import named
+from .prefetch import ordered_map
 
 HEAP = "2g"
 START_TIMEOUT_S = 60.0
@@ -512,7 +514,20 @@ def _engine_errors(method):
     return wrapped
 
 
+@dataclass
+class JsonChunks:
+    """One edge type's rows as JSON arrays made chunk by chunk: ``make`` are
+    zero-argument callables, each returning one chunk's text. They run on a
+    thread ahead of the engine, which parses one chunk while Python builds
+    the next (a JVM call releases the GIL)."""
+
+    n: int
+    make: list
+
+
 def _n_rows(rows) -> int:
+    if isinstance(rows, JsonChunks):
+        return rows.n
     return len(rows[0]) if isinstance(rows, tuple) else len(rows)
 
 
@@ -572,8 +587,8 @@ class ArcadeIngest:
 
     @_engine_errors
     def create_edges(self, rows_by_type: dict[str, list[dict] | tuple[list[str], list[str]]]) -> int:
-        """rows: {"_src": rid, "_dst": rid, **properties}, per edge type, or, for
-        edges without properties, a pair (source rids, destination rids): those
+        """rows: {"_src": rid, "_dst": rid, **properties}, per edge type, as a
+        list or as JsonChunks, or, for edges without properties, a pair (source rids, destination rids): those
         cross as two joined strings, with no JSON row per edge to build or parse.
         Small loads put every type through ONE GraphBatch: closing a batch
         costs about a second, so one batch for four relation types loads
@@ -592,6 +607,10 @@ class ArcadeIngest:
             # marker already says the load is incomplete).
             with self.db.graph_batch(use_wal=True, parallel_flush=True, expected_edge_count=max(n, 1)) as gb:
                 for type_name, rows in group.items():
+                    if isinstance(rows, JsonChunks):
+                        for text in ordered_map(lambda make: make(), rows.make, workers=2, ahead=2):
+                            self._edge_batcher.newEdgesJson(gb._java_graph_batch, type_name, text)
+                        continue
                     if isinstance(rows, tuple):
                         src, dst = rows
                         for i in range(0, len(src), self.CHUNK):

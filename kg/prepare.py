@@ -275,9 +275,13 @@ def prepare(
                 step = 4096
                 for a in range(0, len(src_rows), step):
                     idx = src_rows[a:a + step]
-                    order = np.argsort(idx)  # sorted reads are sequential on a memmap
-                    block = np.asarray(arr[idx[order]], dtype=np.float16)
-                    out[a:a + step][order] = block
+                    if idx[-1] - idx[0] == len(idx) - 1 and (np.diff(idx) == 1).all():
+                        # the usual case, posts kept in the source's order: a slice
+                        # copy, several times faster than a gather
+                        out[a:a + len(idx)] = arr[idx[0]:idx[-1] + 1]
+                    else:
+                        order = np.argsort(idx)  # sorted reads are sequential on a memmap
+                        out[a:a + step][order] = np.asarray(arr[idx[order]], dtype=np.float16)
                     prog(f"features:{m}", min(a + step, len(src_rows)), len(src_rows))
                 out.flush()
                 del out

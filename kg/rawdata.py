@@ -268,7 +268,7 @@ class FeatureWriter:
         if self.rows + chunk.shape[0] > self.shape[0]:
             raise ValueError("more rows than announced")
         with named(self.path):
-            self._f.write(np.ascontiguousarray(chunk, dtype=self.dtype).tobytes())
+            self._f.write(np.ascontiguousarray(chunk, dtype=self.dtype).data)  # no bytes copy
         self.rows += chunk.shape[0]
 
     def close(self) -> None:

@@ -13,10 +13,12 @@ Loading has three paths, chosen per call (``path="auto"``):
 """
 from __future__ import annotations
 
+import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Iterator
 
@@ -399,9 +401,12 @@ class GraphStore:
         return n
 
     def _bulk_edges(self, bulk: dict[str, list[Edge]]) -> dict[str, int]:
-        """Every kind in one ingest batch. Rows are built in one pass (not via
-        edge_row): at 100k edges the per-value checks cost as much as the
-        ingest itself, so types are checked by the JSON encoder instead."""
+        """The bulk path. Rows are not built via edge_row: at 100k edges the
+        per-value checks cost as much as the ingest itself, so types are
+        checked by the JSON encoder instead, chunk by chunk, while the engine
+        ingests the chunk before (embedded.JsonChunks)."""
+        from .embedded import ArcadeIngest, JsonChunks
+
         rids = self._hashtag_rids()
         batches = {}
         for kind, es in bulk.items():
@@ -412,9 +417,8 @@ class GraphStore:
             clash = {"weight", "overrides", "_src", "_dst"} & set().union(*(e.evidence.keys() for e in es))
             if clash:
                 raise DataError(f"{kind} edge evidence field {sorted(clash)[0]!r} clashes with a stored property")
-            batches[REL_LABEL[kind]] = [
-                {"_src": rids[e.a], "_dst": rids[e.b], "weight": float(e.weight), "overrides": list(e.overrides),
-                 **{k: v for k, v in e.evidence.items() if v is not None}} for e in es]
+            batches[REL_LABEL[kind]] = JsonChunks(len(es), [
+                partial(_edge_json, es[i:i + ArcadeIngest.CHUNK], rids) for i in range(0, len(es), ArcadeIngest.CHUNK)])
         try:
             self.ingest.create_edges(batches)
         except TypeError as e:  # a value JSON cannot carry
@@ -443,6 +447,13 @@ class GraphStore:
             "POSTED": ([user_rid[r["user"]] for r in rows], list(post_rid)),
             "TAGGED": (t_src, t_dst)})
         return len(t_src)
+
+
+def _edge_json(es: list[Edge], rids: dict[str, str]) -> str:
+    """One ingest chunk of edges as JSON rows (the bulk path's format)."""
+    return json.dumps([{"_src": rids[e.a], "_dst": rids[e.b], "weight": float(e.weight),
+                        "overrides": list(e.overrides), **{k: v for k, v in e.evidence.items() if v is not None}}
+                       for e in es])
 
 
 @contextmanager

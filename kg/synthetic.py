@@ -41,6 +41,7 @@ import numpy as np
 
 from .errors import V2HTError
 from .fsio import named
+from .prefetch import ordered_map
 from .rawdata import FeatureWriter, feature_paths, write_ids
 
 GENERATOR_VERSION = 1
@@ -714,21 +715,29 @@ def _write_features(tmp: Path, modality: str, spec: dict, proj_rng, seed: int, z
         signal = 2.0
     n = len(offsets) - 1
     lengths = np.diff(offsets)
+
+    def chunk(c: int) -> np.ndarray:
+        lo = c * _CHUNK
+        hi = min(n, lo + _CHUNK)
+        b = hi - lo
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 7100 + (modality == "acoustic"), c]))
+        x = rng.standard_normal((b, steps, dim), dtype=np.float32)
+        x += (user_style[users[lo:hi]] @ style_proj)[:, None, :] * 0.5
+        # The post's mean tag latent, then one tag per relevant frame.
+        seg = flat[offsets[lo]:offsets[hi]]
+        mean = np.add.reduceat(lat[seg], offsets[lo:hi] - offsets[lo], axis=0) / lengths[lo:hi, None]
+        pick = offsets[lo:hi, None] + (rng.random((b, rel)) * lengths[lo:hi, None]).astype(np.int64)
+        frame_lat = 0.8 * lat[flat[pick]] + 0.4 * mean[:, None, :]
+        pos = np.argsort(rng.random((b, steps)), axis=1)[:, :rel]
+        x[np.arange(b)[:, None], pos] += signal * (frame_lat @ proj)
+        return x.astype(np.float16)
+
     npy, ids_path = feature_paths(tmp, modality)
     with FeatureWriter(npy, n, steps, dim) as w:
-        for c, lo in enumerate(range(0, n, _CHUNK)):
-            hi = min(n, lo + _CHUNK)
-            b = hi - lo
-            rng = np.random.default_rng(np.random.SeedSequence([seed, 7100 + (modality == "acoustic"), c]))
-            x = rng.standard_normal((b, steps, dim), dtype=np.float32)
-            x += (user_style[users[lo:hi]] @ style_proj)[:, None, :] * 0.5
-            # The post's mean tag latent, then one tag per relevant frame.
-            seg = flat[offsets[lo]:offsets[hi]]
-            mean = np.add.reduceat(lat[seg], offsets[lo:hi] - offsets[lo], axis=0) / lengths[lo:hi, None]
-            pick = offsets[lo:hi, None] + (rng.random((b, rel)) * lengths[lo:hi, None]).astype(np.int64)
-            frame_lat = 0.8 * lat[flat[pick]] + 0.4 * mean[:, None, :]
-            pos = np.argsort(rng.random((b, steps)), axis=1)[:, :rel]
-            x[np.arange(b)[:, None], pos] += signal * (frame_lat @ proj)
+        # Each chunk has its own seed, so chunks are computed on two threads
+        # (numpy's sampling and casts release the GIL) and written in order:
+        # the file is the same as from one thread, in about half the time.
+        for x in ordered_map(chunk, range((n + _CHUNK - 1) // _CHUNK), workers=min(2, os.cpu_count() or 1)):
             w.write(x)
     write_ids(ids_path, post_ids)
 

@@ -150,3 +150,26 @@ def test_out_of_vocabulary_test_tags_are_misses():
     assert half["ndcg@5"] == pytest.approx(1.0 / (1.0 + 1.0 / math.log2(3)))
     none = ranking_metrics(top, [[]], ks=(5,), is_top=True, extra=[2])
     assert none["n_posts"] == 1 and none["recall@5"] == 0.0
+
+
+@pytest.mark.parametrize("order,drop", [("kept", False), ("kept", True), ("reversed", False)])
+def test_features_follow_their_posts(tmp_path, order, drop):
+    """Each prepared row gets its own post's features, whether the source
+    lists them in the posts' order (copied as a slice) or not (gathered: a
+    post dropped by the filters breaks the run, or another order)."""
+    import numpy as np
+
+    posts = _posts()
+    if drop:
+        posts[3] = Post(id="p3", user="u3", hashtags=["once"], text="no kept tag")  # no vocabulary tag
+    ids = [p.id for p in posts]
+    arr = np.stack([np.full((2, 3), i, dtype=np.float32) for i in range(len(posts))])
+    if order == "reversed":
+        ids, arr = ids[::-1], arr[::-1].copy()
+    ds = prepare(posts, tmp_path / "d", PrepareParams(min_tag_count=3, split="random"), source={},
+                 features={"visual": (arr, ids)})
+    got = ds.features("visual")
+    assert got.dtype == np.float16 and got.shape == (len(ds.posts), 2, 3) and len(ds.posts) == len(posts) - drop
+    want = [float(p.id[1:]) for p in ds.posts]
+    assert [float(got[i, 0, 0]) for i in range(len(ds.posts))] == want
+    assert (got == got[:, :1, :1]).all()
