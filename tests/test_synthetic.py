@@ -73,6 +73,18 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c"]
 
 
+def test_feature_chunks_on_threads_are_the_one_thread_bytes(tmp_path, monkeypatch):
+    """Feature chunks are made on two threads where there are two cores;
+    each has its own seed, so one thread writes the same files."""
+    monkeypatch.setattr(synthetic, "_CHUNK", 16)  # several chunks in flight at this size
+    synthetic.generate(tmp_path / "two", seed=5, **SMALL)
+    monkeypatch.setattr(synthetic.os, "cpu_count", lambda: 1)
+    synthetic.generate(tmp_path / "one", seed=5, **SMALL)
+    two, one = _files(tmp_path / "two"), _files(tmp_path / "one")
+    assert two["features/visual.npy"] == one["features/visual.npy"]
+    assert two == one
+
+
 def test_refuses_non_empty_folder_unless_overwrite(tmp_path):
     d = tmp_path / "raw"
     d.mkdir()
