@@ -586,10 +586,11 @@ class ArcadeIngest:
         return rids
 
     @_engine_errors
-    def create_edges(self, rows_by_type: dict[str, list[dict] | tuple[list[str], list[str]]]) -> int:
+    def create_edges(self, rows_by_type: dict[str, "list[dict] | JsonChunks | tuple[list[str], list[str]]"]) -> int:
         """rows: {"_src": rid, "_dst": rid, **properties}, per edge type, as a
-        list or as JsonChunks, or, for edges without properties, a pair (source rids, destination rids): those
-        cross as two joined strings, with no JSON row per edge to build or parse.
+        list or as JsonChunks, or, for edges without properties, a pair
+        (source rids, destination rids): those cross as two joined strings,
+        with no JSON row per edge to build or parse.
         Small loads put every type through ONE GraphBatch: closing a batch
         costs about a second, so one batch for four relation types loads
         about twice as fast as one per type (measured 48k vs 23k edges/s

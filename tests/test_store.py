@@ -110,6 +110,23 @@ def test_a_large_bulk_load_takes_one_ingest_batch_per_type(store, monkeypatch):
     assert len(kinds) == 4 and len(batches) == len(kinds)
 
 
+def test_bulk_edges_in_many_json_chunks(store, monkeypatch):
+    """Edge JSON is built chunk by chunk on a thread ahead of the engine:
+    every chunk arrives, and a value JSON cannot carry is a DataError."""
+    from v2ht_kg.kg.embedded import ArcadeIngest
+
+    graph = small_graph(seed=3)
+    monkeypatch.setattr(ArcadeIngest, "CHUNK", 7)  # the co edges span many chunks
+    store.clear()
+    load_all(store, graph, path="bulk")
+    assert store.counts() == expected_counts(graph)
+    store.clear()
+    store.load_hashtags(tag_rows(["a", "b", "c"]), path="bulk")
+    bad = [Edge("a", "b", "co", 0.5, {"count": 2}), Edge("a", "c", "co", 0.5, {"count": {3}})]
+    with pytest.raises(DataError, match="not JSON scalars"):
+        store.load_edges(bad, path="bulk")
+
+
 def test_auto_uses_bulk_on_fresh_embedded_store(store):
     assert store.ingest is not None
     store.clear()
