@@ -175,19 +175,26 @@ def build_graph(ds: PreparedDataset, store, wd: Workdir, rel_params=None, fresh:
     t1 = time.time()
     tag_rows = [dict(name=h.name, words=h.words, count=h.count, train_count=h.train_count,
                      longtail=h.longtail, surfaces=h.surfaces) for h in hashtags]
+    load_s: dict[str, float] = {}
     with frozen_gc():
         prog("load hashtags", 0, len(hashtags))
+        t_part = time.time()
         store.load_hashtags(tag_rows)
+        load_s["hashtags"] = time.time() - t_part
         prog("load hashtags", len(hashtags), len(hashtags))
         by_type = {r: [e for e in edges if e.type == r] for r in RELATIONS}
         prog("load edges", 0, len(edges))
+        t_part = time.time()
         store.load_edges(edges)
+        load_s["edges"] = time.time() - t_part
         prog("load edges", len(edges), len(edges))
         users = ds.users
         names = [h.name for h in hashtags]
         rows = [dict(id=p.id, user=users[p.user]["name"], split=p.split, tags=[names[t] for t in p.tags]) for p in train]
         prog("load posts", 0, len(rows))
+        t_part = time.time()
         n_tagged = store.load_posts(rows)
+        load_s["posts"] = time.time() - t_part  # users, posts, POSTED and TAGGED
         prog("load posts", len(rows), len(rows))
     t_load = time.time() - t1
     counts = store.counts()
@@ -214,6 +221,14 @@ def build_graph(ds: PreparedDataset, store, wd: Workdir, rel_params=None, fresh:
         "store_counts": counts,
         "seconds": {"relations": round(t_rel, 2), "load": round(t_load, 2), "total": round(time.time() - t0, 2)},
         "relation_seconds": report.get("seconds"),
+        # per part of the store load, and its rows a second (edges: typed relations;
+        # posts: users + posts + POSTED + TAGGED)
+        "load_seconds": {k: round(v, 2) for k, v in load_s.items()},
+        "load_rows_per_s": {
+            "hashtags": round(len(hashtags) / max(load_s["hashtags"], 1e-9)),
+            "edges": round(len(edges) / max(load_s["edges"], 1e-9)),
+            "posts": round((len({r["user"] for r in rows}) + 2 * len(rows) + n_tagged) / max(load_s["posts"], 1e-9)),
+        },
         "graph_snapshot": str(wd.graph),
         "cleared": cleared,
     }

@@ -52,6 +52,12 @@ def test_build_query_and_rebuild_on_embedded_store(tmp_path):
     first = json.loads(run("build", "--format", "synthetic", "--preset", "tiny", "-w", wd, "--json").stdout)
     edges = first["graph"]["edges"]
     assert all(edges[r] > 0 for r in ("cp", "ss", "po", "co")), edges
+    # the load's parts, timed, with their rates (hashtags; typed edges; users, posts, POSTED, TAGGED)
+    g = first["graph"]
+    assert set(g["load_seconds"]) == set(g["load_rows_per_s"]) == {"hashtags", "edges", "posts"}
+    assert sum(g["load_seconds"].values()) <= g["seconds"]["load"] + 0.05
+    secs = g["load_seconds"]["edges"]  # rounded to 10 ms in the output
+    assert sum(edges.values()) / (secs + 0.006) <= g["load_rows_per_s"]["edges"] <= sum(edges.values()) / max(secs - 0.006, 1e-3)
 
     p = run("cypher", "MATCH (a:Hashtag)-[r]-(b:Hashtag) WITH a, b, count(r) AS n WHERE n > 1 RETURN count(*) AS c",
             "--json", "-w", wd)
