@@ -58,6 +58,12 @@ FEATURES = {
 }
 # the groups that need the MiniLM sentence encoder
 SENTENCE_GROUPS = ("semantic", "tagsem")
+
+
+def uses_sentences(groups: Sequence[str]) -> bool:
+    """Whether ``groups`` need MiniLM embeddings (of the posts, a new post)."""
+    return any(g in SENTENCE_GROUPS for g in groups)
+
 # per-hashtag and per-author scalars, broadcast over the (post, hashtag) grid
 PER_TAG = ("pop", "pop_recent", "tag_users")
 PER_USER = ("activity", "novelty")

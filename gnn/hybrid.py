@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from ..kg.errors import DataError
-from .fusion import AVERAGE_EPOCHS, GROUPS, SENTENCE_GROUPS, SplitFeatures, evaluate_head, feature_names, fit_fusion, load_head, save_head, type_adjacency
+from .fusion import (AVERAGE_EPOCHS, GROUPS, SENTENCE_GROUPS, SplitFeatures, evaluate_head, feature_names, fit_fusion,
+                     load_head, save_head, type_adjacency, uses_sentences)
 from .history import History
 from .protocol import check_protocol, known_rows
 
@@ -136,7 +137,7 @@ class HybridContext:
     def query(self, tokens: Sequence[str], user: int, groups: Sequence[str], text: str | None = None) -> tuple:
         """SplitFeatures' ``query`` for one new post."""
         q = ([list(tokens)], np.array([user], dtype=np.int64))
-        return q + (self.encode(text, tokens),) if set(groups) & set(SENTENCE_GROUPS) else q
+        return q + (self.encode(text, tokens),) if uses_sentences(groups) else q
 
     def neural(self, split: str) -> torch.Tensor | None:
         if self.model is None:
@@ -147,8 +148,6 @@ class HybridContext:
 
     def features(self, split: str, protocol: str, groups: Sequence[str]) -> SplitFeatures:
         names = feature_names(groups)
-        if "graph" in groups and self.adj is None:
-            raise DataError("the graph features need the knowledge graph snapshot (graph.pt)")
         return self.split_features(self.history(split, protocol), self.data.rows[split], names, groups,
                                    self.neural(split) if "neural" in groups else None)
 
@@ -163,17 +162,16 @@ class HybridContext:
         size = min(len(self.data.rows["valid"]), len(train) // 2)
         if size < 1:
             return None
-        if "graph" in groups and self.adj is None:
-            raise DataError("the graph features need the knowledge graph snapshot (graph.pt)")
         return self.split_features(History(self.data, train[:-size]), train[-size:], feature_names(groups), groups)
 
     def split_features(self, hist: History, rows: np.ndarray | None, names: Sequence[str], groups: Sequence[str],
                        neural: torch.Tensor | None = None, query: tuple | None = None) -> SplitFeatures:
         """SplitFeatures under ``hist`` with this context's graph and, where
         ``groups`` need them, its sentence embeddings."""
-        minilm = bool(set(groups) & set(SENTENCE_GROUPS))
+        if "graph" in groups and self.adj is None:
+            raise DataError("the graph features need the knowledge graph snapshot (graph.pt)")
         return SplitFeatures(hist, rows, names, self.adj, neural, query=query,
-                             emb=self.embeddings() if minilm else None,
+                             emb=self.embeddings() if uses_sentences(groups) else None,
                              tag_emb=self.tag_embeddings() if "tagsem" in groups else None)
 
 

@@ -517,9 +517,10 @@ def _engine_errors(method):
 @dataclass
 class JsonChunks:
     """One edge type's rows as JSON arrays made chunk by chunk: ``make`` are
-    zero-argument callables, each returning one chunk's text. They run on a
-    thread ahead of the engine, which parses one chunk while Python builds
-    the next (a JVM call releases the GIL)."""
+    zero-argument callables, each returning one chunk's text. They run on
+    one thread ahead of the engine, which parses one chunk while Python
+    builds the next (a JVM call releases the GIL; a second Python thread
+    would only contend for it)."""
 
     n: int
     make: list
@@ -609,7 +610,7 @@ class ArcadeIngest:
             with self.db.graph_batch(use_wal=True, parallel_flush=True, expected_edge_count=max(n, 1)) as gb:
                 for type_name, rows in group.items():
                     if isinstance(rows, JsonChunks):
-                        for text in ordered_map(lambda make: make(), rows.make, workers=2, ahead=2):
+                        for text in ordered_map(lambda make: make(), rows.make, workers=1, ahead=2):
                             self._edge_batcher.newEdgesJson(gb._java_graph_batch, type_name, text)
                         continue
                     if isinstance(rows, tuple):

@@ -14,8 +14,9 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int, ahead: i
     """fn over items on ``workers`` threads, results in item order, with at
     most ``ahead`` results computed ahead of the consumer (Executor.map
     submits every item at once and would hold every result in memory). An
-    exception in fn is raised here, at its item's turn."""
-    if workers <= 1:
+    exception in fn is raised here, at its item's turn. ``workers`` 0 runs
+    fn inline; 1 is one thread working ahead of the consumer."""
+    if workers <= 0:
         yield from map(fn, items)
         return
     with ThreadPoolExecutor(workers) as pool:

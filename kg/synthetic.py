@@ -737,7 +737,7 @@ def _write_features(tmp: Path, modality: str, spec: dict, proj_rng, seed: int, z
         # Each chunk has its own seed, so chunks are computed on two threads
         # (numpy's sampling and casts release the GIL) and written in order:
         # the file is the same as from one thread, in about half the time.
-        for x in ordered_map(chunk, range((n + _CHUNK - 1) // _CHUNK), workers=min(2, os.cpu_count() or 1)):
+        for x in ordered_map(chunk, range((n + _CHUNK - 1) // _CHUNK), workers=2 if (os.cpu_count() or 1) > 1 else 0):
             w.write(x)
     write_ids(ids_path, post_ids)
 

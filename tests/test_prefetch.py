@@ -9,7 +9,7 @@ import pytest
 from v2ht_kg.kg.prefetch import ordered_map
 
 
-@pytest.mark.parametrize("workers", [1, 2, 3])
+@pytest.mark.parametrize("workers", [0, 1, 2, 3])
 def test_results_keep_item_order(workers):
     def slow_square(i):
         time.sleep(0.002 * ((7 * i) % 5))  # later items often finish first
