@@ -244,15 +244,21 @@ def recommend(
     A V2HT run ranks in two stages by default (--candidates N); --exact ranks
     every hashtag exactly. A run with a fusion head (the default model)
     scores every hashtag with the head."""
-    from ..gnn.evaluate import recommend as rec
-    from ..gnn.runs import load_run
-
     from .common import process_seconds
 
     t_start = process_seconds()  # interpreter start-up and imports so far
     check_options(k=k, device=device, candidates=candidates)
     if (post is None) == (text is None and video is None):
         raise V2HTError("give either --post ID or --text \"...\" and/or --video FILE (with --user U)")
+    pending_tokens = None
+    if text is not None and video is None:
+        from ..kg.tokens_ahead import tokens_ahead
+
+        # forked before torch loads: spaCy works on the text meanwhile
+        pending_tokens = tokens_ahead(text)
+    from ..gnn.evaluate import recommend as rec
+    from ..gnn.runs import load_run
+
     w = workdir(wd)
     run_dir = resolve_run(run, w)
     r = load_run(run_dir, device=device)
@@ -280,8 +286,9 @@ def recommend(
     else:
         if user is not None and user not in ds.user_index:
             err_console.print(f"[yellow]note:[/] unknown user {user!r}: using the no-history fallback")
-        recs = rec(r, text=text, user=user, k=k, device=device, hybrid=hybrid, features=features,
-                   candidates=n_cand)
+        tokens = pending_tokens() if pending_tokens is not None else None
+        recs = rec(r, text=text, tokens=tokens, user=user, k=k, device=device, hybrid=hybrid,
+                   features=features, candidates=n_cand)
     t_scored = process_seconds()
     lt = {h.name for h in ds.hashtags if h.longtail}
     items = [{"rank": i + 1, "tag": t, "score": s, "longtail": t in lt, "true": t in truth} for i, (t, s) in enumerate(recs)]

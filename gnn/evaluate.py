@@ -161,7 +161,9 @@ def recommend(run: Run, post_rows: Sequence[int] | None = None, *, text: str | N
         uid = user
     else:
         uid = data.ds.user_index.get(str(user))
-    batch = data.new_post_batch(list(tokens), uid, features)
+    # the fusion head reads the V2HT network's batch only through its neural feature
+    needs_batch = hybrid is None or hybrid.ctx.model is not None
+    batch = data.new_post_batch(list(tokens), uid, features) if needs_batch else None
     if hybrid is not None:
         p, ids = _top_scores(hybrid.score_new(list(tokens), uid, batch, text=text), k)
     else:

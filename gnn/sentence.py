@@ -46,15 +46,27 @@ def model_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
+class _Linear(nn.Linear):
+    # MiniLM._load overwrites every weight: the random initialisation would
+    # be a tenth of a second of a one-shot recommend spent for nothing
+    def reset_parameters(self) -> None:
+        pass
+
+
+class _Embedding(nn.Embedding):
+    def reset_parameters(self) -> None:
+        pass
+
+
 class _Layer(nn.Module):
     def __init__(self, d: int, heads: int, ff: int, eps: float):
         super().__init__()
         self.heads = heads
-        self.qkv = nn.Linear(d, 3 * d)
-        self.out = nn.Linear(d, d)
+        self.qkv = _Linear(d, 3 * d)
+        self.out = _Linear(d, d)
         self.ln1 = nn.LayerNorm(d, eps=eps)
-        self.ff1 = nn.Linear(d, ff)
-        self.ff2 = nn.Linear(ff, d)
+        self.ff1 = _Linear(d, ff)
+        self.ff2 = _Linear(ff, d)
         self.ln2 = nn.LayerNorm(d, eps=eps)
 
     def forward(self, x: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
@@ -89,9 +101,9 @@ class MiniLM(nn.Module):
         self.tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tok.enable_truncation(MAX_TOKENS)
         self.tok.enable_padding(pad_id=0)
-        self.word = nn.Embedding(cfg["vocab_size"], d)
-        self.pos = nn.Embedding(cfg["max_position_embeddings"], d)
-        self.typ = nn.Embedding(cfg["type_vocab_size"], d)
+        self.word = _Embedding(cfg["vocab_size"], d)
+        self.pos = _Embedding(cfg["max_position_embeddings"], d)
+        self.typ = _Embedding(cfg["type_vocab_size"], d)
         self.ln = nn.LayerNorm(d, eps=eps)
         self.layers = nn.ModuleList(_Layer(d, cfg["num_attention_heads"], cfg["intermediate_size"], eps)
                                     for _ in range(cfg["num_hidden_layers"]))
