@@ -511,10 +511,19 @@ def _generate_into(tmp: Path, n_posts, n_users, n_tags, tags_per_post, seed, vis
     post_topic = np.empty(n_posts, dtype=np.int32)
     post_tags: list[np.ndarray] = []
     nb_p = 2.0 / (2.0 + max(tags_per_post - 1.0, 1e-9))
+    # Generator.choice(K, p=row) is the row's normalised cumsum searched at one
+    # uniform draw; done here once per user instead of checked and summed per
+    # post, with the same draws and so the same data set
+    cdf = prefs.cumsum(axis=1)
+    cdf /= cdf[:, -1:]
+
+    def topic_of(u: int) -> int:
+        return int(cdf[u].searchsorted(r_posts.random(), side="right"))
+
     for p in range(n_posts):
         u = post_user[p]
         n = min(1 + int(r_posts.negative_binomial(2, nb_p)) if tags_per_post > 1 else 1, 60)
-        t1 = int(r_posts.choice(K, p=prefs[u]))
+        t1 = topic_of(u)
         post_topic[p] = t1
         chosen = [f for f in favourites[u] if r_posts.random() < 0.35]
         n_gen = int(r_posts.binomial(n, general_rate[u]))
@@ -523,7 +532,7 @@ def _generate_into(tmp: Path, n_posts, n_users, n_tags, tags_per_post, seed, vis
         rest = max(n - len(chosen), 1 if not chosen else 0)
         if rest:
             if r_posts.random() < 0.3:
-                t2 = int(r_posts.choice(K, p=prefs[u]))
+                t2 = topic_of(u)
                 k2 = rest // 3
             else:
                 t2, k2 = t1, 0
