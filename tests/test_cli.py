@@ -109,6 +109,9 @@ def test_default_model_train_evaluate_recommend(tmp_path):
                         "--json").stdout)
     assert nu["protocol"] == "new-to-user" and len(nu["model"]["map"]["per_seed"]) == 2
     assert 0 <= nu["random"]["map"]["mean"] <= 1 and (Path(wd) / "eval").is_dir()
+    reach = json.loads(run("evaluate", "d", "--graph-reach", "-w", wd, "--json").stdout)
+    assert reach["hits"] + reach["misses"] == reach["positives"] > 0
+    assert reach["misses_reachable"]["any"] <= reach["misses"]
     post = next(json.loads(l)["id"] for l in (Path(wd) / "data" / "posts.jsonl").read_text().splitlines()
                 if json.loads(l)["split"] == "test")
     rec = json.loads(run("recommend", "d", "--post", post, "-k", "5", "-w", wd, "--json").stdout)
