@@ -173,3 +173,26 @@ def test_features_follow_their_posts(tmp_path, order, drop):
     want = [float(p.id[1:]) for p in ds.posts]
     assert [float(got[i, 0, 0]) for i in range(len(ds.posts))] == want
     assert (got == got[:, :1, :1]).all()
+
+
+@pytest.mark.parametrize("dtype,drop,linked", [("<f2", False, True), ("<f2", True, False), ("<f4", False, False)])
+def test_a_source_array_already_in_prepared_form_is_linked_not_copied(tmp_path, dtype, drop, linked):
+    """float16 rows of every post in the posts' order are what the copy would
+    write: the prepared file is then the source's inode; otherwise a copy."""
+    import os
+
+    import numpy as np
+
+    posts = _posts()
+    if drop:
+        posts[3] = Post(id="p3", user="u3", hashtags=["once"], text="no kept tag")
+    src = tmp_path / "visual.npy"
+    np.save(src, np.stack([np.full((2, 3), i, dtype=dtype) for i in range(len(posts))]))
+    arr = np.load(src, mmap_mode="r")
+    ds = prepare(posts, tmp_path / "d", PrepareParams(min_tag_count=3, split="random"), source={},
+                 features={"visual": (arr, [p.id for p in posts])})
+    out = tmp_path / "d" / "features" / "visual.npy"
+    assert (os.stat(out).st_ino == os.stat(src).st_ino) == linked
+    got = ds.features("visual")
+    assert got.dtype == np.float16 and [float(got[i, 0, 0]) for i in range(len(ds.posts))] == \
+        [float(p.id[1:]) for p in ds.posts]
