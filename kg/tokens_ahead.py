@@ -34,7 +34,8 @@ def tokens_ahead(text: str) -> Callable[[], list[str]]:
         try:
             os.close(r)
             null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, 2)  # its errors are the parent's to report
+            os.dup2(null, 1)  # the parent's --json owns stdout
+            os.dup2(null, 2)  # and its errors are the parent's to report
             data = json.dumps(_inline(text)).encode()
             view = memoryview(data)
             while view:
