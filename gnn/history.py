@@ -53,19 +53,16 @@ class TfidfIndex:
         self.matrix = self.transform(docs)
 
     def transform(self, docs: Sequence[Sequence[str]]) -> sp.csr_matrix:
-        vocab = self.vocab
-        rows, cols = [], []
+        vocab, idf = self.vocab, self.idf.tolist()  # a list: numpy scalar indexing was most of the time
+        rows, cols, vals = [], [], []
         for i, d in enumerate(docs):
-            for w in d:
-                j = vocab.get(w)
-                if j is not None:
-                    rows.append(i)
-                    cols.append(j)
-        # COO -> CSR sums the repeated (post, word) pairs into term counts
-        m = sp.csr_matrix((np.ones(len(rows)), (np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64))),
-                          shape=(len(docs), len(vocab)))
-        m.sum_duplicates()
-        m.data = (1.0 + np.log(m.data)) * self.idf[m.indices]
+            c = Counter(w for w in d if w in vocab)
+            for w, k in c.items():
+                j = vocab[w]
+                rows.append(i)
+                cols.append(j)
+                vals.append((1.0 + math.log(k)) * idf[j])
+        m = sp.csr_matrix((vals, (rows, cols)), shape=(len(docs), len(vocab)))
         norm = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
         return (sp.diags(np.where(norm > 0, 1.0 / np.where(norm > 0, norm, 1.0), 0.0)) @ m).tocsr()
 
@@ -222,9 +219,7 @@ class History:
         reaches every post of a rare tag, not only the k nearest. ``emb``: the
         data set's post embeddings, the same on every call (cached)."""
         if self._proto is None:
-            # X holds counts, exact in float32; a float64 X would first copy
-            # the embeddings to float64 (9x slower here)
-            c = np.asarray(self.X.T.astype(np.float32) @ emb[self.known], dtype=np.float32)
+            c = np.asarray(self.X.T @ emb[self.known], dtype=np.float32)
             self._proto = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
         return self._proto
 
