@@ -50,7 +50,8 @@ def prepare_source(
     stages it in :func:`staging_dir` and swaps it in at the end). Returns the
     data set and a report (bad lines skipped, source description)."""
     wd.ensure()
-    if fmt == "synthetic" and source is None:
+    generated = fmt == "synthetic" and source is None
+    if generated:
         source = synthetic_source(wd, preset, params.seed, progress)
     if source is None:
         raise DataError("give a data folder (or --format synthetic to generate one)")
@@ -73,7 +74,7 @@ def prepare_source(
         if video is not None:
             report["video_features"] = video
     ds = prepare(posts, Path(out_dir) if out_dir is not None else wd.data, params, source=report,
-                 features=features, progress=progress)
+                 features=features, progress=progress, link_features=generated)
     return ds, report
 
 

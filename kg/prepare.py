@@ -71,10 +71,9 @@ def default_params(fmt: str, **overrides) -> PrepareParams:
 def _link_whole(arr: np.ndarray, src_rows: np.ndarray, out_path: Path) -> bool:
     """Hard-link the source .npy as the prepared one when it already is, byte
     for byte, what the copy would write: float16 little-endian C-order, every
-    row kept, in the source's order (a synthetic or freshly extracted set).
-    Writing 3.8 GB again was a tenth of an INSVIDEO build. Nothing writes a
-    prepared array in place, and the manifest's checksum covers the file, so
-    a later edit of the source is caught, not silently shared. False (copy)
+    row kept, in the source's order (a generated synthetic set; see
+    ``prepare``'s ``link_features``). Writing 3.8 GB again was a tenth of an
+    INSVIDEO build. Nothing writes a prepared array in place. False (copy)
     where the source is otherwise or the file system has no hard links."""
     src = getattr(arr, "filename", None)
     if (src is None or arr.dtype != np.dtype("<f2") or not arr.flags.c_contiguous
@@ -146,8 +145,14 @@ def prepare(
     features: dict[str, tuple[np.ndarray, list[str]]] | None = None,
     normalizer=None,
     progress: Progress | None = None,
+    link_features: bool = False,
 ) -> PreparedDataset:
     """Prepare ``posts`` into ``out_dir`` (replaced atomically).
+
+    ``link_features``: the feature files are the work dir's own and never
+    edited in place (a generated synthetic set), so one already in prepared
+    form is hard-linked, not copied. A user's files are always copied: an
+    edit of theirs must not reach a prepared set in silence.
 
     ``features``: modality → (array (n, steps, dim), post id of each row).
     ``source``: what to record about the input (format, path, bad line count).
@@ -299,7 +304,7 @@ def prepare(
                 src_rows = np.array([pos[pid] for pid in row_ids], dtype=np.int64)
                 out_path = tmp / "features" / f"{m}.npy"
                 feat_meta[m] = {"steps": int(arr.shape[1]), "dim": int(arr.shape[2])}
-                if _link_whole(arr, src_rows, out_path):
+                if link_features and _link_whole(arr, src_rows, out_path):
                     prog(f"features:{m}", len(src_rows), len(src_rows))
                     continue
                 with named(out_path):

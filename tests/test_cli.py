@@ -58,6 +58,9 @@ def test_build_query_and_rebuild_on_embedded_store(tmp_path):
     assert sum(g["load_seconds"].values()) <= g["seconds"]["load"] + 0.05
     secs = g["load_seconds"]["edges"]  # rounded to 10 ms in the output
     assert sum(edges.values()) / (secs + 0.006) <= g["load_rows_per_s"]["edges"] <= sum(edges.values()) / max(secs - 0.006, 1e-3)
+    # the generated features are already in prepared form (every post kept): linked, not written twice
+    raw = next(Path(wd).glob("raw-synthetic/*/features/visual.npy"))
+    assert raw.stat().st_ino == (Path(wd) / "data" / "features" / "visual.npy").stat().st_ino
 
     p = run("cypher", "MATCH (a:Hashtag)-[r]-(b:Hashtag) WITH a, b, count(r) AS n WHERE n > 1 RETURN count(*) AS c",
             "--json", "-w", wd)

@@ -175,10 +175,12 @@ def test_features_follow_their_posts(tmp_path, order, drop):
     assert (got == got[:, :1, :1]).all()
 
 
-@pytest.mark.parametrize("dtype,drop,linked", [("<f2", False, True), ("<f2", True, False), ("<f4", False, False)])
-def test_a_source_array_already_in_prepared_form_is_linked_not_copied(tmp_path, dtype, drop, linked):
+@pytest.mark.parametrize("dtype,drop,link,linked", [("<f2", False, True, True), ("<f2", True, True, False),
+                                                   ("<f4", False, True, False), ("<f2", False, False, False)])
+def test_a_source_array_already_in_prepared_form_is_linked_not_copied(tmp_path, dtype, drop, link, linked):
     """float16 rows of every post in the posts' order are what the copy would
-    write: the prepared file is then the source's inode; otherwise a copy."""
+    write: with link_features (a generated set) the prepared file is then the
+    source's inode; otherwise, and always for a user's files, a copy."""
     import os
 
     import numpy as np
@@ -190,7 +192,7 @@ def test_a_source_array_already_in_prepared_form_is_linked_not_copied(tmp_path, 
     np.save(src, np.stack([np.full((2, 3), i, dtype=dtype) for i in range(len(posts))]))
     arr = np.load(src, mmap_mode="r")
     ds = prepare(posts, tmp_path / "d", PrepareParams(min_tag_count=3, split="random"), source={},
-                 features={"visual": (arr, [p.id for p in posts])})
+                 features={"visual": (arr, [p.id for p in posts])}, link_features=link)
     out = tmp_path / "d" / "features" / "visual.npy"
     assert (os.stat(out).st_ino == os.stat(src).st_ino) == linked
     got = ds.features("visual")
