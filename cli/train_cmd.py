@@ -202,6 +202,8 @@ def evaluate(
 
     check_options(device=device)
     if graph_reach:
+        if protocol is not None:
+            raise V2HTError("--graph-reach measures under the run's own protocol; drop --protocol")
         _graph_reach(run, wd, split, device, json_out)
         return
     try:
@@ -241,7 +243,7 @@ def _graph_reach(run: str, wd: Optional[Path], split: str, device: str, json_out
     t.add_column("what")
     t.add_column("uses", justify="right")
     t.add_row(f"hits in the top {out['k']}", str(out["hits"]))
-    t.add_row(f"misses", str(out["misses"]))
+    t.add_row("misses", str(out["misses"]))
     t.add_row("  with a typed (cp/ss/po) edge", str(out["misses_with_typed_edge"]))
     for name, n in out["misses_reachable"].items():
         t.add_row(f"  a typed neighbour in: {name}", str(n))
