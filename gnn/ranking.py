@@ -70,6 +70,22 @@ def _tile_math(yds: list, rows: list, lams: list, e_h: torch.Tensor, e_u: torch.
 
 
 _FUSED: dict = {}
+_ONEDNN: dict = {}
+
+
+def onednn_linear(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, relu: bool) -> torch.Tensor | None:
+    """relu?(x @ w.T + bias) through oneDNN's linear on plain tensors (the op
+    torch.compile's CPU backend calls), or None where this torch build or
+    device has none: the caller then multiplies itself. On this machine's
+    AMD CPU, torch.mm's fp32 GEMM (MKL) ran at 196-200 GFLOP/s at the
+    scoring MLP's shapes and this one at 446-459, with the same results."""
+    if x.device.type != "cpu" or _ONEDNN.get("ok") is False:
+        return None
+    try:
+        return torch.ops.mkldnn._linear_pointwise(x, w, bias, "relu" if relu else "none", [], "")
+    except (AttributeError, RuntimeError, NotImplementedError):
+        _ONEDNN["ok"] = False
+        return None
 
 
 def compile_wanted() -> bool:
@@ -109,6 +125,7 @@ class PairKernel:
         self.e_u = post.user.to(dt).unsqueeze(1) if post.user is not None else None
         linears = [mod for mod in model.mlp if isinstance(mod, nn.Linear)]
         self.weights = [(lin.weight.to(dt).t(), None if lin.bias is None else lin.bias.to(dt)) for lin in linears]
+        self.weights_oi = [lin.weight.to(dt).contiguous() for lin in linears]  # (out, in): onednn_linear's layout
         dev = emb.device
 
         def buffer(*tail: int) -> torch.Tensor:
@@ -149,13 +166,16 @@ class PairKernel:
             else:
                 torch.addcmul(hu, e_tilde, g, out=block)
         x = p0.view(b * n, -1)
-        for (w, bias), hb in zip(self.weights[:-1], self.hidden):  # Eq. 15
-            y = hb[:b * n * w.shape[1]].view(b * n, w.shape[1])
-            if bias is None:
-                torch.mm(x, w, out=y)
-            else:
-                torch.addmm(bias, x, w, out=y)
-            x = y.relu_()
+        for (w, bias), w_oi, hb in zip(self.weights[:-1], self.weights_oi, self.hidden):  # Eq. 15
+            y = onednn_linear(x, w_oi, bias, relu=True)
+            if y is None:
+                y = hb[:b * n * w.shape[1]].view(b * n, w.shape[1])
+                if bias is None:
+                    torch.mm(x, w, out=y)
+                else:
+                    torch.addmm(bias, x, w, out=y)
+                y.relu_()
+            x = y
         w, bias = self.weights[-1]  # Eq. 16, logit
         logit = (x @ w).view(b, n)
         return (logit if bias is None else logit + bias).float()

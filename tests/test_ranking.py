@@ -130,3 +130,21 @@ def test_the_authors_most_used_tags_are_candidates():
     assert bt.hist_weights[-1].sum() == 0  # the last post has no history: linear scores only
     plain = ranking.retrieve(m, post, side, 20)
     assert torch.equal(cand[-1], plain[-1])
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_the_onednn_mlp_scores_as_the_plain_product_does(monkeypatch, bf16):
+    """The tile kernel's hidden layers through oneDNN's linear give the
+    scores of torch.addmm + ReLU, the path taken where oneDNN is missing."""
+    m = big()
+    bt = batch(b=5, n=H)
+    monkeypatch.setitem(ranking._ONEDNN, "ok", None)
+    fast = m.score_all(bt, bf16=bf16)
+    # a torch build with oneDNN really took that path
+    assert ranking._ONEDNN.get("ok") is not False or not torch.backends.mkldnn.is_available()
+    monkeypatch.setitem(ranking._ONEDNN, "ok", False)  # as on a build without it
+    plain = m.score_all(bt, bf16=bf16)
+    assert torch.allclose(fast, plain, atol=1e-5 if not bf16 else 1e-2)
+    x, w = torch.randn(7, 12), torch.randn(5, 12)
+    y = ranking.onednn_linear(x, w, None, relu=False)
+    assert y is None or torch.allclose(y, x @ w.t(), atol=1e-5)
