@@ -101,6 +101,9 @@ def main() -> None:
     ap.add_argument("--evaluate", action="store_true",
                     help="instead: time gnn.evaluate.evaluate_model over the whole test split (what `evaluate` "
                          "runs), eager and with the compiled kernel unless --no-fused")
+    ap.add_argument("--onednn", default="on",
+                    help="--evaluate: the tile kernel's hidden layers through oneDNN's linear (on), torch.addmm "
+                         "(off), or both in turn (on,off): the two paths' times in one run")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -113,15 +116,19 @@ def main() -> None:
         from v2ht_kg.gnn.evaluate import evaluate_model
 
         n = len(data.rows["test"])
-        for mode in ("0",) + (() if args.no_fused else ("1",)):
-            os.environ["V2HT_COMPILE"] = mode
-            t0 = time.perf_counter()
-            res = evaluate_model(model, data, "test")
-            dt = time.perf_counter() - t0
-            print(f"evaluate, {'compiled kernel' if mode == '1' else 'eager'}: {n} test posts x {data.n_hashtags} "
-                  f"hashtags in {dt:.0f} s ({n / dt:.0f} posts/s, compile included); "
-                  f"R@10 {res['overall']['recall@10']:.4f}, long-tail R@10 {res['longtail']['recall@10']:.4f}",
-                  flush=True)
+        for dnn in args.onednn.split(","):
+            if dnn not in ("on", "off"):
+                raise SystemExit(f"--onednn: on, off or on,off, not {args.onednn!r}")
+            ranking._ONEDNN["ok"] = None if dnn == "on" else False
+            for mode in ("0",) + (() if args.no_fused else ("1",)):
+                os.environ["V2HT_COMPILE"] = mode
+                t0 = time.perf_counter()
+                res = evaluate_model(model, data, "test")
+                dt = time.perf_counter() - t0
+                kind = "compiled kernel" if mode == "1" else f"eager, oneDNN MLP {dnn}"
+                print(f"evaluate, {kind}: {n} test posts x {data.n_hashtags} hashtags in {dt:.0f} s "
+                      f"({n / dt:.0f} posts/s, compile included); R@10 {res['overall']['recall@10']:.4f}, "
+                      f"long-tail R@10 {res['longtail']['recall@10']:.4f}", flush=True)
         print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
         return
     rows = data.rows["test"][:args.posts]
