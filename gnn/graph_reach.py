@@ -33,7 +33,7 @@ def reach_counts(truth: Sequence[Sequence[int]], longtail: np.ndarray, top: np.n
     names = list(sources) + ["top"]
     lt_tags = np.flatnonzero(longtail)
     has_edge = np.diff(typed.indptr) > 0
-    out = {"k": int(top.shape[1]) if top.ndim == 2 else 0, "longtail_tags": int(len(lt_tags)),
+    out = {"k": int(top.shape[1]), "longtail_tags": int(len(lt_tags)),
            "longtail_tags_with_typed_edge": int(has_edge[lt_tags].sum()), "positives": 0, "hits": 0,
            "misses": 0, "misses_with_typed_edge": 0,
            "misses_reachable": {n: 0 for n in names + ["any"]}}
@@ -78,10 +78,6 @@ def run_reach(run, run_dir, split: str = "test", k: int = 10, device: str = "cpu
     data = run.data
     if not run.cfg.get("graph_path"):
         raise DataError("this run records no graph (graph.pt); the reach needs its typed relations", str(run_dir))
-    names = [h.name for h in data.ds.hashtags]
-    graph = load_graph(Path(run.cfg["graph_path"]), names, data.ds.fingerprint)
-    adj = type_adjacency(graph, data.n_hashtags)
-    typed = sum((adj[t] > 0).astype(np.float64) for t in SEMANTIC).tocsr()
     rows = data.rows[split]
     protocol = run_protocol(run_dir, run.cfg)
     if load_hybrid(run_dir) is not None:
@@ -90,6 +86,11 @@ def run_reach(run, run_dir, split: str = "test", k: int = 10, device: str = "cpu
     else:
         ctx = HybridContext(data, None, None, device)
         scores = neural_scores(run.model, data, rows, device=device)
+    adj = ctx.adj  # a head with graph features loaded the snapshot already
+    if adj is None:
+        names = [h.name for h in data.ds.hashtags]
+        adj = type_adjacency(load_graph(Path(run.cfg["graph_path"]), names, data.ds.fingerprint), data.n_hashtags)
+    typed = sum((adj[t] > 0).astype(np.float64) for t in SEMANTIC).tocsr()
     top = torch.topk(scores, min(k, data.n_hashtags), dim=1).indices.numpy()
     hist = ctx.history(split, protocol)
     tokens, users = hist.query(rows)

@@ -125,7 +125,7 @@ class PairKernel:
         self.e_u = post.user.to(dt).unsqueeze(1) if post.user is not None else None
         linears = [mod for mod in model.mlp if isinstance(mod, nn.Linear)]
         self.weights = [(lin.weight.to(dt).t(), None if lin.bias is None else lin.bias.to(dt)) for lin in linears]
-        self.weights_oi = [lin.weight.to(dt).contiguous() for lin in linears]  # (out, in): onednn_linear's layout
+        self.weights_oi = [w.t() for w, _ in self.weights]  # (out, in), contiguous: onednn_linear's layout
         dev = emb.device
 
         def buffer(*tail: int) -> torch.Tensor:

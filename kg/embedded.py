@@ -39,6 +39,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from .config import (DEFAULT_DATABASE, EMBEDDED_READER, EMBEDDED_USER, READER_GROUP, READER_PASSWORD_FILE,
@@ -524,6 +525,12 @@ class JsonChunks:
 
     n: int
     make: list
+
+    @classmethod
+    def over(cls, items: list, to_json) -> "JsonChunks":
+        """``to_json(chunk of items)`` for every ingest chunk of ``items``."""
+        step = ArcadeIngest.CHUNK
+        return cls(len(items), [partial(to_json, items[i:i + step]) for i in range(0, len(items), step)])
 
 
 def _n_rows(rows) -> int:

@@ -141,10 +141,12 @@ def build_graph(ds: PreparedDataset, store, wd: Workdir, rel_params=None, fresh:
     holding another data set's graph is cleared first (``summary["cleared"]``
     says why). Returns the build summary."""
     import time
+    from collections import Counter
 
     from .export import export_graph, export_loaded
     from .relations import RelationParams, build_relations
     from .schema import RELATIONS
+    from .timing import timed
 
     prog = progress or (lambda *a: None)
     t0 = time.time()
@@ -179,23 +181,20 @@ def build_graph(ds: PreparedDataset, store, wd: Workdir, rel_params=None, fresh:
     load_s: dict[str, float] = {}
     with frozen_gc():
         prog("load hashtags", 0, len(hashtags))
-        t_part = time.time()
-        store.load_hashtags(tag_rows)
-        load_s["hashtags"] = time.time() - t_part
+        with timed(load_s, "hashtags"):
+            store.load_hashtags(tag_rows)
         prog("load hashtags", len(hashtags), len(hashtags))
-        by_type = {r: [e for e in edges if e.type == r] for r in RELATIONS}
+        n_by_type = Counter(e.type for e in edges)
         prog("load edges", 0, len(edges))
-        t_part = time.time()
-        store.load_edges(edges)
-        load_s["edges"] = time.time() - t_part
+        with timed(load_s, "edges"):
+            store.load_edges(edges)
         prog("load edges", len(edges), len(edges))
         users = ds.users
         names = [h.name for h in hashtags]
         rows = [dict(id=p.id, user=users[p.user]["name"], split=p.split, tags=[names[t] for t in p.tags]) for p in train]
         prog("load posts", 0, len(rows))
-        t_part = time.time()
-        n_tagged = store.load_posts(rows)
-        load_s["posts"] = time.time() - t_part  # users, posts, POSTED and TAGGED
+        with timed(load_s, "posts"):  # users, posts, POSTED and TAGGED
+            n_tagged = store.load_posts(rows)
         prog("load posts", len(rows), len(rows))
     t_load = time.time() - t1
     counts = store.counts()
@@ -213,7 +212,7 @@ def build_graph(ds: PreparedDataset, store, wd: Workdir, rel_params=None, fresh:
     return {
         "hashtags": len(hashtags),
         "longtail_hashtags": sum(1 for h in hashtags if h.longtail),
-        "edges": {r: len(by_type[r]) for r in RELATIONS},
+        "edges": {r: n_by_type[r] for r in RELATIONS},
         "edges_before_priority": report.get("before"),
         "overridden": report.get("overridden"),
         "relation_stats": report.get("stats"),

@@ -24,7 +24,6 @@ that would link ``dog`` to ``frank`` (hotdog) or ``kid`` to ``goatskin``.
 from __future__ import annotations
 
 import math
-import time
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Iterable, Sequence
@@ -35,6 +34,7 @@ from scipy.sparse.csgraph import connected_components
 
 from .errors import DataError, V2HTError
 from .schema import PRIORITY, RELATIONS, Edge
+from .timing import timed
 
 
 @dataclass
@@ -499,33 +499,26 @@ def build_relations(
     params.validate()
     _check_vocabulary(hashtags)
     seconds: dict[str, float] = {}
-    t = time.perf_counter()
-    cp = composition_edges(hashtags)
-    seconds["cp"] = time.perf_counter() - t
+    with timed(seconds, "cp"):
+        cp = composition_edges(hashtags)
     ss: list[Edge] = []
     po: list[Edge] = []
     covered = 0
     if wn is not None:
-        t = time.perf_counter()
-        synsets = hashtag_synsets(hashtags, wn, params.max_senses)
-        covered = sum(1 for s in synsets if s)
-        tax = _Taxonomy()
-        seconds["senses"] = time.perf_counter() - t
-        t = time.perf_counter()
-        ss = ss_edges_from(hashtags, synsets, tax, params.ss_max_depth)
-        seconds["ss"] = time.perf_counter() - t
-        t = time.perf_counter()
-        po = po_edges_from(hashtags, synsets, tax, params.wup_threshold)
-        seconds["po"] = time.perf_counter() - t
-    t = time.perf_counter()
-    co = cooccurrence_edges(train_post_tags, hashtags, params.co_min_count)
-    seconds["co"] = time.perf_counter() - t
-    t = time.perf_counter()
-    edges, priority = resolve_priority(cp, ss, po, co)
-    seconds["priority"] = time.perf_counter() - t
-    t = time.perf_counter()
-    stats = graph_stats(hashtags, edges)
-    seconds["stats"] = time.perf_counter() - t
+        with timed(seconds, "senses"):
+            synsets = hashtag_synsets(hashtags, wn, params.max_senses)
+            covered = sum(1 for s in synsets if s)
+            tax = _Taxonomy()
+        with timed(seconds, "ss"):
+            ss = ss_edges_from(hashtags, synsets, tax, params.ss_max_depth)
+        with timed(seconds, "po"):
+            po = po_edges_from(hashtags, synsets, tax, params.wup_threshold)
+    with timed(seconds, "co"):
+        co = cooccurrence_edges(train_post_tags, hashtags, params.co_min_count)
+    with timed(seconds, "priority"):
+        edges, priority = resolve_priority(cp, ss, po, co)
+    with timed(seconds, "stats"):
+        stats = graph_stats(hashtags, edges)
     report = {
         "params": asdict(params),
         "wordnet": wn is not None,

@@ -405,7 +405,7 @@ class GraphStore:
         per-value checks cost as much as the ingest itself, so types are
         checked by the JSON encoder instead, chunk by chunk, while the engine
         ingests the chunk before (embedded.JsonChunks)."""
-        from .embedded import ArcadeIngest, JsonChunks
+        from .embedded import JsonChunks
 
         rids = self._hashtag_rids()
         batches = {}
@@ -417,8 +417,7 @@ class GraphStore:
             clash = {"weight", "overrides", "_src", "_dst"} & set().union(*(e.evidence.keys() for e in es))
             if clash:
                 raise DataError(f"{kind} edge evidence field {sorted(clash)[0]!r} clashes with a stored property")
-            batches[REL_LABEL[kind]] = JsonChunks(len(es), [
-                partial(_edge_json, es[i:i + ArcadeIngest.CHUNK], rids) for i in range(0, len(es), ArcadeIngest.CHUNK)])
+            batches[REL_LABEL[kind]] = JsonChunks.over(es, partial(_edge_json, rids=rids))
         try:
             self.ingest.create_edges(batches)
         except TypeError as e:  # a value JSON cannot carry

@@ -36,23 +36,19 @@ def tokens_ahead(text: str) -> Callable[[], list[str]]:
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, 1)  # the parent's --json owns stdout
             os.dup2(null, 2)  # and its errors are the parent's to report
-            data = json.dumps(_inline(text)).encode()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(w, view):]
+            with os.fdopen(w, "wb") as f:  # write() retries partial writes to the pipe
+                f.write(json.dumps(_inline(text)).encode())
             code = 0
         finally:
             os._exit(code)
     os.close(w)
 
     def result() -> list[str]:
-        chunks = []
         with os.fdopen(r, "rb") as f:
-            while chunk := f.read(1 << 16):
-                chunks.append(chunk)
+            data = f.read()  # to EOF: the child has written and closed its end
         _, status = os.waitpid(pid, 0)
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
-            return json.loads(b"".join(chunks))
+            return json.loads(data)
         return _inline(text)
 
     return result
