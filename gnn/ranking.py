@@ -34,12 +34,14 @@ often its top k equals the exact one is measured on each trained model
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from functools import lru_cache
 
 import torch
 from torch import nn
 
+from . import native
 from .encoders import ModalityEncoder
 
 # (post, hashtag) pairs per tile; bounds the (pairs, d) temporaries and keeps
@@ -120,8 +122,8 @@ class PairKernel:
         self.c = c
         self.emb = emb.to(dt)
         b = self.b = _n_posts(post)
-        self.tables = {m: ModalityEncoder.segment_tables(post.modalities[m]) for m in self.mods}
-        self.yds = {m: t.yd.to(dt).reshape(-1, 2 * d) for m, t in self.tables.items()}
+        self.tables = {m: dataclasses.replace(t, yd=t.yd.to(dt))
+                       for m, t in ((m, ModalityEncoder.segment_tables(post.modalities[m])) for m in self.mods)}
         self.e_u = post.user.to(dt).unsqueeze(1) if post.user is not None else None
         linears = [mod for mod in model.mlp if isinstance(mod, nn.Linear)]
         self.weights = [(lin.weight.to(dt).t(), None if lin.bias is None else lin.bias.to(dt)) for lin in linears]
@@ -138,6 +140,19 @@ class PairKernel:
     def _view(self, name: str, n: int, *tail: int) -> torch.Tensor:
         return self.bufs[name][:self.b * n * math.prod(tail)].view(self.b, n, *tail)
 
+    def _buf(self, name: str, *shape: int) -> torch.Tensor:
+        return self.bufs[name][:math.prod(shape)].view(shape)
+
+    def _step_counts(self) -> list | None:
+        """Each modality's native.step_counts over every hashtag, once, for
+        tiles of shared hashtags (the full rank); None where the C loop will
+        not run."""
+        if "ks" not in self.__dict__:
+            self.ks = None
+            if self.dt == torch.float32 and self.emb.device.type == "cpu" and native.available():
+                self.ks = [native.step_counts(self.tables[m], self.c[m].float()) for m in self.mods]
+        return self.ks
+
     def logits(self, ids: slice | torch.Tensor) -> torch.Tensor:
         """(B, n) logits for a slice of hashtags shared by every post, or ids (B, n) per post."""
         b, d = self.b, self.d
@@ -148,23 +163,12 @@ class PairKernel:
             n = ids.shape[1]
             e_h = torch.index_select(self.emb, 0, ids.reshape(-1),
                                      out=self.bufs["eh"][:b * n * d].view(-1, d)).view(b, n, d)
-        if self.e_u is None:
-            g, hu = e_h, None
-        else:
-            g = torch.add(e_h, self.e_u, out=self._view("g", n, d))
-            hu = torch.mul(e_h, self.e_u, out=self._view("hu", n, d))
         p0 = self._view("p0", n, len(self.mods) * d)
-        for i, m in enumerate(self.mods):
-            rows, lam = ModalityEncoder.segment_lookup(self.tables[m], self.c[m][ids])
-            yd = torch.index_select(self.yds[m], 0, rows.reshape(-1),
-                                    out=self.bufs["yd"][:b * n * 2 * d].view(-1, 2 * d)).view(b, n, 2 * d)
-            e_tilde = torch.addcmul(yd[..., :d], lam.to(self.dt).unsqueeze(-1), yd[..., d:], out=self._view("e", n, d))
-            block = p0[..., i * d:(i + 1) * d]  # written in place: no cat
-            # Eq. 14: e~ * (e_h + e_u) + e_h * e_u, as in V2HT._interact
-            if hu is None:
-                torch.mul(e_tilde, g, out=block)
-            else:
-                torch.addcmul(hu, e_tilde, g, out=block)
+        tables, cs = [self.tables[m] for m in self.mods], [self.c[m][ids] for m in self.mods]
+        ks = self._step_counts() if isinstance(ids, slice) else None
+        ks = None if ks is None else [k[:, ids] for k in ks]
+        if native.pair_input(tables, cs, e_h, self.e_u, p0, ks) is None:  # the C loop, else torch ops
+            native.eager_input(tables, cs, e_h, self.e_u, p0, buf=self._buf)
         x = p0.view(b * n, -1)
         for (w, bias), w_oi, hb in zip(self.weights[:-1], self.weights_oi, self.hidden):  # Eq. 15
             y = onednn_linear(x, w_oi, bias, relu=True)
@@ -189,7 +193,7 @@ class PairKernel:
         lookups = [ModalityEncoder.segment_lookup(self.tables[m], self.c[m][ids]) for m in self.mods]
         e_h = self.emb[ids].unsqueeze(0) if isinstance(ids, slice) else self.emb[ids]
         try:
-            out = fn(list(self.yds.values()), [r for r, _ in lookups], [lam.to(self.dt) for _, lam in lookups],
+            out = fn([t.yd.reshape(-1, 2 * self.d) for t in self.tables.values()], [r for r, _ in lookups], [lam.to(self.dt) for _, lam in lookups],
                      e_h, self.e_u, self.weights)
         except Exception as e:  # torch's compile errors have no common base class
             import warnings

@@ -1,0 +1,210 @@
+"""The ranking's fused tile-input kernel (pair_input.c), built on first use.
+
+The exact full rank spends most of its time building each tile's input p0
+(gathers, the blend of Eq. 9's pooled vector, Eq. 14's Bi-Interaction), not
+in its GEMMs. The C loop writes p0 in one pass. It is compiled with the
+system's C compiler (``$CC``, else ``cc``) into a per-user cache and called
+through ctypes; its OpenMP threads are torch's own (see pair_input.c).
+
+It is used only where it reproduces the eager kernel bit for bit: the first
+load checks both float contractions (with and without FMA) against torch's
+own ops on random data and keeps the one that matches. No compiler, a
+failed build or no match: ``available()`` is False and ranking runs the
+eager kernel, same results. ``V2HT_NATIVE=0`` turns it off.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+_SOURCE = Path(__file__).with_name("pair_input.c")
+_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp", "-fPIC", "-shared"]
+_STATE: dict = {}
+_MIN_SPLIT = 1024  # pairs per thread below which one thread does them all
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "v2ht-kg" / "native"
+
+
+def _trusted(path: Path) -> bool:
+    """Only a library this user owns and no one else can write gets loaded."""
+    st = path.stat()
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
+def _build(cc: str, fma: bool) -> Path | None:
+    flags = _FLAGS + (["-DV2HT_FMA"] if fma else [])
+    src = _SOURCE.read_bytes()
+    key = hashlib.sha256(src + " ".join([cc, *flags, platform.machine(), platform.node()]).encode()).hexdigest()[:16]
+    out_dir = _cache_dir()
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lib = out_dir / f"pair_input-{key}.so"
+    if lib.exists():
+        return lib if _trusted(lib) and _trusted(out_dir) else None
+    if not _trusted(out_dir):
+        return None
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
+    os.close(fd)
+    try:
+        subprocess.run([cc, *flags, "-o", tmp, str(_SOURCE)], check=True, capture_output=True, timeout=120)
+        os.chmod(tmp, 0o700)
+        os.replace(tmp, lib)  # atomic: a concurrent or killed build leaves no half-written library
+    except (OSError, subprocess.SubprocessError):
+        Path(tmp).unlink(missing_ok=True)
+        return None
+    return lib
+
+
+class _Modality(ctypes.Structure):
+    """pair_input.c's v2ht_modality."""
+    _fields_ = [(name, ctypes.c_void_p) for name in ("neg_sorted", "pw", "n_inactive", "yd", "c", "ef", "k")] + \
+        [(name, ctypes.c_int64) for name in ("t", "c_post_stride", "k_post_stride")]
+
+
+def step_counts(tab, c: torch.Tensor) -> torch.Tensor:
+    """k (B, H) int32: for each post and each of H hashtag scores c, the number
+    of the post's steps with -a < c, what segment_lookup's searchsorted finds,
+    for all hashtags at once: sort c, place each step among the sorted scores,
+    and a prefix sum over the placements counts the steps below each score."""
+    b = tab.neg_sorted.shape[0]
+    h = c.shape[0]
+    order = torch.argsort(c)
+    at = torch.searchsorted(c[order].contiguous(), tab.neg_sorted, right=True)  # (B, T) in [0, H]
+    below = torch.zeros(b, h + 1, dtype=torch.int32).scatter_add_(1, at, torch.ones_like(at, dtype=torch.int32))
+    k = torch.empty(b, h, dtype=torch.int32)
+    k[:, order] = below.cumsum(1, dtype=torch.int32)[:, :h]
+    return k
+
+
+def _load(fma: bool):
+    cc = os.environ.get("CC") or "cc"
+    if shutil.which(cc) is None:
+        return None
+    lib = _build(cc, fma)
+    if lib is None:
+        return None
+    fn = ctypes.CDLL(str(lib)).v2ht_pair_input_f32
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    fn.argtypes = [i64, i64, i64, i64, i64, ctypes.POINTER(_Modality), ptr, i64, ptr, ptr]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def eager_input(tables: list, cs: list, e_h: torch.Tensor, e_u: torch.Tensor | None, out: torch.Tensor,
+                buf=None) -> torch.Tensor:
+    """p0 (B, n, M d) of Eqs. 9 and 14 through torch ops: segment_lookup per
+    modality, then the blend and the Bi-Interaction; ``buf(name, *shape)``
+    gives scratch tensors (fresh ones without it)."""
+    from .encoders import ModalityEncoder
+
+    buf = buf or (lambda name, *shape: torch.empty(shape, dtype=out.dtype, device=out.device))
+    b, n = out.shape[:2]
+    d = e_h.shape[-1]
+    if e_u is None:
+        g, hu = e_h, None
+    else:
+        g = torch.add(e_h, e_u, out=buf("g", b, n, d))
+        hu = torch.mul(e_h, e_u, out=buf("hu", b, n, d))
+    for i, (tab, c) in enumerate(zip(tables, cs)):
+        rows, lam = ModalityEncoder.segment_lookup(tab, c)
+        yd = torch.index_select(tab.yd.to(out.dtype).reshape(-1, 2 * d), 0, rows.reshape(-1),
+                                out=buf("yd", b * n, 2 * d)).view(b, n, 2 * d)
+        e = torch.addcmul(yd[..., :d], lam.to(out.dtype).unsqueeze(-1), yd[..., d:], out=buf("e", b, n, d))
+        block = out[..., i * d:(i + 1) * d]  # written in place: no cat
+        # Eq. 14: e~ * (e_h + e_u) + e_h * e_u, as in V2HT._interact
+        if hu is None:
+            torch.mul(e, g, out=block)
+        else:
+            torch.addcmul(hu, e, g, out=block)
+    return out
+
+
+def _probe(fn) -> bool:
+    """Bit-identical to the eager ops on random posts (padded, of several
+    lengths), with and without a user, for shared and per-post hashtags?"""
+    from .encoders import ModalityEncoder, ModalityStates
+
+    gen = torch.Generator().manual_seed(0)
+    b, n, d = 3, 37, 64
+    tables = []
+    for t in (9, 2):
+        lengths = torch.randint(1, t + 1, (b,), generator=gen)
+        mask = torch.arange(t) < lengths.unsqueeze(1)
+        z = torch.randn(b, t, d, generator=gen)
+        enc = ModalityStates(states=z, mask=mask, lengths=lengths, a=torch.randn(b, t, generator=gen), z=z)
+        tables.append(ModalityEncoder.segment_tables(enc))
+    for shared in (True, False):
+        shape = (n,) if shared else (b, n)
+        cs = [3 * torch.randn(shape, generator=gen) for _ in tables]
+        e_h = torch.randn((1, n, d) if shared else (b, n, d), generator=gen)
+        for e_u in (None, torch.randn(b, 1, d, generator=gen)):
+            want = eager_input(tables, cs, e_h, e_u, torch.empty(b, n, 2 * d))
+            for ks in ([None, [step_counts(t, c)[:, 5:] for t, c in zip(tables, cs)]] if shared else [None]):
+                got = torch.full((b, n - 5 if ks else n, 2 * d), float("nan"))
+                ok = _call(fn, tables, [c[5:] for c in cs] if ks else cs, e_h[:, 5:] if ks else e_h, e_u, got, ks)
+                if not ok or not torch.equal(want[:, 5:] if ks else want, got):
+                    return False
+    return True
+
+
+def available() -> bool:
+    if "fn" not in _STATE:
+        _STATE["fn"] = None
+        if os.environ.get("V2HT_NATIVE", "1") != "0":
+            for fma in (False, True):
+                fn = _load(fma)
+                if fn is not None and _probe(fn):
+                    _STATE["fn"] = fn
+                    break
+    return _STATE["fn"] is not None
+
+
+def _call(fn, tables, cs, e_h, e_u, out, ks=None) -> bool:
+    b, n = out.shape[:2]
+    d = e_h.shape[-1]
+    keep = []  # every tensor the C loop reads, alive until it returns
+
+    def ptr(t: torch.Tensor) -> int:
+        t = t.contiguous()
+        keep.append(t)
+        return t.data_ptr()
+
+    mods = (_Modality * len(tables))()
+    for md, tab, c, k in zip(mods, tables, cs, ks or [None] * len(tables)):
+        c = c.float()
+        ef = torch.exp(-(c + tab.top).clamp_min(0))  # as segment_lookup computes it, so bit for bit
+        md.neg_sorted, md.pw, md.n_inactive, md.yd = (ptr(tab.neg_sorted), ptr(tab.pw), ptr(tab.n_inactive),
+                                                       ptr(tab.yd))
+        md.c, md.ef = ptr(c), ptr(ef.expand(b, n))
+        md.t, md.c_post_stride = tab.neg_sorted.shape[1], 0 if c.dim() == 1 else n
+        if k is not None:  # a (B, n) view of step_counts' (B, H): rows of stride H
+            assert k.dtype == torch.int32 and k.stride(1) == 1
+            keep.append(k)
+            md.k, md.k_post_stride = k.data_ptr(), k.stride(0)
+    pairs = b * n
+    threads = max(1, min(torch.get_num_threads(), pairs // _MIN_SPLIT))
+    return fn(pairs, threads, n, len(tables), d, mods, ptr(e_h), 0 if e_h.shape[0] == 1 else n * d,
+              None if e_u is None else ptr(e_u), out.data_ptr()) == 0
+
+
+def pair_input(tables: list, cs: list, e_h: torch.Tensor, e_u: torch.Tensor | None,
+               out: torch.Tensor, ks: list | None = None) -> torch.Tensor | None:
+    """p0 (B, n, M d) into ``out`` (contiguous float32) through the C loop, or
+    None where it is unavailable or the tensors are not float32 on the CPU.
+    ``ks``: each modality's step_counts for these hashtags, if counted ahead."""
+    if out.dtype != torch.float32 or out.device.type != "cpu" or not out.is_contiguous() or not available():
+        return None
+    if any(t.dtype != torch.float32 for t in (e_h, *(tab.yd for tab in tables))) or \
+            (e_u is not None and e_u.dtype != torch.float32):
+        return None
+    return out if _call(_STATE["fn"], tables, cs, e_h, e_u, out, ks) else None

@@ -1,0 +1,107 @@
+"""The C tile-input loop (gnn/native.py, gnn/pair_input.c): built with the
+machine's C compiler, bit-identical to the torch ops it replaces (so exact
+ranks and evaluations do not move), counted-ahead steps equal to
+searchsorted's, a full rank identical with and without it, and a library in a
+cache others can write is never loaded."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+import torch
+
+from test_model import batch, config, model
+from v2ht_kg.gnn import native
+from v2ht_kg.gnn.encoders import ModalityEncoder, ModalityStates
+
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
+              pytest.mark.skipif(shutil.which(os.environ.get("CC") or "cc") is None, reason="no C compiler here")]
+
+
+@pytest.fixture
+def own_cache(tmp_path, monkeypatch):
+    """A fresh build cache and a fresh load: nothing from an earlier build."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(native, "_STATE", {})
+    return tmp_path / "cache" / "v2ht-kg" / "native"
+
+
+def tables(b: int, t: int, d: int, seed: int):
+    gen = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, t + 1, (b,), generator=gen)
+    z = torch.randn(b, t, d, generator=gen)
+    enc = ModalityStates(states=z, mask=torch.arange(t) < lengths.unsqueeze(1), lengths=lengths,
+                         a=torch.randn(b, t, generator=gen), z=z)
+    return ModalityEncoder.segment_tables(enc)
+
+
+def test_it_builds_and_matches_torch_bit_for_bit(own_cache):
+    assert native.available()
+    # one library per float contraction tried, no temporary file left
+    assert {p.name.startswith("pair_input-") and p.suffix == ".so" for p in own_cache.iterdir()} == {True}
+    gen = torch.Generator().manual_seed(1)
+    b, n, d = 4, 500, 64  # enough pairs for two threads
+    tabs = [tables(b, 40, d, 2), tables(b, 7, d, 3), tables(b, 1, d, 4)]
+    cs = [2 * torch.randn(n, generator=gen) for _ in tabs]
+    e_h, e_u = torch.randn(1, n, d, generator=gen), torch.randn(b, 1, d, generator=gen)
+    torch.set_num_threads(2)
+    want = native.eager_input(tabs, cs, e_h, e_u, torch.empty(b, n, 3 * d))
+    got = native.pair_input(tabs, cs, e_h, e_u, torch.empty(b, n, 3 * d))
+    assert torch.equal(got, want)
+    ks = [native.step_counts(t, c) for t, c in zip(tabs, cs)]
+    got = native.pair_input(tabs, [c[100:] for c in cs], e_h[:, 100:], e_u, torch.empty(b, n - 100, 3 * d),
+                            [k[:, 100:] for k in ks])
+    assert torch.equal(got, want[:, 100:])
+    # per-post hashtags (the rerank), no user
+    cs = [torch.randn(b, n, generator=gen) for _ in tabs]
+    e_h = torch.randn(b, n, d, generator=gen)
+    assert torch.equal(native.pair_input(tabs, cs, e_h, None, torch.empty(b, n, 3 * d)),
+                       native.eager_input(tabs, cs, e_h, None, torch.empty(b, n, 3 * d)))
+
+
+def test_step_counts_are_what_searchsorted_finds():
+    tab = tables(5, 12, 8, 0)
+    c = torch.cat([torch.randn(300), tab.neg_sorted[0, :3]])  # ties with a step's score too
+    k = native.step_counts(tab, c)
+    want = torch.searchsorted(tab.neg_sorted, c.unsqueeze(0).expand(5, -1).contiguous())
+    assert k.dtype == torch.int32 and torch.equal(k.long(), want)
+
+
+def test_a_full_rank_is_the_same_with_and_without_the_c_loop(own_cache, monkeypatch):
+    m = model(config(("visual", "acoustic", "text"), "full", n_hashtags=400), 0).eval()
+    bt = batch(b=6, n=400)
+    assert native.available()
+    fast = m.score_all(bt)
+    monkeypatch.setitem(native._STATE, "fn", None)  # as on a machine without a compiler
+    assert torch.equal(fast, m.score_all(bt))
+
+
+def test_no_compiler_means_torch_ops(own_cache, monkeypatch):
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    assert not native.available()
+    tab = tables(2, 3, 4, 0)
+    assert native.pair_input([tab], [torch.randn(5)], torch.randn(1, 5, 4), None, torch.empty(2, 5, 4)) is None
+
+
+def test_off_by_the_environment(own_cache, monkeypatch):
+    monkeypatch.setenv("V2HT_NATIVE", "0")
+    assert not native.available()
+    assert not own_cache.exists()  # nothing compiled either
+
+
+def test_a_cache_others_can_write_is_not_trusted(own_cache):
+    assert native.available()
+    libs = list(own_cache.iterdir())
+    native._STATE.clear()
+    for lib in libs:
+        os.chmod(lib, 0o777)  # as if another user could have replaced it
+    assert not native.available()
+    for lib in libs:
+        os.chmod(lib, 0o700)
+    os.chmod(own_cache, 0o777)
+    native._STATE.clear()
+    assert not native.available()
+    os.chmod(own_cache, 0o700)
+    native._STATE.clear()
+    assert native.available()
