@@ -20,6 +20,7 @@ import time
 import torch
 from torch_geometric.data import Data
 
+from v2ht_kg.gnn import native
 from v2ht_kg.gnn.batch import PostBatch
 from v2ht_kg.gnn.config import V2HTConfig
 from v2ht_kg.gnn.model import V2HT
@@ -251,7 +252,20 @@ def main() -> None:
                   f"{b_inf / dt:.0f} posts/s ({rate:.0f} posts/s without the "
                   f"{t_enc * 1e3:.0f} ms of LSTM encoding; {b_inf * n_tags / (dt - t_enc) / 1e6:.2f}M pairs/s; "
                   f"{rate / bound[bf]:.0%} of the FLOP bound)")
-        # the compiled tile kernel (what `evaluate` uses on large splits); its compile is not timed
+        # the same without the C tile-input loop (gnn/native.py): torch ops, as where no compiler is found
+        c_loop = native._STATE["fn"] if native.available() else None
+        if c_loop is not None:
+            native._STATE["fn"] = None
+            plain = m.score_all(bt)
+            dt = timed(lambda: m.score_all(bt), reps, warmup=0)
+            native._STATE["fn"] = c_loop
+            rate = b_inf / (dt - t_enc)
+            print(f"full rank fp32, tile input by torch ops (no C loop): {b_inf / dt:.0f} posts/s ({rate:.0f} posts/s "
+                  f"without encoding; {rate / bound[False]:.0%} of the FLOP bound); same scores: "
+                  f"{torch.equal(plain, scores[False])}")
+        else:
+            print("full rank: no C tile-input loop on this machine (no compiler, or it did not match torch)")
+        # the compiled tile kernel (V2HT_COMPILE=1); its compile is not timed
         fused = m.score_all(bt, fused=True)
         dt = timed(lambda: m.score_all(bt, fused=True), reps, warmup=0)
         rate = b_inf / (dt - t_enc)

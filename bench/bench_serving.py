@@ -82,6 +82,13 @@ def from_run(run_dir: Path):
     return r.model.eval(), r.data
 
 
+def on_off(value: str, flag: str) -> list[str]:
+    got = value.split(",")
+    if not got or any(v not in ("on", "off") for v in got):
+        raise SystemExit(f"{flag}: on, off or on,off, not {value!r}")
+    return got
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     src = ap.add_mutually_exclusive_group(required=True)
@@ -104,6 +111,9 @@ def main() -> None:
     ap.add_argument("--onednn", default="on",
                     help="--evaluate: the tile kernel's hidden layers through oneDNN's linear (on), torch.addmm "
                          "(off), or both in turn (on,off): the two paths' times in one run")
+    ap.add_argument("--native", default="on",
+                    help="--evaluate: the tile input through the C loop (gnn/native.py; on), torch ops (off), "
+                         "or both in turn (on,off)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -115,20 +125,26 @@ def main() -> None:
 
         from v2ht_kg.gnn.evaluate import evaluate_model
 
+        from v2ht_kg.gnn import native
+
         n = len(data.rows["test"])
-        for dnn in args.onednn.split(","):
-            if dnn not in ("on", "off"):
-                raise SystemExit(f"--onednn: on, off or on,off, not {args.onednn!r}")
+        c_loop = native._STATE["fn"] if native.available() else None
+        runs = [(dnn, nat, "0") for dnn in on_off(args.onednn, "--onednn") for nat in on_off(args.native, "--native")]
+        runs += [] if args.no_fused else [("on", "off", "1")]
+        for dnn, nat, mode in runs:
             ranking._ONEDNN["ok"] = None if dnn == "on" else False
-            for mode in ("0",) + (() if args.no_fused else ("1",)):
-                os.environ["V2HT_COMPILE"] = mode
-                t0 = time.perf_counter()
-                res = evaluate_model(model, data, "test")
-                dt = time.perf_counter() - t0
-                kind = "compiled kernel" if mode == "1" else f"eager, oneDNN MLP {dnn}"
-                print(f"evaluate, {kind}: {n} test posts x {data.n_hashtags} hashtags in {dt:.0f} s "
-                      f"({n / dt:.0f} posts/s, compile included); R@10 {res['overall']['recall@10']:.4f}, "
-                      f"long-tail R@10 {res['longtail']['recall@10']:.4f}", flush=True)
+            native._STATE["fn"] = c_loop if nat == "on" else None
+            if nat == "on" and c_loop is None:
+                print("evaluate: no C tile-input loop on this machine (no compiler, or it did not match torch)")
+                continue
+            os.environ["V2HT_COMPILE"] = mode
+            t0 = time.perf_counter()
+            res = evaluate_model(model, data, "test")
+            dt = time.perf_counter() - t0
+            kind = "compiled kernel" if mode == "1" else f"eager, oneDNN MLP {dnn}, C tile input {nat}"
+            print(f"evaluate, {kind}: {n} test posts x {data.n_hashtags} hashtags in {dt:.0f} s "
+                  f"({n / dt:.0f} posts/s, compile included); R@10 {res['overall']['recall@10']:.4f}, "
+                  f"long-tail R@10 {res['longtail']['recall@10']:.4f}", flush=True)
         print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
         return
     rows = data.rows["test"][:args.posts]
