@@ -253,16 +253,15 @@ def main() -> None:
                   f"{t_enc * 1e3:.0f} ms of LSTM encoding; {b_inf * n_tags / (dt - t_enc) / 1e6:.2f}M pairs/s; "
                   f"{rate / bound[bf]:.0%} of the FLOP bound)")
         # the same without the C tile-input loop (gnn/native.py): torch ops, as where no compiler is found
-        c_loop = native._STATE["fn"] if native.available() else None
-        if c_loop is not None:
-            native._STATE["fn"] = None
-            plain = m.score_all(bt)
-            dt = timed(lambda: m.score_all(bt), reps, warmup=0)
-            native._STATE["fn"] = c_loop
-            rate = b_inf / (dt - t_enc)
-            print(f"full rank fp32, tile input by torch ops (no C loop): {b_inf / dt:.0f} posts/s ({rate:.0f} posts/s "
-                  f"without encoding; {rate / bound[False]:.0%} of the FLOP bound); same scores: "
-                  f"{torch.equal(plain, scores[False])}")
+        if native.available():
+            for bf in (False, True):
+                with native.off():
+                    plain = m.score_all(bt, bf16=bf)
+                    dt = timed(lambda: m.score_all(bt, bf16=bf), reps, warmup=0)
+                rate = b_inf / (dt - t_enc)
+                print(f"full rank {'bf16' if bf else 'fp32'}, tile input by torch ops (no C loop): {b_inf / dt:.0f} "
+                      f"posts/s ({rate:.0f} posts/s without encoding; {rate / bound[bf]:.0%} of the FLOP bound); "
+                      f"same scores: {torch.equal(plain, scores[bf])}")
         else:
             print("full rank: no C tile-input loop on this machine (no compiler, or it did not match torch)")
         # the compiled tile kernel (V2HT_COMPILE=1); its compile is not timed

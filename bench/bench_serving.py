@@ -128,18 +128,19 @@ def main() -> None:
         from v2ht_kg.gnn import native
 
         n = len(data.rows["test"])
-        c_loop = native._STATE["fn"] if native.available() else None
+        from contextlib import nullcontext
+
         runs = [(dnn, nat, "0") for dnn in on_off(args.onednn, "--onednn") for nat in on_off(args.native, "--native")]
         runs += [] if args.no_fused else [("on", "off", "1")]
         for dnn, nat, mode in runs:
             ranking._ONEDNN["ok"] = None if dnn == "on" else False
-            native._STATE["fn"] = c_loop if nat == "on" else None
-            if nat == "on" and c_loop is None:
+            if nat == "on" and not native.available():
                 print("evaluate: no C tile-input loop on this machine (no compiler, or it did not match torch)")
                 continue
             os.environ["V2HT_COMPILE"] = mode
             t0 = time.perf_counter()
-            res = evaluate_model(model, data, "test")
+            with native.off() if nat == "off" else nullcontext():
+                res = evaluate_model(model, data, "test")
             dt = time.perf_counter() - t0
             kind = "compiled kernel" if mode == "1" else f"eager, oneDNN MLP {dnn}, C tile input {nat}"
             print(f"evaluate, {kind}: {n} test posts x {data.n_hashtags} hashtags in {dt:.0f} s "

@@ -21,6 +21,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -93,9 +94,9 @@ def _load(fma: bool):
     lib = _build(cc, fma)
     if lib is None:
         return None
-    fn = ctypes.CDLL(str(lib)).v2ht_pair_input_f32
+    fn = ctypes.CDLL(str(lib)).v2ht_pair_input
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    fn.argtypes = [i64, i64, i64, i64, i64, ctypes.POINTER(_Modality), ptr, i64, ptr, ptr]
+    fn.argtypes = [i64, i64, i64, i64, i64, i64, ctypes.POINTER(_Modality), ptr, i64, ptr, ptr]
     fn.restype = ctypes.c_int
     return fn
 
@@ -129,9 +130,11 @@ def eager_input(tables: list, cs: list, e_h: torch.Tensor, e_u: torch.Tensor | N
     return out
 
 
-def _probe(fn) -> bool:
-    """Bit-identical to the eager ops on random posts (padded, of several
-    lengths), with and without a user, for shared and per-post hashtags?"""
+def _probe(fn, dtype: torch.dtype) -> bool:
+    """Bit-identical to the eager ops in ``dtype`` on random posts (padded, of
+    several lengths), with and without a user, for shared and per-post hashtags?"""
+    import dataclasses
+
     from .encoders import ModalityEncoder, ModalityStates
 
     gen = torch.Generator().manual_seed(0)
@@ -142,31 +145,50 @@ def _probe(fn) -> bool:
         mask = torch.arange(t) < lengths.unsqueeze(1)
         z = torch.randn(b, t, d, generator=gen)
         enc = ModalityStates(states=z, mask=mask, lengths=lengths, a=torch.randn(b, t, generator=gen), z=z)
-        tables.append(ModalityEncoder.segment_tables(enc))
+        tab = ModalityEncoder.segment_tables(enc)
+        tables.append(dataclasses.replace(tab, yd=tab.yd.to(dtype)))
     for shared in (True, False):
         shape = (n,) if shared else (b, n)
         cs = [3 * torch.randn(shape, generator=gen) for _ in tables]
-        e_h = torch.randn((1, n, d) if shared else (b, n, d), generator=gen)
-        for e_u in (None, torch.randn(b, 1, d, generator=gen)):
-            want = eager_input(tables, cs, e_h, e_u, torch.empty(b, n, 2 * d))
+        e_h = torch.randn((1, n, d) if shared else (b, n, d), generator=gen).to(dtype)
+        for e_u in (None, torch.randn(b, 1, d, generator=gen).to(dtype)):
+            want = eager_input(tables, cs, e_h, e_u, torch.empty(b, n, 2 * d, dtype=dtype))
             for ks in ([None, [step_counts(t, c)[:, 5:] for t, c in zip(tables, cs)]] if shared else [None]):
-                got = torch.full((b, n - 5 if ks else n, 2 * d), float("nan"))
+                got = torch.full((b, n - 5 if ks else n, 2 * d), float("nan"), dtype=dtype)
                 ok = _call(fn, tables, [c[5:] for c in cs] if ks else cs, e_h[:, 5:] if ks else e_h, e_u, got, ks)
                 if not ok or not torch.equal(want[:, 5:] if ks else want, got):
                     return False
     return True
 
 
-def available() -> bool:
-    if "fn" not in _STATE:
-        _STATE["fn"] = None
+DTYPES = (torch.float32, torch.bfloat16)
+
+
+def available(dtype: torch.dtype = torch.float32) -> bool:
+    """Is the C loop here, and bit-identical to the torch ops in ``dtype``?
+    Each dtype takes the first build (without, then with FMA) that is."""
+    if "fns" not in _STATE:
+        _STATE["fns"] = dict.fromkeys(DTYPES)
         if os.environ.get("V2HT_NATIVE", "1") != "0":
             for fma in (False, True):
                 fn = _load(fma)
-                if fn is not None and _probe(fn):
-                    _STATE["fn"] = fn
-                    break
-    return _STATE["fn"] is not None
+                for dt in DTYPES:
+                    if fn is not None and _STATE["fns"][dt] is None and _probe(fn, dt):
+                        _STATE["fns"][dt] = fn
+    return _STATE["fns"].get(dtype) is not None
+
+
+@contextmanager
+def off():
+    """Torch ops for every dtype while inside: the path of a machine without
+    a compiler, for benchmarks and tests to compare against."""
+    available()
+    saved = _STATE["fns"]
+    _STATE["fns"] = dict.fromkeys(DTYPES)
+    try:
+        yield
+    finally:
+        _STATE["fns"] = saved
 
 
 def _call(fn, tables, cs, e_h, e_u, out, ks=None) -> bool:
@@ -193,18 +215,19 @@ def _call(fn, tables, cs, e_h, e_u, out, ks=None) -> bool:
             md.k, md.k_post_stride = k.data_ptr(), k.stride(0)
     pairs = b * n
     threads = max(1, min(torch.get_num_threads(), pairs // _MIN_SPLIT))
-    return fn(pairs, threads, n, len(tables), d, mods, ptr(e_h), 0 if e_h.shape[0] == 1 else n * d,
-              None if e_u is None else ptr(e_u), out.data_ptr()) == 0
+    return fn(int(out.dtype == torch.bfloat16), pairs, threads, n, len(tables), d, mods, ptr(e_h),
+              0 if e_h.shape[0] == 1 else n * d, None if e_u is None else ptr(e_u), out.data_ptr()) == 0
 
 
 def pair_input(tables: list, cs: list, e_h: torch.Tensor, e_u: torch.Tensor | None,
                out: torch.Tensor, ks: list | None = None) -> torch.Tensor | None:
-    """p0 (B, n, M d) into ``out`` (contiguous float32) through the C loop, or
-    None where it is unavailable or the tensors are not float32 on the CPU.
+    """p0 (B, n, M d) into ``out`` (contiguous, float32 or bfloat16, on the
+    CPU) through the C loop, or None where it is unavailable for out's dtype
+    or e_h, e_u and the tables' yd are not of that dtype.
     ``ks``: each modality's step_counts for these hashtags, if counted ahead."""
-    if out.dtype != torch.float32 or out.device.type != "cpu" or not out.is_contiguous() or not available():
+    dt = out.dtype
+    if out.device.type != "cpu" or not out.is_contiguous() or dt not in DTYPES or not available(dt):
         return None
-    if any(t.dtype != torch.float32 for t in (e_h, *(tab.yd for tab in tables))) or \
-            (e_u is not None and e_u.dtype != torch.float32):
+    if any(t.dtype != dt for t in (e_h, *(tab.yd for tab in tables))) or (e_u is not None and e_u.dtype != dt):
         return None
-    return out if _call(_STATE["fn"], tables, cs, e_h, e_u, out, ks) else None
+    return out if _call(_STATE["fns"][dt], tables, cs, e_h, e_u, out, ks) else None

@@ -21,6 +21,7 @@
    torch's own threads. */
 #include <stdint.h>
 #include <stddef.h>
+#include <string.h>
 
 #if defined(V2HT_FMA)
 #define BLEND(y, l, dd) __builtin_fmaf((l), (dd), (y))
@@ -35,7 +36,7 @@ typedef struct {
     const float *neg_sorted; /* (B, T) */
     const float *pw;         /* (B, T + 1) */
     const float *n_inactive; /* (B, T + 1) */
-    const float *yd;         /* (B, T + 1, 2 d) */
+    const void *yd;          /* (B, T + 1, 2 d), float32 or bfloat16 */
     const float *c;          /* (n,) shared by every post, or (B, n) */
     const float *ef;         /* (B, n): exp(-max(c + top, 0)), from torch */
     const int32_t *k;        /* NULL, or each pair's k, counted ahead (native.step_counts) */
@@ -59,16 +60,55 @@ static inline int64_t lower_bound(const float *ns, int64_t t, float cv)
     return (base - ns) + (base[0] < cv);
 }
 
-/* One pair; inlined with d a constant where d == 64, so the d-loops unroll
-   into whole vector registers. */
-static inline __attribute__((always_inline)) void pair_body(
-    int64_t pair, int64_t n, int64_t n_mod, const int64_t d, const v2ht_modality *mods,
-    const float *e_h, int64_t eh_post_stride, const float *e_u, float *p0)
+/* bfloat16 as torch stores it: the top half of a float, rounded to nearest
+   even (c10::BFloat16's rounding; NaN to its canonical quiet NaN). */
+static inline float bf2f(uint16_t h)
 {
-    const int64_t p = pair / n, j = pair % n;
-    const float *restrict eh = e_h + p * eh_post_stride + j * d;
-    float *restrict out = p0 + pair * n_mod * d;
-    const float *y[V2HT_MAX_MODALITIES];
+    const uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+static inline uint16_t f2bf(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    const uint32_t r = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    return x != x ? (uint16_t)0x7FC0 : (uint16_t)r;
+}
+
+/* Element i of a float32 (bf = 0) or bfloat16 (bf = 1) array, as a float;
+   rnd: a float32 op's result as the bf16 tensor holding it reads back. */
+static inline __attribute__((always_inline)) float ld(const void *a, int64_t i, const int bf)
+{
+    return bf ? bf2f(((const uint16_t *)a)[i]) : ((const float *)a)[i];
+}
+
+static inline __attribute__((always_inline)) float rnd(float x, const int bf)
+{
+    return bf ? bf2f(f2bf(x)) : x;
+}
+
+static inline __attribute__((always_inline)) void st(void *a, int64_t i, float x, const int bf)
+{
+    if (bf)
+        ((uint16_t *)a)[i] = f2bf(x);
+    else
+        ((float *)a)[i] = x;
+}
+
+/* One pair; inlined with d and bf constants, so the d-loops unroll into
+   whole vector registers and the element type costs no branch. In bf16
+   every op rounds its result as torch's bf16 op does (compute in float,
+   round once). */
+static inline __attribute__((always_inline)) void pair_body(
+    int64_t pair, int64_t n, int64_t n_mod, const int64_t d, const int bf, const v2ht_modality *mods,
+    const void *e_h, int64_t eh_post_stride, const void *e_u, void *p0)
+{
+    const int64_t p = pair / n, j = pair % n, es = bf ? 2 : 4;
+    const int64_t eh0 = p * eh_post_stride + j * d, out0 = pair * n_mod * d;
+    const char *y[V2HT_MAX_MODALITIES];
     float lam[V2HT_MAX_MODALITIES];
     for (int64_t m = 0; m < n_mod; ++m) { /* the searches first: independent, so they overlap */
         const v2ht_modality *md = mods + m;
@@ -81,49 +121,56 @@ static inline __attribute__((always_inline)) void pair_body(
             const float inact = md->n_inactive[row] * md->ef[pair];
             l = act / (act + inact);
         }
-        lam[m] = l;
-        y[m] = md->yd + row * 2 * d;
+        lam[m] = rnd(l, bf);
+        y[m] = (const char *)md->yd + row * 2 * d * es;
     }
     if (e_u) {
-        const float *restrict eu = e_u + p * d;
         float g[d], hu[d]; /* shared by every modality's block */
         for (int64_t i = 0; i < d; ++i) {
-            g[i] = eh[i] + eu[i];
-            hu[i] = eh[i] * eu[i];
+            const float h = ld(e_h, eh0 + i, bf), u = ld(e_u, p * d + i, bf);
+            g[i] = rnd(h + u, bf);
+            hu[i] = rnd(h * u, bf);
         }
         for (int64_t m = 0; m < n_mod; ++m) {
-            const float *restrict ym = y[m], *restrict dd = y[m] + d;
+            const void *ym = y[m], *dd = y[m] + d * es;
             const float l = lam[m];
-            float *restrict o = out + m * d;
             for (int64_t i = 0; i < d; ++i)
-                o[i] = MIX(hu[i], BLEND(ym[i], l, dd[i]), g[i]);
+                st(p0, out0 + m * d + i, MIX(hu[i], rnd(BLEND(ld(ym, i, bf), l, ld(dd, i, bf)), bf), g[i]), bf);
         }
     } else {
         for (int64_t m = 0; m < n_mod; ++m) {
-            const float *restrict ym = y[m], *restrict dd = y[m] + d;
+            const void *ym = y[m], *dd = y[m] + d * es;
             const float l = lam[m];
-            float *restrict o = out + m * d;
             for (int64_t i = 0; i < d; ++i)
-                o[i] = BLEND(ym[i], l, dd[i]) * eh[i];
+                st(p0, out0 + m * d + i, rnd(BLEND(ld(ym, i, bf), l, ld(dd, i, bf)), bf) * ld(e_h, eh0 + i, bf), bf);
         }
     }
 }
 
-/* Returns 0, or -1 (nothing written) for more modalities than it holds. */
-int v2ht_pair_input_f32(int64_t pairs, int64_t threads, int64_t n, int64_t n_mod, int64_t d,
-                        const v2ht_modality *mods, const float *e_h, int64_t eh_post_stride,
-                        const float *e_u, float *p0)
+#define V2HT_PAIRS(D, BF)                                                                   \
+    _Pragma("omp parallel for num_threads(threads) schedule(static) if (threads > 1)")     \
+    for (int64_t pair = 0; pair < pairs; ++pair)                                            \
+        pair_body(pair, n, n_mod, D, BF, mods, e_h, eh_post_stride, e_u, p0)
+
+/* bf16: 0 for float32 e_h, e_u, yd and p0, 1 for bfloat16 ones (everything
+   else float32 either way). Returns 0, or -1 (nothing written) for more
+   modalities than it holds. */
+int v2ht_pair_input(int64_t bf16, int64_t pairs, int64_t threads, int64_t n, int64_t n_mod, int64_t d,
+                    const v2ht_modality *mods, const void *e_h, int64_t eh_post_stride,
+                    const void *e_u, void *p0)
 {
     if (n_mod > V2HT_MAX_MODALITIES)
         return -1;
-    if (d == 64) {
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-        for (int64_t pair = 0; pair < pairs; ++pair)
-            pair_body(pair, n, n_mod, 64, mods, e_h, eh_post_stride, e_u, p0);
+    if (bf16) {
+        if (d == 64)
+            V2HT_PAIRS(64, 1);
+        else
+            V2HT_PAIRS(d, 1);
     } else {
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-        for (int64_t pair = 0; pair < pairs; ++pair)
-            pair_body(pair, n, n_mod, d, mods, e_h, eh_post_stride, e_u, p0);
+        if (d == 64)
+            V2HT_PAIRS(64, 0);
+        else
+            V2HT_PAIRS(d, 0);
     }
     return 0;
 }

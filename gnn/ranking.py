@@ -149,7 +149,7 @@ class PairKernel:
         not run."""
         if "ks" not in self.__dict__:
             self.ks = None
-            if self.dt == torch.float32 and self.emb.device.type == "cpu" and native.available():
+            if self.emb.device.type == "cpu" and native.available(self.dt):
                 self.ks = [native.step_counts(self.tables[m], self.c[m].float()) for m in self.mods]
         return self.ks
 

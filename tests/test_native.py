@@ -2,9 +2,10 @@
 machine's C compiler, bit-identical to the torch ops it replaces (so exact
 ranks and evaluations do not move), counted-ahead steps equal to
 searchsorted's, a full rank identical with and without it, and a library in a
-cache others can write is never loaded."""
+cache others can write is never loaded. fp32 and bf16."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 
@@ -58,6 +59,12 @@ def test_it_builds_and_matches_torch_bit_for_bit(own_cache):
     e_h = torch.randn(b, n, d, generator=gen)
     assert torch.equal(native.pair_input(tabs, cs, e_h, None, torch.empty(b, n, 3 * d)),
                        native.eager_input(tabs, cs, e_h, None, torch.empty(b, n, 3 * d)))
+    # bfloat16, each op rounded as torch's
+    assert native.available(torch.bfloat16)
+    tabs = [dataclasses.replace(t, yd=t.yd.bfloat16()) for t in tabs]
+    e_h, e_u = e_h.bfloat16(), e_u.bfloat16()
+    out = torch.empty(b, n, 3 * d, dtype=torch.bfloat16)
+    assert torch.equal(native.pair_input(tabs, cs, e_h, e_u, out.clone()), native.eager_input(tabs, cs, e_h, e_u, out))
 
 
 def test_step_counts_are_what_searchsorted_finds():
@@ -68,13 +75,14 @@ def test_step_counts_are_what_searchsorted_finds():
     assert k.dtype == torch.int32 and torch.equal(k.long(), want)
 
 
-def test_a_full_rank_is_the_same_with_and_without_the_c_loop(own_cache, monkeypatch):
+def test_a_full_rank_is_the_same_with_and_without_the_c_loop(own_cache):
     m = model(config(("visual", "acoustic", "text"), "full", n_hashtags=400), 0).eval()
     bt = batch(b=6, n=400)
     assert native.available()
-    fast = m.score_all(bt)
-    monkeypatch.setitem(native._STATE, "fn", None)  # as on a machine without a compiler
-    assert torch.equal(fast, m.score_all(bt))
+    for bf16 in (False, True):
+        fast = m.score_all(bt, bf16=bf16)
+        with native.off():  # as on a machine without a compiler
+            assert torch.equal(fast, m.score_all(bt, bf16=bf16))
 
 
 def test_no_compiler_means_torch_ops(own_cache, monkeypatch):
