@@ -44,26 +44,30 @@ def _trusted(path: Path) -> bool:
 
 
 def _build(cc: str, fma: bool) -> Path | None:
+    """The compiled library (built now if the cache lacks it), or None: no
+    cache to write, an untrusted one, or a failed build."""
     flags = _FLAGS + (["-DV2HT_FMA"] if fma else [])
     src = _SOURCE.read_bytes()
     key = hashlib.sha256(src + " ".join([cc, *flags, platform.machine(), platform.node()]).encode()).hexdigest()[:16]
     out_dir = _cache_dir()
-    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     lib = out_dir / f"pair_input-{key}.so"
-    if lib.exists():
-        return lib if _trusted(lib) and _trusted(out_dir) else None
-    if not _trusted(out_dir):
-        return None
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
-    os.close(fd)
+    tmp = None
     try:
+        out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not _trusted(out_dir):
+            return None
+        if lib.exists():
+            return lib if _trusted(lib) else None
+        fd, tmp = tempfile.mkstemp(suffix=".so.tmp", dir=out_dir)
+        os.close(fd)
         subprocess.run([cc, *flags, "-o", tmp, str(_SOURCE)], check=True, capture_output=True, timeout=120)
         os.chmod(tmp, 0o700)
         os.replace(tmp, lib)  # atomic: a concurrent or killed build leaves no half-written library
-    except (OSError, subprocess.SubprocessError):
-        Path(tmp).unlink(missing_ok=True)
+        return lib
+    except (OSError, subprocess.SubprocessError):  # a read-only home, no space, a compile error
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         return None
-    return lib
 
 
 class _Modality(ctypes.Structure):

@@ -113,3 +113,11 @@ def test_a_cache_others_can_write_is_not_trusted(own_cache):
     os.chmod(own_cache, 0o700)
     native._STATE.clear()
     assert native.available()
+
+
+def test_a_cache_that_cannot_be_written_means_torch_ops(tmp_path, monkeypatch):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))  # mkdir under a file fails, as on a read-only home
+    monkeypatch.setattr(native, "_STATE", {})
+    assert not native.available()
