@@ -5,8 +5,9 @@ Exact scoring is per (post, hashtag) pair under the paper's
 hashtag-conditioned attention (Eq. 9), so its cost is H pairs a post. Both
 exact paths run the same per-tile kernel (``PairKernel``): the pooled vector
 from the post's segment tables (encoders.py), the Bi-Interaction of Eq. 14
-written in place, and the MLP of Eqs. 15-16, in buffers allocated once per
-call. The full rank gives it tiles of hashtags shared by every post; the
+written in place (both by one C loop where native.py has one, by torch ops
+otherwise, with the same bits), and the MLP of Eqs. 15-16, in buffers
+allocated once per call. The full rank gives it tiles of hashtags shared by every post; the
 rerank gives it each post's own candidates. Same arithmetic, so two stages
 with N = H return the exact full rank's top k.
 
@@ -92,8 +93,10 @@ def onednn_linear(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, r
 
 def compile_wanted() -> bool:
     """V2HT_COMPILE=1 asks evaluations to use the compiled kernel. Off by default:
-    measured here it was 1.1-1.6x faster for a three-modality model and 4x
-    slower for a text-only one, after a compile of 5-30 s."""
+    it was 1.1-1.6x faster than the torch-ops kernel for a three-modality
+    model and 4x slower for a text-only one, after a compile of 5-30 s; the
+    eager kernel with the C tile input (native.py) runs the bench's
+    three-modality model about 2x faster than it (docs/benchmarks.md)."""
     import os
 
     return os.environ.get("V2HT_COMPILE", "0") == "1"
