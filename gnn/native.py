@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 _SOURCE = Path(__file__).with_name("pair_input.c")
-_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp", "-fPIC", "-shared"]
+_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fPIC", "-shared"]
 _STATE: dict = {}
 _MIN_SPLIT = 1024  # pairs per thread below which one thread does them all
 
@@ -43,10 +43,10 @@ def _trusted(path: Path) -> bool:
     return st.st_uid == os.getuid() and not st.st_mode & 0o022
 
 
-def _build(cc: str, fma: bool) -> Path | None:
+def _build(cc: str, fma: bool, openmp: bool) -> Path | None:
     """The compiled library (built now if the cache lacks it), or None: no
     cache to write, an untrusted one, or a failed build."""
-    flags = _FLAGS + (["-DV2HT_FMA"] if fma else [])
+    flags = _FLAGS + (["-DV2HT_FMA"] if fma else []) + (["-fopenmp"] if openmp else [])
     src = _SOURCE.read_bytes()
     key = hashlib.sha256(src + " ".join([cc, *flags, platform.machine(), platform.node()]).encode()).hexdigest()[:16]
     out_dir = _cache_dir()
@@ -95,7 +95,8 @@ def _load(fma: bool):
     cc = os.environ.get("CC") or "cc"
     if shutil.which(cc) is None:
         return None
-    lib = _build(cc, fma)
+    # a compiler without OpenMP (clang without libomp, say) still gets the loop, on one thread
+    lib = _build(cc, fma, openmp=True) or _build(cc, fma, openmp=False)
     if lib is None:
         return None
     fn = ctypes.CDLL(str(lib)).v2ht_pair_input

@@ -99,20 +99,18 @@ def test_off_by_the_environment(own_cache, monkeypatch):
 
 
 def test_a_cache_others_can_write_is_not_trusted(own_cache):
-    assert native.available()
-    libs = list(own_cache.iterdir())
-    native._STATE.clear()
-    for lib in libs:
-        os.chmod(lib, 0o777)  # as if another user could have replaced it
-    assert not native.available()
-    for lib in libs:
-        os.chmod(lib, 0o700)
-    os.chmod(own_cache, 0o777)
-    native._STATE.clear()
-    assert not native.available()
+    cc = os.environ.get("CC") or "cc"
+    lib = native._build(cc, fma=True, openmp=True)
+    assert lib is not None and lib.parent == own_cache
+    os.chmod(lib, 0o777)  # as if another user could have replaced it
+    assert native._build(cc, fma=True, openmp=True) is None
+    os.chmod(lib, 0o700)
+    os.chmod(own_cache, 0o777)  # or could write into its folder
+    assert native._build(cc, fma=True, openmp=True) is None
+    assert native._build(cc, fma=False, openmp=False) is None  # nothing new is built there either
+    assert list(own_cache.iterdir()) == [lib]
     os.chmod(own_cache, 0o700)
-    native._STATE.clear()
-    assert native.available()
+    assert native._build(cc, fma=True, openmp=True) == lib
 
 
 def test_a_cache_that_cannot_be_written_means_torch_ops(tmp_path, monkeypatch):
@@ -121,3 +119,18 @@ def test_a_cache_that_cannot_be_written_means_torch_ops(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))  # mkdir under a file fails, as on a read-only home
     monkeypatch.setattr(native, "_STATE", {})
     assert not native.available()
+
+
+def test_a_compiler_without_openmp_still_builds_the_loop(own_cache, tmp_path, monkeypatch):
+    real = shutil.which(os.environ.get("CC") or "cc")
+    wrapper = tmp_path / "cc-without-openmp"
+    wrapper.write_text(f'#!/bin/sh\nfor a in "$@"; do [ "$a" = -fopenmp ] && exit 1; done\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("CC", str(wrapper))
+    assert native.available()
+    b, n, d = 2, 3000, 8  # enough pairs to ask for two threads
+    tab = tables(b, 5, d, 0)
+    cs, e_h = [torch.randn(n)], torch.randn(1, n, d)
+    torch.set_num_threads(2)
+    got = native.pair_input([tab], cs, e_h, None, torch.empty(b, n, d))
+    assert torch.equal(got, native.eager_input([tab], cs, e_h, None, torch.empty(b, n, d)))
