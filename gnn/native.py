@@ -7,10 +7,12 @@ system's C compiler (``$CC``, else ``cc``) into a per-user cache and called
 through ctypes; its OpenMP threads are torch's own (see pair_input.c).
 
 It is used only where it reproduces the eager kernel bit for bit: the first
-load checks both float contractions (with and without FMA) against torch's
-own ops on random data and keeps the one that matches. No compiler, a
-failed build or no match: ``available()`` is False and ranking runs the
-eager kernel, same results. ``V2HT_NATIVE=0`` turns it off.
+load checks, for float32 and for bfloat16, the float contraction with FMA
+and then without against torch's own ops on random data and keeps the one
+that matches. No compiler, a failed build or no match: ``available()`` is
+False and ranking runs the eager kernel, same results. Tensors whose shapes
+or dtypes are not what the loop reads take the eager kernel too (it reads
+raw memory). ``V2HT_NATIVE=0`` turns it off.
 """
 from __future__ import annotations
 
@@ -171,11 +173,11 @@ DTYPES = (torch.float32, torch.bfloat16)
 
 def available(dtype: torch.dtype = torch.float32) -> bool:
     """Is the C loop here, and bit-identical to the torch ops in ``dtype``?
-    Each dtype takes the first build (without, then with FMA) that is."""
+    Each dtype takes the first build (with, then without FMA) that is."""
     if "fns" not in _STATE:
         _STATE["fns"] = dict.fromkeys(DTYPES)
         if os.environ.get("V2HT_NATIVE", "1") != "0":
-            for fma in (False, True):
+            for fma in (True, False):  # torch's own kernels contract to FMA on most CPUs: one build
                 fn = _load(fma)
                 for dt in DTYPES:
                     if fn is not None and _STATE["fns"][dt] is None and _probe(fn, dt):
@@ -215,7 +217,6 @@ def _call(fn, tables, cs, e_h, e_u, out, ks=None) -> bool:
         md.c, md.ef = ptr(c), ptr(ef.expand(b, n))
         md.t, md.c_post_stride = tab.neg_sorted.shape[1], 0 if c.dim() == 1 else n
         if k is not None:  # a (B, n) view of step_counts' (B, H): rows of stride H
-            assert k.dtype == torch.int32 and k.stride(1) == 1
             keep.append(k)
             md.k, md.k_post_stride = k.data_ptr(), k.stride(0)
     pairs = b * n
@@ -233,6 +234,32 @@ def pair_input(tables: list, cs: list, e_h: torch.Tensor, e_u: torch.Tensor | No
     dt = out.dtype
     if out.device.type != "cpu" or not out.is_contiguous() or dt not in DTYPES or not available(dt):
         return None
-    if any(t.dtype != dt for t in (e_h, *(tab.yd for tab in tables))) or (e_u is not None and e_u.dtype != dt):
-        return None
+    if not _fits(tables, cs, e_h, e_u, out, ks):
+        return None  # the torch ops then raise their own error, if any
     return out if _call(_STATE["fns"][dt], tables, cs, e_h, e_u, out, ks) else None
+
+
+def _fits(tables, cs, e_h, e_u, out, ks) -> bool:
+    """Every shape and dtype the C loop assumes: it reads raw memory, so a
+    mismatch must never reach it."""
+    b, n, width = out.shape
+    d = e_h.shape[-1]
+    dt = out.dtype
+    if width != len(tables) * d or e_h.dtype != dt or e_h.shape[:2] not in ((1, n), (b, n)) or e_h.dim() != 3:
+        return False
+    if e_u is not None and (e_u.dtype != dt or e_u.numel() != b * d or e_u.shape[0] != b):
+        return False
+    if len(cs) != len(tables) or (ks is not None and len(ks) != len(tables)):
+        return False
+    for i, (tab, c) in enumerate(zip(tables, cs)):
+        t = tab.neg_sorted.shape[1]
+        if tab.yd.dtype != dt or tab.yd.shape != (b, t + 1, 2 * d) or tab.neg_sorted.shape[0] != b:
+            return False
+        if any(x.dtype != torch.float32 or x.shape != (b, t + 1) for x in (tab.pw, tab.n_inactive)):
+            return False
+        if tab.neg_sorted.dtype != torch.float32 or tab.top.shape != (b, 1) or c.shape not in ((n,), (b, n)):
+            return False
+        k = None if ks is None else ks[i]
+        if k is not None and (k.dtype != torch.int32 or k.shape != (b, n) or k.stride(1) != 1):
+            return False
+    return True

@@ -75,12 +75,17 @@ def test_step_counts_are_what_searchsorted_finds():
     assert k.dtype == torch.int32 and torch.equal(k.long(), want)
 
 
-def test_a_full_rank_is_the_same_with_and_without_the_c_loop(own_cache):
+def test_a_full_rank_is_the_same_with_and_without_the_c_loop(own_cache, monkeypatch):
     m = model(config(("visual", "acoustic", "text"), "full", n_hashtags=400), 0).eval()
     bt = batch(b=6, n=400)
     assert native.available()
+    calls = []
+    real_call = native._call
+    monkeypatch.setattr(native, "_call", lambda *a, **k: calls.append(a[-1]) or real_call(*a, **k))
     for bf16 in (False, True):
+        calls.clear()
         fast = m.score_all(bt, bf16=bf16)
+        assert calls and all(ks is not None for ks in calls)  # the loop ran, with the counted-ahead steps
         with native.off():  # as on a machine without a compiler
             assert torch.equal(fast, m.score_all(bt, bf16=bf16))
 
@@ -134,3 +139,21 @@ def test_a_compiler_without_openmp_still_builds_the_loop(own_cache, tmp_path, mo
     torch.set_num_threads(2)
     got = native.pair_input([tab], cs, e_h, None, torch.empty(b, n, d))
     assert torch.equal(got, native.eager_input([tab], cs, e_h, None, torch.empty(b, n, d)))
+
+
+def test_tensors_the_loop_does_not_expect_take_the_torch_ops(own_cache):
+    """The loop reads raw memory: a wrong shape or dtype must never reach it."""
+    b, n, d = 2, 6, 4
+    tab = tables(b, 3, d, 0)
+    c, e_h = torch.randn(n), torch.randn(1, n, d)
+    assert native.pair_input([tab], [c], e_h, None, torch.empty(b, n, d)) is not None
+    assert native.pair_input([tab], [c], e_h, None, torch.empty(b, n, 2 * d)) is None  # width
+    assert native.pair_input([tab], [torch.randn(n + 1)], e_h, None, torch.empty(b, n, d)) is None
+    assert native.pair_input([tab], [c], torch.randn(1, n, d + 1), None, torch.empty(b, n, d)) is None
+    assert native.pair_input([tab], [c], e_h, torch.randn(b + 1, 1, d), torch.empty(b, n, d)) is None
+    assert native.pair_input([tab], [c], e_h.double(), None, torch.empty(b, n, d)) is None
+    short = dataclasses.replace(tab, yd=tab.yd[:, :-1])
+    assert native.pair_input([short], [c], e_h, None, torch.empty(b, n, d)) is None
+    k = native.step_counts(tab, c)
+    assert native.pair_input([tab], [c], e_h, None, torch.empty(b, n, d), [k.long()]) is None
+    assert native.pair_input([tab], [c[1:]], e_h[:, 1:], None, torch.empty(b, n - 1, d), [k]) is None
