@@ -42,7 +42,7 @@ def test_it_builds_and_matches_torch_bit_for_bit(own_cache):
     # one library per float contraction tried, no temporary file left
     assert {p.name.startswith("pair_input-") and p.suffix == ".so" for p in own_cache.iterdir()} == {True}
     gen = torch.Generator().manual_seed(1)
-    b, n, d = 4, 500, 64  # enough pairs for two threads
+    b, n, d = 4, 600, 64  # 2,400 pairs: two threads (one below 2 x 1,024)
     tabs = [tables(b, 40, d, 2), tables(b, 7, d, 3), tables(b, 1, d, 4)]
     cs = [2 * torch.randn(n, generator=gen) for _ in tabs]
     e_h, e_u = torch.randn(1, n, d, generator=gen), torch.randn(b, 1, d, generator=gen)
