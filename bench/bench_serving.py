@@ -20,12 +20,13 @@ import argparse
 import resource
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from v2ht_kg.gnn import ranking
+from v2ht_kg.gnn import native, ranking
 
 
 def trained_here(workdir: Path, steps: int, batch_size: int, seed: int, lr: float,
@@ -125,11 +126,7 @@ def main() -> None:
 
         from v2ht_kg.gnn.evaluate import evaluate_model
 
-        from v2ht_kg.gnn import native
-
         n = len(data.rows["test"])
-        from contextlib import nullcontext
-
         runs = [(dnn, nat, "0") for dnn in on_off(args.onednn, "--onednn") for nat in on_off(args.native, "--native")]
         runs += [] if args.no_fused else [("on", "off", "1")]
         for dnn, nat, mode in runs:

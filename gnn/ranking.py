@@ -7,8 +7,8 @@ exact paths run the same per-tile kernel (``PairKernel``): the pooled vector
 from the post's segment tables (encoders.py), the Bi-Interaction of Eq. 14
 written in place (both by one C loop where native.py has one, by torch ops
 otherwise, with the same bits), and the MLP of Eqs. 15-16, in buffers
-allocated once per call. The full rank gives it tiles of hashtags shared by every post; the
-rerank gives it each post's own candidates. Same arithmetic, so two stages
+allocated once per call. The full rank gives it tiles of hashtags shared by
+every post; the rerank gives it each post's own candidates. Same arithmetic, so two stages
 with N = H return the exact full rank's top k.
 
 Two stages (``two_stage``), for serving:
@@ -125,8 +125,8 @@ class PairKernel:
         self.c = c
         self.emb = emb.to(dt)
         b = self.b = _n_posts(post)
-        self.tables = {m: dataclasses.replace(t, yd=t.yd.to(dt))
-                       for m, t in ((m, ModalityEncoder.segment_tables(post.modalities[m])) for m in self.mods)}
+        tables = {m: ModalityEncoder.segment_tables(post.modalities[m]) for m in self.mods}
+        self.tables = {m: dataclasses.replace(t, yd=t.yd.to(dt)) for m, t in tables.items()}
         self.e_u = post.user.to(dt).unsqueeze(1) if post.user is not None else None
         linears = [mod for mod in model.mlp if isinstance(mod, nn.Linear)]
         self.weights = [(lin.weight.to(dt).t(), None if lin.bias is None else lin.bias.to(dt)) for lin in linears]
@@ -196,8 +196,9 @@ class PairKernel:
         lookups = [ModalityEncoder.segment_lookup(self.tables[m], self.c[m][ids]) for m in self.mods]
         e_h = self.emb[ids].unsqueeze(0) if isinstance(ids, slice) else self.emb[ids]
         try:
-            out = fn([t.yd.reshape(-1, 2 * self.d) for t in self.tables.values()], [r for r, _ in lookups], [lam.to(self.dt) for _, lam in lookups],
-                     e_h, self.e_u, self.weights)
+            yds = [t.yd.reshape(-1, 2 * self.d) for t in self.tables.values()]
+            out = fn(yds, [r for r, _ in lookups], [lam.to(self.dt) for _, lam in lookups], e_h, self.e_u,
+                     self.weights)
         except Exception as e:  # torch's compile errors have no common base class
             import warnings
 
