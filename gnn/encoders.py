@@ -118,13 +118,21 @@ class ModalityEncoder(nn.Module):
         return rows, lam
 
     @staticmethod
-    def pool_all(enc: ModalityStates, c: torch.Tensor) -> torch.Tensor:
-        """Same values as ``pool`` for hashtag scores c (C,) shared by all posts: (B, C, d_D)."""
-        tab = ModalityEncoder.segment_tables(enc)
+    def pool_tables(tab: "SegmentTables", c: torch.Tensor, out: torch.Tensor | None = None,
+                    rows_out: torch.Tensor | None = None) -> torch.Tensor:
+        """The pooled vectors (B, C, d_D) from a post's segment tables, in
+        tab.yd's dtype, for hashtag scores c as in ``segment_lookup``;
+        ``out`` and ``rows_out`` (B C, 2 d_D) are optional buffers."""
         rows, lam = ModalityEncoder.segment_lookup(tab, c)
         d = tab.yd.shape[-1] // 2
-        yd = tab.yd.reshape(-1, 2 * d)[rows]
-        return torch.addcmul(yd[..., :d], lam.unsqueeze(-1), yd[..., d:])
+        yd = torch.index_select(tab.yd.reshape(-1, 2 * d), 0, rows.reshape(-1), out=rows_out)
+        yd = yd.view(*rows.shape, 2 * d)
+        return torch.addcmul(yd[..., :d], lam.to(yd.dtype).unsqueeze(-1), yd[..., d:], out=out)
+
+    @staticmethod
+    def pool_all(enc: ModalityStates, c: torch.Tensor) -> torch.Tensor:
+        """Same values as ``pool`` for hashtag scores c (C,) shared by all posts: (B, C, d_D)."""
+        return ModalityEncoder.pool_tables(ModalityEncoder.segment_tables(enc), c)
 
 
 @dataclass

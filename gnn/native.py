@@ -17,6 +17,7 @@ raw memory). ``V2HT_NATIVE=0`` turns it off.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import hashlib
 import os
 import platform
@@ -27,6 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+
+from .encoders import ModalityEncoder, ModalityStates
 
 _SOURCE = Path(__file__).with_name("pair_input.c")
 _FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fPIC", "-shared"]
@@ -110,11 +113,10 @@ def _load(fma: bool):
 
 def eager_input(tables: list, cs: list, e_h: torch.Tensor, e_u: torch.Tensor | None, out: torch.Tensor,
                 buf=None) -> torch.Tensor:
-    """p0 (B, n, M d) of Eqs. 9 and 14 through torch ops: segment_lookup per
-    modality, then the blend and the Bi-Interaction; ``buf(name, *shape)``
-    gives scratch tensors (fresh ones without it)."""
-    from .encoders import ModalityEncoder
-
+    """p0 (B, n, M d) of Eqs. 9 and 14 through torch ops: each modality's
+    pooled vector (ModalityEncoder.pool_tables; tables' yd in out's dtype),
+    then the Bi-Interaction; ``buf(name, *shape)`` gives scratch tensors
+    (fresh ones without it)."""
     buf = buf or (lambda name, *shape: torch.empty(shape, dtype=out.dtype, device=out.device))
     b, n = out.shape[:2]
     d = e_h.shape[-1]
@@ -124,10 +126,7 @@ def eager_input(tables: list, cs: list, e_h: torch.Tensor, e_u: torch.Tensor | N
         g = torch.add(e_h, e_u, out=buf("g", b, n, d))
         hu = torch.mul(e_h, e_u, out=buf("hu", b, n, d))
     for i, (tab, c) in enumerate(zip(tables, cs)):
-        rows, lam = ModalityEncoder.segment_lookup(tab, c)
-        yd = torch.index_select(tab.yd.to(out.dtype).reshape(-1, 2 * d), 0, rows.reshape(-1),
-                                out=buf("yd", b * n, 2 * d)).view(b, n, 2 * d)
-        e = torch.addcmul(yd[..., :d], lam.to(out.dtype).unsqueeze(-1), yd[..., d:], out=buf("e", b, n, d))
+        e = ModalityEncoder.pool_tables(tab, c, out=buf("e", b, n, d), rows_out=buf("yd", b * n, 2 * d))
         block = out[..., i * d:(i + 1) * d]  # written in place: no cat
         # Eq. 14: e~ * (e_h + e_u) + e_h * e_u, as in V2HT._interact
         if hu is None:
@@ -140,10 +139,6 @@ def eager_input(tables: list, cs: list, e_h: torch.Tensor, e_u: torch.Tensor | N
 def _probe(fn, dtype: torch.dtype) -> bool:
     """Bit-identical to the eager ops in ``dtype`` on random posts (padded, of
     several lengths), with and without a user, for shared and per-post hashtags?"""
-    import dataclasses
-
-    from .encoders import ModalityEncoder, ModalityStates
-
     gen = torch.Generator().manual_seed(0)
     b, n, d = 3, 37, 64
     tables = []

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import torch
 from torch import nn
@@ -146,15 +146,13 @@ class PairKernel:
     def _buf(self, name: str, *shape: int) -> torch.Tensor:
         return self.bufs[name][:math.prod(shape)].view(shape)
 
-    def _step_counts(self) -> list | None:
-        """Each modality's native.step_counts over every hashtag, once, for
-        tiles of shared hashtags (the full rank); None where the C loop will
-        not run."""
-        if "ks" not in self.__dict__:
-            self.ks = None
-            if self.emb.device.type == "cpu" and native.available(self.dt):
-                self.ks = [native.step_counts(self.tables[m], self.c[m].float()) for m in self.mods]
-        return self.ks
+    @cached_property
+    def step_counts(self) -> list | None:
+        """Each modality's native.step_counts over every hashtag, for tiles of
+        shared hashtags (the full rank); None where the C loop will not run."""
+        if self.emb.device.type != "cpu" or not native.available(self.dt):
+            return None
+        return [native.step_counts(self.tables[m], self.c[m].float()) for m in self.mods]
 
     def logits(self, ids: slice | torch.Tensor) -> torch.Tensor:
         """(B, n) logits for a slice of hashtags shared by every post, or ids (B, n) per post."""
@@ -168,7 +166,7 @@ class PairKernel:
                                      out=self.bufs["eh"][:b * n * d].view(-1, d)).view(b, n, d)
         p0 = self._view("p0", n, len(self.mods) * d)
         tables, cs = [self.tables[m] for m in self.mods], [self.c[m][ids] for m in self.mods]
-        ks = self._step_counts() if isinstance(ids, slice) else None
+        ks = self.step_counts if isinstance(ids, slice) else None
         ks = None if ks is None else [k[:, ids] for k in ks]
         if native.pair_input(tables, cs, e_h, self.e_u, p0, ks) is None:  # the C loop, else torch ops
             native.eager_input(tables, cs, e_h, self.e_u, p0, buf=self._buf)
