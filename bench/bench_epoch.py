@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from v2ht_kg.cli.runtime import keep_freed_memory
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,6 +45,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    malloc = keep_freed_memory()  # as the CLI does; V2HT_MALLOC=0 for the glibc default
 
     from v2ht_kg.gnn import runs
     from v2ht_kg.gnn.data import TrainingData
@@ -61,7 +64,7 @@ def main() -> None:
     cfg = _model_config(data, "full", opts, complete=True)
     print(f"data and Word2Vec: {time.perf_counter() - t0:.0f} s; {data.n_hashtags} hashtags, "
           f"{int(graph.edge_index.shape[1])} directed edges, {len(data.rows['train'])} training posts, "
-          f"{args.threads} threads, co_max_neighbours {args.co_max_neighbours}")
+          f"{args.threads} threads, co_max_neighbours {args.co_max_neighbours}, freed memory kept: {malloc}")
     val_rows = None
     if args.quality:
         import numpy as np

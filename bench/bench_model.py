@@ -20,6 +20,7 @@ import time
 import torch
 from torch_geometric.data import Data
 
+from v2ht_kg.cli.runtime import keep_freed_memory
 from v2ht_kg.gnn import native
 from v2ht_kg.gnn.batch import PostBatch
 from v2ht_kg.gnn.config import V2HTConfig
@@ -180,6 +181,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    malloc = keep_freed_memory()  # as the CLI does; V2HT_MALLOC=0 for the glibc default
     torch.manual_seed(args.seed)
     q = args.quick
     n_tags, n_pairs = (2000, 40_000) if q else (15_751, 300_000)
@@ -190,7 +192,7 @@ def main() -> None:
     b_inf = 32 if q else 128
     reps = 2
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{n_tags} hashtags, {n_pairs} edges, visual dim {vis}")
+          f"{n_tags} hashtags, {n_pairs} edges, visual dim {vis}, freed memory kept: {malloc}")
 
     fp32 = gemm_gflops(1024 if q else 2048, torch.float32, reps)
     bf16 = gemm_gflops(1024 if q else 2048, torch.bfloat16, reps)

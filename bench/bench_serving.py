@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from v2ht_kg.cli.runtime import keep_freed_memory
 from v2ht_kg.gnn import native, ranking
 
 
@@ -118,6 +119,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    malloc = keep_freed_memory()  # as the CLI does; V2HT_MALLOC=0 for the glibc default
     model, data = (from_run(args.run) if args.run else
                    trained_here(args.train, args.steps, args.batch_size, args.seed, args.lr,
                                 args.cache, args.weights))
@@ -149,7 +151,7 @@ def main() -> None:
     batches = [data.batch(rows[i:i + args.batch]) for i in range(0, len(rows), args.batch)]
     n_posts, h = len(rows), data.n_hashtags
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {n_posts} test posts x {h} hashtags, "
-          f"batches of {args.batch}")
+          f"batches of {args.batch}, freed memory kept: {malloc}")
     with torch.no_grad():
         side = model._hashtag_side()  # propagation once, cached
         for b in batches[:1]:

@@ -12,7 +12,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import typer
 
 from ..kg.errors import V2HTError
-from . import data_cmd, explain_cmd, features_cmd, graph_cmd, train_cmd
+from . import data_cmd, explain_cmd, features_cmd, graph_cmd, runtime, train_cmd
 from .common import err_console
 
 app = typer.Typer(
@@ -56,6 +56,7 @@ def main() -> None:
     # (folders 0700, files 0600), like the password file: the in-process JVM
     # inherits the mask too.
     os.umask(os.umask(0o077) | 0o077)
+    runtime.keep_freed_memory()  # large tensors reuse freed pages (runtime.py)
     # Standalone mode: click prints usage errors itself (exit 2); everything
     # else propagates here, so user errors become one line instead of a trace.
     try:
