@@ -13,6 +13,10 @@ that matches. No compiler, a failed build or no match: ``available()`` is
 False and ranking runs the eager kernel, same results. Tensors whose shapes
 or dtypes are not what the loop reads take the eager kernel too (it reads
 raw memory). ``V2HT_NATIVE=0`` turns it off.
+
+The same library holds propagation's sparse products (csr.c),
+checked the same way against torch.sparse.mm and torch.sparse.sampled_addmm
+before ``csr_spmm`` and ``csr_sddmm`` use them.
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ import torch
 
 from .encoders import ModalityEncoder, ModalityStates
 
-_SOURCE = Path(__file__).with_name("pair_input.c")
+_SOURCES = [Path(__file__).with_name(name) for name in ("pair_input.c", "csr.c")]
 _FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fPIC", "-shared"]
 _STATE: dict = {}
 _MIN_SPLIT = 1024  # pairs per thread below which one thread does them all
@@ -52,10 +56,10 @@ def _build(cc: str, fma: bool, openmp: bool) -> Path | None:
     """The compiled library (built now if the cache lacks it), or None: no
     cache to write, an untrusted one, or a failed build."""
     flags = _FLAGS + (["-DV2HT_FMA"] if fma else []) + (["-fopenmp"] if openmp else [])
-    src = _SOURCE.read_bytes()
+    src = b"".join(path.read_bytes() for path in _SOURCES)
     key = hashlib.sha256(src + " ".join([cc, *flags, platform.machine(), platform.node()]).encode()).hexdigest()[:16]
     out_dir = _cache_dir()
-    lib = out_dir / f"pair_input-{key}.so"
+    lib = out_dir / f"v2ht-native-{key}.so"
     tmp = None
     try:
         out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -65,7 +69,7 @@ def _build(cc: str, fma: bool, openmp: bool) -> Path | None:
             return lib if _trusted(lib) else None
         fd, tmp = tempfile.mkstemp(suffix=".so.tmp", dir=out_dir)
         os.close(fd)
-        subprocess.run([cc, *flags, "-o", tmp, str(_SOURCE)], check=True, capture_output=True, timeout=120)
+        subprocess.run([cc, *flags, "-o", tmp, *map(str, _SOURCES)], check=True, capture_output=True, timeout=120)
         os.chmod(tmp, 0o700)
         os.replace(tmp, lib)  # atomic: a concurrent or killed build leaves no half-written library
         return lib
@@ -97,18 +101,27 @@ def step_counts(tab, c: torch.Tensor) -> torch.Tensor:
 
 
 def _load(fma: bool):
-    cc = os.environ.get("CC") or "cc"
-    if shutil.which(cc) is None:
-        return None
-    # a compiler without OpenMP (clang without libomp, say) still gets the loop, on one thread
-    lib = _build(cc, fma, openmp=True) or _build(cc, fma, openmp=False)
-    if lib is None:
-        return None
-    fn = ctypes.CDLL(str(lib)).v2ht_pair_input
-    i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    fn.argtypes = [i64, i64, i64, i64, i64, i64, ctypes.POINTER(_Modality), ptr, i64, ptr, ptr]
-    fn.restype = ctypes.c_int
-    return fn
+    """The library built with or without FMA contraction (ctypes.CDLL), or None."""
+    libs = _STATE.setdefault("libs", {})
+    if fma not in libs:
+        libs[fma] = None
+        cc = os.environ.get("CC") or "cc"
+        if os.environ.get("V2HT_NATIVE", "1") == "0" or shutil.which(cc) is None:
+            return None
+        # a compiler without OpenMP (clang without libomp, say) still gets the loops, on one thread
+        path = _build(cc, fma, openmp=True) or _build(cc, fma, openmp=False)
+        if path is None:
+            return None
+        lib = ctypes.CDLL(str(path))
+        i64, ptr = ctypes.c_int64, ctypes.c_void_p
+        lib.v2ht_pair_input.argtypes = [i64, i64, i64, i64, i64, i64, ctypes.POINTER(_Modality), ptr, i64, ptr, ptr]
+        lib.v2ht_pair_input.restype = ctypes.c_int
+        lib.v2ht_csr_spmm.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, i64]
+        lib.v2ht_csr_spmm.restype = ctypes.c_int
+        lib.v2ht_csr_sddmm.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, i64, i64, i64]
+        lib.v2ht_csr_sddmm.restype = ctypes.c_int
+        libs[fma] = lib
+    return libs[fma]
 
 
 def eager_input(tables: list, cs: list, e_h: torch.Tensor, e_u: torch.Tensor | None, out: torch.Tensor,
@@ -171,12 +184,11 @@ def available(dtype: torch.dtype = torch.float32) -> bool:
     Each dtype takes the first build (with, then without FMA) that is."""
     if "fns" not in _STATE:
         _STATE["fns"] = dict.fromkeys(DTYPES)
-        if os.environ.get("V2HT_NATIVE", "1") != "0":
-            for fma in (True, False):  # torch's own kernels contract to FMA on most CPUs: one build
-                fn = _load(fma)
-                for dt in DTYPES:
-                    if fn is not None and _STATE["fns"][dt] is None and _probe(fn, dt):
-                        _STATE["fns"][dt] = fn
+        for fma in (True, False):  # torch's own kernels contract to FMA on most CPUs: one build
+            lib = _load(fma)
+            for dt in DTYPES:
+                if lib is not None and _STATE["fns"][dt] is None and _probe(lib.v2ht_pair_input, dt):
+                    _STATE["fns"][dt] = lib.v2ht_pair_input
     return _STATE["fns"].get(dtype) is not None
 
 
@@ -185,12 +197,14 @@ def off():
     """Torch ops for every dtype while inside: the path of a machine without
     a compiler, for benchmarks and tests to compare against."""
     available()
-    saved = _STATE["fns"]
-    _STATE["fns"] = dict.fromkeys(DTYPES)
+    _spmm_fn()
+    _sddmm_fn()
+    saved = _STATE["fns"], _STATE["spmm"], _STATE["sddmm"]
+    _STATE["fns"], _STATE["spmm"], _STATE["sddmm"] = dict.fromkeys(DTYPES), None, None
     try:
         yield
     finally:
-        _STATE["fns"] = saved
+        _STATE["fns"], _STATE["spmm"], _STATE["sddmm"] = saved
 
 
 def _call(fn, tables, cs, e_h, e_u, out, ks=None) -> bool:
@@ -258,3 +272,145 @@ def _fits(tables, cs, e_h, e_u, out, ks) -> bool:
         if k is not None and (k.dtype != torch.int32 or k.shape != (b, n) or k.stride(1) != 1):
             return False
     return True
+
+
+def torch_spmm(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """S @ x through torch.sparse.mm: what csr_spmm must reproduce, and the
+    path where it cannot run."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
+        s = torch.sparse_csr_tensor(crow, col, values, (crow.numel() - 1, x.shape[0]), check_invariants=False)
+    return torch.sparse.mm(s, x)
+
+
+def _random_csr(gen: torch.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """int32 (crow, col) of n rows: empty rows, short ones and one of 20,000 entries."""
+    counts = torch.randint(0, 40, (n,), generator=gen)
+    counts[::17] = 0
+    counts[5] = 20_000
+    crow = torch.zeros(n + 1, dtype=torch.int32)
+    crow[1:] = torch.cumsum(counts, 0)
+    return crow, torch.randint(0, n, (int(crow[-1]),), generator=gen, dtype=torch.int32)
+
+
+def _probe_spmm(fn) -> bool:
+    """Bit-identical to torch.sparse.mm on a random CSR matrix with empty rows,
+    a 20,000-entry row and widths 64, 32 and 7?"""
+    gen = torch.Generator().manual_seed(0)
+    n = 400
+    crow, col = _random_csr(gen, n)
+    vals = torch.rand(col.numel(), generator=gen)
+    for d in (64, 32, 7):
+        x = torch.randn(n, d, generator=gen)
+        got = torch.full((n, d), float("nan"))
+        if not _call_spmm(fn, crow, col, vals, x, got) or not torch.equal(got, torch_spmm(crow, col, vals, x)):
+            return False
+    return True
+
+
+def _spmm_fn():
+    if "spmm" not in _STATE:
+        _STATE["spmm"] = None
+        for fma in (False, True):  # the sum a row at a time, without FMA, is what matched here
+            lib = _load(fma)
+            if lib is not None and _probe_spmm(lib.v2ht_csr_spmm):
+                _STATE["spmm"] = lib.v2ht_csr_spmm
+                break
+    return _STATE["spmm"]
+
+
+def _call_spmm(fn, crow, col, values, x, out) -> bool:
+    n = crow.numel() - 1
+    return fn(n, x.shape[0], x.shape[1], crow.data_ptr(), col.data_ptr(), values.data_ptr(), x.data_ptr(),
+              out.data_ptr(), torch.get_num_threads()) == 0
+
+
+def csr_spmm(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
+    """S @ x for S in CSR form (int32 crow and col, float32 values, n rows; x
+    (n_cols, d) float32) through csr.c, or None where it is unavailable,
+    the tensors are not of those forms (it reads raw memory), or an index is
+    out of range: the caller then uses torch."""
+    n = crow.numel() - 1
+    if (x.device.type != "cpu" or x.dim() != 2 or x.dtype != torch.float32 or values.dtype != torch.float32
+            or crow.dtype != torch.int32 or col.dtype != torch.int32 or n < 0):
+        return None
+    if torch.is_grad_enabled() and (x.requires_grad or values.requires_grad):
+        return None  # no autograd through the C loop: _CSRMatmul gives the gradients
+    if not (crow.is_contiguous() and col.is_contiguous() and values.is_contiguous()):
+        return None
+    nnz = col.numel()
+    if values.numel() != nnz or int(crow[0]) != 0 or int(crow[-1]) != nnz or bool((crow[1:] < crow[:-1]).any()):
+        return None
+    fn = _spmm_fn()
+    if fn is None:
+        return None
+    x = x.contiguous()
+    out = torch.empty(n, x.shape[1])
+    return out if _call_spmm(fn, crow, col, values, x, out) else None
+
+
+def torch_sddmm(crow: torch.Tensor, col: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """csr_sddmm through torch.sparse.sampled_addmm (int64 indices, its faster form)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = torch.sparse_csr_tensor(crow.long(), col.long(), a.new_zeros(col.numel()), (a.shape[0], b.shape[0]),
+                                    check_invariants=False)
+    return torch.sparse.sampled_addmm(s, a, b.t(), beta=0.0).values()
+
+
+def _sddmm_fn():
+    """(function, lane width, fma) of the first variant bit-identical to
+    torch.sparse.sampled_addmm on random data at widths 64 and 32, or None."""
+    if "sddmm" not in _STATE:
+        _STATE["sddmm"] = None
+        gen = torch.Generator().manual_seed(1)
+        n = 300
+        crow, col = _random_csr(gen, n)
+        cases = []
+        for kd in (64, 32):
+            a, b = torch.randn(n, kd, generator=gen), torch.randn(n, kd, generator=gen)
+            cases.append((a, b, torch_sddmm(crow, col, a, b)))
+        for fma_build in (False, True):
+            lib = _load(fma_build)
+            if lib is None:
+                continue
+            for width in (16, 8):
+                for fma in (1, 0):
+                    variant = (lib.v2ht_csr_sddmm, width, fma)
+                    if all(torch.equal(_call_sddmm(variant, crow, col, a, b), want) for a, b, want in cases):
+                        _STATE["sddmm"] = variant
+                        return variant
+            break  # the variants do not depend on the build's own contraction
+    return _STATE["sddmm"]
+
+
+def _call_sddmm(variant, crow, col, a, b) -> torch.Tensor | None:
+    fn, width, fma = variant
+    out = torch.full((col.numel(),), float("nan"))
+    ok = fn(crow.numel() - 1, b.shape[0], a.shape[1], crow.data_ptr(), col.data_ptr(), a.data_ptr(), b.data_ptr(),
+            out.data_ptr(), width, fma, torch.get_num_threads()) == 0
+    return out if ok else None
+
+
+def csr_sddmm(crow: torch.Tensor, col: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor | None:
+    """The values <a[r], b[c]> at S's entries (r, c), S in CSR form with int32
+    crow and col; a (rows, k) and b (cols, k) float32. What
+    torch.sparse.sampled_addmm(S, a, b.t(), beta=0).values() gives, through
+    csr.c; None where it is unavailable or the tensors are not of those forms."""
+    n = crow.numel() - 1
+    if (a.device.type != "cpu" or a.dim() != 2 or b.dim() != 2 or a.dtype != torch.float32
+            or b.dtype != torch.float32 or crow.dtype != torch.int32 or col.dtype != torch.int32
+            or a.shape[0] != n or a.shape[1] != b.shape[1] or not crow.is_contiguous() or not col.is_contiguous()):
+        return None
+    if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
+        return None
+    if int(crow[0]) != 0 or int(crow[-1]) != col.numel() or bool((crow[1:] < crow[:-1]).any()):
+        return None
+    variant = _sddmm_fn()
+    if variant is None:
+        return None
+    return _call_sddmm(variant, crow, col, a.contiguous(), b.contiguous())

@@ -40,7 +40,7 @@ def tables(b: int, t: int, d: int, seed: int):
 def test_it_builds_and_matches_torch_bit_for_bit(own_cache):
     assert native.available()
     # one library per float contraction tried, no temporary file left
-    assert {p.name.startswith("pair_input-") and p.suffix == ".so" for p in own_cache.iterdir()} == {True}
+    assert {p.name.startswith("v2ht-native-") and p.suffix == ".so" for p in own_cache.iterdir()} == {True}
     gen = torch.Generator().manual_seed(1)
     b, n, d = 4, 600, 64  # 2,400 pairs: two threads (one below 2 x 1,024)
     tabs = [tables(b, 40, d, 2), tables(b, 7, d, 3), tables(b, 1, d, 4)]
@@ -157,3 +157,90 @@ def test_tensors_the_loop_does_not_expect_take_the_torch_ops(own_cache):
     k = native.step_counts(tab, c)
     assert native.pair_input([tab], [c], e_h, None, torch.empty(b, n, d), [k.long()]) is None
     assert native.pair_input([tab], [c[1:]], e_h[:, 1:], None, torch.empty(b, n - 1, d), [k]) is None
+
+
+def random_csr(n_rows: int, n_cols: int, seed: int, hub: int = 5_000):
+    """int32 CSR indices with empty rows and one hub row, as hashtag graphs have."""
+    gen = torch.Generator().manual_seed(seed)
+    counts = torch.randint(0, 30, (n_rows,), generator=gen)
+    counts[::7] = 0
+    counts[3] = hub
+    crow = torch.zeros(n_rows + 1, dtype=torch.int32)
+    crow[1:] = torch.cumsum(counts, 0)
+    col = torch.randint(0, n_cols, (int(crow[-1]),), generator=gen, dtype=torch.int32)
+    return crow, col, gen
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sparse_products_match_torch_bit_for_bit(own_cache, threads):
+    torch.set_num_threads(threads)
+    crow, col, gen = random_csr(500, 450, 7)
+    vals = torch.rand(col.numel(), generator=gen)
+    for d in (64, 32, 16, 5):
+        x = torch.randn(450, d, generator=gen)
+        got = native.csr_spmm(crow, col, vals, x)
+        assert got is not None and torch.equal(got, native.torch_spmm(crow, col, vals, x)), d
+    for d in (64, 32, 48):
+        a, b = torch.randn(500, d, generator=gen), torch.randn(450, d, generator=gen)
+        got = native.csr_sddmm(crow, col, a, b)
+        assert got is not None and torch.equal(got, native.torch_sddmm(crow, col, a, b)), d
+
+
+def test_sparse_products_refuse_what_they_would_read_out_of_bounds(own_cache):
+    crow, col, gen = random_csr(40, 30, 8, hub=50)
+    vals, x = torch.rand(col.numel(), generator=gen), torch.randn(30, 8, generator=gen)
+    a, b = torch.randn(40, 8, generator=gen), torch.randn(30, 8, generator=gen)
+    assert native.csr_spmm(crow, col, vals, x) is not None and native.csr_sddmm(crow, col, a, b) is not None
+    bad = col.clone()
+    bad[-1] = 30  # one column past the end of x
+    assert native.csr_spmm(crow, bad, vals, x) is None and native.csr_sddmm(crow, bad, a, b) is None
+    bad[-1] = -1
+    assert native.csr_spmm(crow, bad, vals, x) is None and native.csr_sddmm(crow, bad, a, b) is None
+    assert native.csr_spmm(crow.long(), col, vals, x) is None  # int64 indices
+    assert native.csr_spmm(crow, col, vals[1:], x) is None  # fewer values than entries
+    assert native.csr_spmm(crow, col, vals, x.double()) is None
+    short = crow.clone()
+    short[-1] -= 1  # row pointers that disagree with the entries
+    assert native.csr_spmm(short, col, vals, x) is None and native.csr_sddmm(short, col, a, b) is None
+    assert native.csr_sddmm(crow, col, a[1:], b) is None  # a row of a per row of S
+    assert native.csr_sddmm(crow, col, a, b[:, 1:]) is None
+    assert native.csr_sddmm(crow, col, a, torch.randn(30, 12)) is None  # 12: no lanes of 8 or 16 fit torch's order
+    with native.off():
+        assert native.csr_spmm(crow, col, vals, x) is None and native.csr_sddmm(crow, col, a, b) is None
+
+
+def test_propagation_is_the_same_with_and_without_the_sparse_loops(own_cache, monkeypatch):
+    from torch_geometric.data import Data
+
+    from v2ht_kg.gnn.propagation import HashtagPropagation
+
+    n = 300
+    crow, col, gen = random_csr(n, n, 9, hub=250)
+    rows = torch.repeat_interleave(torch.arange(n), (crow[1:] - crow[:-1]).long())
+    ei = torch.stack([rows, col.long()])
+    graph = Data(edge_index=torch.cat([ei, ei.flip(0)], 1), num_nodes=n)
+    graph.edge_type = torch.randint(0, 4, (ei.shape[1],), generator=gen).repeat(2)
+    graph.edge_weight = torch.rand(ei.shape[1], generator=gen).repeat(2)
+    torch.manual_seed(0)
+    prop = HashtagPropagation(64, n, graph)
+    emb = torch.nn.Parameter(torch.randn(n, 64, generator=gen) * 0.1)
+    gy = torch.randn(n, 64, generator=gen)
+    assert native._spmm_fn() is not None and native._sddmm_fn() is not None  # probed before the count
+    used = []
+    for name in ("_call_spmm", "_call_sddmm"):
+        real = getattr(native, name)
+        monkeypatch.setattr(native, name, lambda *a, _real=real, _name=name: used.append(_name) or _real(*a))
+
+    def run():
+        for p in (emb, *prop.parameters()):
+            p.grad = None
+        out = prop(emb)
+        out.backward(gy)
+        return [out.detach()] + [p.grad.clone() for p in (emb, *prop.parameters())]
+
+    torch.set_num_threads(2)
+    fast = run()
+    assert {"_call_spmm", "_call_sddmm"} <= set(used)  # both loops ran, forward and backward
+    with native.off():
+        slow = run()
+    assert all(torch.equal(f, s) for f, s in zip(fast, slow))
