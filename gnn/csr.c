@@ -1,6 +1,6 @@
-/* Propagation's sparse products. First out = S @ x for a CSR matrix S with int32 indices and float32 values:
-   propagation's sparse-dense product (Eq. 7's A^ Y and its backward), the
-   largest part of a training step at INSVIDEO size (3.6M directed edges).
+/* Propagation's sparse products, the largest part of a training step at
+   INSVIDEO size (3.6M directed edges). First out = S @ x for a CSR matrix S
+   with int32 indices and float32 values: Eq. 7's A^ Y and its backward.
 
    Each output row is sum_k vals[k] * x[col[k], :] over the row's entries in
    storage order, one multiply and one add per term (FMA only in the
