@@ -84,7 +84,6 @@ class _CSRMatmul(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         values, x, crow, col, twin, crow32, col32 = ctx.saved_tensors
-        n = x.shape[0]
         grad = grad.contiguous()
         g_values = g_x = None
         if ctx.needs_input_grad[0]:
