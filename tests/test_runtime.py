@@ -53,14 +53,9 @@ def test_freed_blocks_are_reused_without_page_faults():
     assert kept["faults"] < kept["pages"] // 10, kept
 
 
-def test_glibc_default_faults_the_block_in_again():
-    # the cost the policy removes: without it every step's blocks come from fresh pages
-    default = _probe(V2HT_MALLOC="0")
-    assert default["applied"] is False
-    assert default["faults"] > default["pages"] // 2, default
-
-
-def test_users_own_malloc_tunables_win():
-    out = _probe(GLIBC_TUNABLES="glibc.malloc.mmap_threshold=131072")
-    assert out["applied"] is False
-    assert out["faults"] > out["pages"] // 2, out
+def test_off_by_the_environment_or_the_users_own_tunables():
+    # (what glibc's default then does varies with the heap's layout: in 12
+    # runs of this probe it faulted 0 to all of the pages, so no count is
+    # asserted for it; docs/benchmarks.md has the training step's figures)
+    assert _probe(V2HT_MALLOC="0")["applied"] is False
+    assert _probe(GLIBC_TUNABLES="glibc.malloc.mmap_threshold=131072")["applied"] is False
