@@ -25,6 +25,19 @@
 #define MAX_D 256
 #define AHEAD 8
 
+/* Prefetch row col[k + AHEAD] of m (n rows of `width` floats): rows are
+   gathered at random, and waiting on them was most of the time. */
+static inline __attribute__((always_inline)) void prefetch_ahead(const float *m, const int32_t *col, int32_t k,
+                                                                 int32_t end, int64_t n, int64_t width) {
+    if (k + AHEAD < end) {
+        const uint32_t ca = (uint32_t)col[k + AHEAD];
+        if (ca < (uint32_t)n) {
+            const char *p = (const char *)(m + (int64_t)ca * width);
+            for (int64_t c = 0; c < width * 4; c += 64) __builtin_prefetch(p + c);
+        }
+    }
+}
+
 /* One row; D is a compile-time width for the common cases, else d. */
 #define ROW(D)                                                                        \
     do {                                                                              \
@@ -32,13 +45,7 @@
         for (int64_t j = 0; j < (D); j++) acc[j] = 0.0f;                              \
         const int32_t end = crow[r + 1];                                              \
         for (int32_t k = crow[r]; k < end; k++) {                                     \
-            if (k + AHEAD < end) {                                                    \
-                const uint32_t ca = (uint32_t)col[k + AHEAD];                         \
-                if (ca < (uint32_t)n_cols) {                                          \
-                    const char *p = (const char *)(x + (int64_t)ca * (D));            \
-                    for (int64_t c = 0; c < (D) * 4; c += 64) __builtin_prefetch(p + c); \
-                }                                                                     \
-            }                                                                         \
+            prefetch_ahead(x, col, k, end, n_cols, (D));                              \
             const uint32_t cj = (uint32_t)col[k];                                     \
             if (cj >= (uint32_t)n_cols) { bad = 1; break; }                           \
             const float v = vals[k];                                                  \
@@ -96,13 +103,7 @@ static int NAME(int64_t n_rows, int64_t n_b, int64_t kd, const int32_t *crow, co
         const float *ar = a + r * kd;                                                 \
         const int32_t end = crow[r + 1];                                              \
         for (int32_t k = crow[r]; k < end; k++) {                                     \
-            if (k + AHEAD < end) {                                                    \
-                const uint32_t ca = (uint32_t)col[k + AHEAD];                         \
-                if (ca < (uint32_t)n_b) {                                             \
-                    const char *p = (const char *)(b + (int64_t)ca * kd);             \
-                    for (int64_t c = 0; c < kd * 4; c += 64) __builtin_prefetch(p + c); \
-                }                                                                     \
-            }                                                                         \
+            prefetch_ahead(b, col, k, end, n_b, (KD));                                \
             const uint32_t cj = (uint32_t)col[k];                                     \
             if (cj >= (uint32_t)n_b) { bad = 1; break; }                              \
             DOT(W, KD, FMA, ar, b + (int64_t)cj * kd, out[k]);                        \

@@ -274,15 +274,28 @@ def _fits(tables, cs, e_h, e_u, out, ks) -> bool:
     return True
 
 
-def torch_spmm(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """S @ x through torch.sparse.mm: what csr_spmm must reproduce, and the
-    path where it cannot run."""
+def _csr_tensor(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, n_cols: int) -> torch.Tensor:
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
-        s = torch.sparse_csr_tensor(crow, col, values, (crow.numel() - 1, x.shape[0]), check_invariants=False)
-    return torch.sparse.mm(s, x)
+        return torch.sparse_csr_tensor(crow, col, values, (crow.numel() - 1, n_cols), check_invariants=False)
+
+
+def _csr_fits(crow: torch.Tensor, col: torch.Tensor) -> bool:
+    """int32 CSR indices whose row pointers run from 0 to the entries, never
+    back: the C loops bound every column themselves, not these."""
+    if crow.dtype != torch.int32 or col.dtype != torch.int32 or crow.numel() < 1:
+        return False
+    if not (crow.is_contiguous() and col.is_contiguous()):
+        return False
+    return int(crow[0]) == 0 and int(crow[-1]) == col.numel() and not bool((crow[1:] < crow[:-1]).any())
+
+
+def torch_spmm(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """S @ x through torch.sparse.mm: what csr_spmm must reproduce, and the
+    path where it cannot run."""
+    return torch.sparse.mm(_csr_tensor(crow, col, values, x.shape[0]), x)
 
 
 def _random_csr(gen: torch.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -332,35 +345,25 @@ def csr_spmm(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, x: tor
     (n_cols, d) float32) through csr.c, or None where it is unavailable,
     the tensors are not of those forms (it reads raw memory), or an index is
     out of range: the caller then uses torch."""
-    n = crow.numel() - 1
     if any(t.device.type != "cpu" for t in (crow, col, values, x)):
         return None
-    if (x.dim() != 2 or x.dtype != torch.float32 or values.dtype != torch.float32
-            or crow.dtype != torch.int32 or col.dtype != torch.int32 or n < 0):
+    if x.dim() != 2 or x.dtype != torch.float32 or values.dtype != torch.float32 or not values.is_contiguous():
         return None
     if torch.is_grad_enabled() and (x.requires_grad or values.requires_grad):
         return None  # no autograd through the C loop: _CSRMatmul gives the gradients
-    if not (crow.is_contiguous() and col.is_contiguous() and values.is_contiguous()):
-        return None
-    nnz = col.numel()
-    if values.numel() != nnz or int(crow[0]) != 0 or int(crow[-1]) != nnz or bool((crow[1:] < crow[:-1]).any()):
+    if values.numel() != col.numel() or not _csr_fits(crow, col):
         return None
     fn = _spmm_fn()
     if fn is None:
         return None
     x = x.contiguous()
-    out = torch.empty(n, x.shape[1])
+    out = torch.empty(crow.numel() - 1, x.shape[1])
     return out if _call_spmm(fn, crow, col, values, x, out) else None
 
 
 def torch_sddmm(crow: torch.Tensor, col: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """csr_sddmm through torch.sparse.sampled_addmm (int64 indices, its faster form)."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        s = torch.sparse_csr_tensor(crow.long(), col.long(), a.new_zeros(col.numel()), (a.shape[0], b.shape[0]),
-                                    check_invariants=False)
+    s = _csr_tensor(crow.long(), col.long(), a.new_zeros(col.numel()), b.shape[0])
     return torch.sparse.sampled_addmm(s, a, b.t(), beta=0.0).values()
 
 
@@ -404,16 +407,14 @@ def csr_sddmm(crow: torch.Tensor, col: torch.Tensor, a: torch.Tensor, b: torch.T
     crow and col; a (rows, k) and b (cols, k) float32. What
     torch.sparse.sampled_addmm(S, a, b.t(), beta=0).values() gives, through
     csr.c; None where it is unavailable or the tensors are not of those forms."""
-    n = crow.numel() - 1
     if any(t.device.type != "cpu" for t in (crow, col, a, b)):
         return None
-    if (a.dim() != 2 or b.dim() != 2 or a.dtype != torch.float32
-            or b.dtype != torch.float32 or crow.dtype != torch.int32 or col.dtype != torch.int32
-            or a.shape[0] != n or a.shape[1] != b.shape[1] or not crow.is_contiguous() or not col.is_contiguous()):
+    if (a.dim() != 2 or b.dim() != 2 or a.dtype != torch.float32 or b.dtype != torch.float32
+            or a.shape[0] != crow.numel() - 1 or a.shape[1] != b.shape[1]):
         return None
     if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
         return None
-    if int(crow[0]) != 0 or int(crow[-1]) != col.numel() or bool((crow[1:] < crow[:-1]).any()):
+    if not _csr_fits(crow, col):
         return None
     variant = _sddmm_fn()
     if variant is None:
