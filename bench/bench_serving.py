@@ -104,7 +104,8 @@ def main() -> None:
     ap.add_argument("--posts", type=int, default=1024, help="test posts to rank")
     ap.add_argument("--batch", type=int, default=256, help="posts per ranking call")
     ap.add_argument("--candidates", default="250,500,1000")
-    ap.add_argument("--tiles", default=str(ranking.PAIRS_PER_STEP), help="pairs per kernel call, comma-separated")
+    ap.add_argument("--tiles", default=str(ranking.MLP_PAIRS_PER_STEP),
+                    help="pairs per kernel call, comma-separated (with or without the fused hidden layers)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-fused", action="store_true", help="skip the torch.compile'd kernel")
     ap.add_argument("--evaluate", action="store_true",
@@ -170,7 +171,7 @@ def main() -> None:
             return dt, out
 
         for tile in [int(x) for x in args.tiles.split(",")]:
-            ranking.PAIRS_PER_STEP = tile
+            ranking.PAIRS_PER_STEP = ranking.MLP_PAIRS_PER_STEP = tile
             dt, tops = rate(lambda b: torch.topk(model.score_all(b), 10, dim=1).indices)
             exact = [t.tolist() for t in tops]
             print(f"tile {tile} pairs: exact full rank {n_posts / dt:.0f} posts/s "

@@ -35,7 +35,8 @@ import torch
 
 from .encoders import ModalityEncoder, ModalityStates
 
-_SOURCES = [Path(__file__).with_name(name) for name in ("pair_input.c", "csr.c")]
+_SOURCES = [Path(__file__).with_name(name) for name in ("pair_input.c", "pair_mlp.c", "csr.c")]
+_HEADERS = [Path(__file__).with_name("pair_body.h")]
 _FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fPIC", "-shared"]
 _STATE: dict = {}
 _MIN_SPLIT = 1024  # pairs per thread below which one thread does them all
@@ -56,7 +57,7 @@ def _build(cc: str, fma: bool, openmp: bool) -> Path | None:
     """The compiled library (built now if the cache lacks it), or None: no
     cache to write, an untrusted one, or a failed build."""
     flags = _FLAGS + (["-DV2HT_FMA"] if fma else []) + (["-fopenmp"] if openmp else [])
-    src = b"".join(path.read_bytes() for path in _SOURCES)
+    src = b"".join(path.read_bytes() for path in _SOURCES + _HEADERS)
     key = hashlib.sha256(src + " ".join([cc, *flags, platform.machine(), platform.node()]).encode()).hexdigest()[:16]
     out_dir = _cache_dir()
     lib = out_dir / f"v2ht-native-{key}.so"
@@ -77,6 +78,11 @@ def _build(cc: str, fma: bool, openmp: bool) -> Path | None:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         return None
+
+
+class _Layer(ctypes.Structure):
+    """pair_mlp.c's v2ht_layer."""
+    _fields_ = [("k", ctypes.c_int64), ("n", ctypes.c_int64), ("w", ctypes.c_void_p), ("bias", ctypes.c_void_p)]
 
 
 class _Modality(ctypes.Structure):
@@ -116,6 +122,11 @@ def _load(fma: bool):
         i64, ptr = ctypes.c_int64, ctypes.c_void_p
         lib.v2ht_pair_input.argtypes = [i64, i64, i64, i64, i64, i64, ctypes.POINTER(_Modality), ptr, i64, ptr, ptr]
         lib.v2ht_pair_input.restype = ctypes.c_int
+        lib.v2ht_pair_mlp.argtypes = [i64, i64, i64, i64, i64, i64, ctypes.POINTER(_Modality), ptr, i64, ptr, i64,
+                                      ctypes.POINTER(_Layer), ptr]
+        lib.v2ht_pair_mlp.restype = ctypes.c_int
+        lib.v2ht_pair_mlp_vectors.argtypes = [i64]
+        lib.v2ht_pair_mlp_vectors.restype = ctypes.c_int
         lib.v2ht_csr_spmm.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, i64]
         lib.v2ht_csr_spmm.restype = ctypes.c_int
         lib.v2ht_csr_sddmm.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, i64, i64, i64]
@@ -149,11 +160,10 @@ def eager_input(tables: list, cs: list, e_h: torch.Tensor, e_u: torch.Tensor | N
     return out
 
 
-def _probe(fn, dtype: torch.dtype) -> bool:
-    """Bit-identical to the eager ops in ``dtype`` on random posts (padded, of
-    several lengths), with and without a user, for shared and per-post hashtags?"""
-    gen = torch.Generator().manual_seed(0)
-    b, n, d = 3, 37, 64
+def random_tables(gen: torch.Generator, b: int, d: int, dtype: torch.dtype) -> list:
+    """Segment tables of two modalities of random posts (padded, of several
+    lengths; one of at most 9 steps, one of at most 2), yd in ``dtype``: the
+    probes' data."""
     tables = []
     for t in (9, 2):
         lengths = torch.randint(1, t + 1, (b,), generator=gen)
@@ -162,6 +172,15 @@ def _probe(fn, dtype: torch.dtype) -> bool:
         enc = ModalityStates(states=z, mask=mask, lengths=lengths, a=torch.randn(b, t, generator=gen), z=z)
         tab = ModalityEncoder.segment_tables(enc)
         tables.append(dataclasses.replace(tab, yd=tab.yd.to(dtype)))
+    return tables
+
+
+def _probe(fn, dtype: torch.dtype) -> bool:
+    """Bit-identical to the eager ops in ``dtype`` on random posts (padded, of
+    several lengths), with and without a user, for shared and per-post hashtags?"""
+    gen = torch.Generator().manual_seed(0)
+    b, n, d = 3, 37, 64
+    tables = random_tables(gen, b, d, dtype)
     for shared in (True, False):
         shape = (n,) if shared else (b, n)
         cs = [3 * torch.randn(shape, generator=gen) for _ in tables]
@@ -199,24 +218,16 @@ def off():
     available()
     _spmm_fn()
     _sddmm_fn()
-    saved = _STATE["fns"], _STATE["spmm"], _STATE["sddmm"]
-    _STATE["fns"], _STATE["spmm"], _STATE["sddmm"] = dict.fromkeys(DTYPES), None, None
+    saved = _STATE["fns"], _STATE["spmm"], _STATE["sddmm"], _STATE.get("mlp")
+    _STATE["fns"], _STATE["spmm"], _STATE["sddmm"], _STATE["mlp"] = dict.fromkeys(DTYPES), None, None, {}
     try:
         yield
     finally:
-        _STATE["fns"], _STATE["spmm"], _STATE["sddmm"] = saved
+        _STATE["fns"], _STATE["spmm"], _STATE["sddmm"], _STATE["mlp"] = saved
 
 
-def _call(fn, tables, cs, e_h, e_u, out, ks=None) -> bool:
-    b, n = out.shape[:2]
-    d = e_h.shape[-1]
-    keep = []  # every tensor the C loop reads, alive until it returns
-
-    def ptr(t: torch.Tensor) -> int:
-        t = t.contiguous()
-        keep.append(t)
-        return t.data_ptr()
-
+def _modalities(tables, cs, ks, b: int, n: int, ptr):
+    """pair_body.h's v2ht_modality for each table; ``ptr`` keeps what it points to alive."""
     mods = (_Modality * len(tables))()
     for md, tab, c, k in zip(mods, tables, cs, ks or [None] * len(tables)):
         c = c.float()
@@ -226,11 +237,31 @@ def _call(fn, tables, cs, e_h, e_u, out, ks=None) -> bool:
         md.c, md.ef = ptr(c), ptr(ef.expand(b, n))
         md.t, md.c_post_stride = tab.neg_sorted.shape[1], 0 if c.dim() == 1 else n
         if k is not None:  # a (B, n) view of step_counts' (B, H): rows of stride H
-            keep.append(k)
-            md.k, md.k_post_stride = k.data_ptr(), k.stride(0)
-    pairs = b * n
-    threads = max(1, min(torch.get_num_threads(), pairs // _MIN_SPLIT))
-    return fn(int(out.dtype == torch.bfloat16), pairs, threads, n, len(tables), d, mods, ptr(e_h),
+            md.k, md.k_post_stride = ptr(k, contiguous=False), k.stride(0)
+    return mods
+
+
+def _pointers():
+    keep = []  # every tensor the C loop reads, alive until it returns
+
+    def ptr(t: torch.Tensor, contiguous: bool = True) -> int:
+        t = t.contiguous() if contiguous else t
+        keep.append(t)
+        return t.data_ptr()
+
+    return ptr
+
+
+def _threads(pairs: int) -> int:
+    return max(1, min(torch.get_num_threads(), pairs // _MIN_SPLIT))
+
+
+def _call(fn, tables, cs, e_h, e_u, out, ks=None) -> bool:
+    b, n = out.shape[:2]
+    d = e_h.shape[-1]
+    ptr = _pointers()
+    mods = _modalities(tables, cs, ks, b, n, ptr)
+    return fn(int(out.dtype == torch.bfloat16), b * n, _threads(b * n), n, len(tables), d, mods, ptr(e_h),
               0 if e_h.shape[0] == 1 else n * d, None if e_u is None else ptr(e_u), out.data_ptr()) == 0
 
 

@@ -42,12 +42,17 @@ from functools import cached_property, lru_cache
 import torch
 from torch import nn
 
-from . import native
+from . import native, native_mlp
 from .encoders import ModalityEncoder
+from .native_mlp import _ONEDNN, onednn_linear  # noqa: F401  (tests and benches patch them here)
 
 # (post, hashtag) pairs per tile; bounds the (pairs, d) temporaries and keeps
 # them in cache (8k pairs: 1.5x faster than 128k here)
 PAIRS_PER_STEP = 1 << 13
+# ... and with the hidden layers fused in (native_mlp), where p0 never leaves a
+# thread's cache: larger tiles only save calls (8k -> 32k pairs: 67% -> 79% of
+# the fp32 FLOP bound, 39% -> 71% of the bf16 one, bench_model)
+MLP_PAIRS_PER_STEP = 1 << 15
 FUSED_PAIRS = 1 << 14  # the compiled kernel's best tile here
 REFERENCE = 32  # pairs the first pass linearises at
 HISTORY_SHARE = 5  # at most N / 5 candidates are the author's own most used tags
@@ -73,24 +78,6 @@ def _tile_math(yds: list, rows: list, lams: list, e_h: torch.Tensor, e_u: torch.
 
 
 _FUSED: dict = {}
-_ONEDNN: dict = {}
-
-
-def onednn_linear(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, relu: bool) -> torch.Tensor | None:
-    """relu?(x @ w.T + bias) through oneDNN's linear on plain tensors (the op
-    torch.compile's CPU backend calls), or None where this torch build or
-    device has none: the caller then multiplies itself. On this machine's
-    AMD CPU, torch.mm's fp32 GEMM (MKL) ran at 196-200 GFLOP/s at the
-    scoring MLP's shapes and this one at 446-459, with the same results."""
-    if x.device.type != "cpu" or _ONEDNN.get("ok") is False:
-        return None
-    try:
-        return torch.ops.mkldnn._linear_pointwise(x, w, bias, "relu" if relu else "none", [], "")
-    except (AttributeError, RuntimeError, NotImplementedError):
-        _ONEDNN["ok"] = False
-        return None
-
-
 def compile_wanted() -> bool:
     """V2HT_COMPILE=1 asks evaluations to use the compiled kernel. Off by default:
     it was 1.1-1.6x faster than the torch-ops kernel for a three-modality
@@ -139,6 +126,9 @@ class PairKernel:
         self.bufs = {"g": buffer(d), "hu": buffer(d), "yd": buffer(2 * d), "e": buffer(d),
                      "eh": buffer(d), "p0": buffer(len(self.mods) * d)}
         self.hidden = [buffer(w.shape[1]) for w, _ in self.weights[:-1]]
+        # the hidden layers fused with p0 (pair_mlp.c), where it reproduces these ops
+        fused = dev.type == "cpu" and len(self.weights) > 1 and native_mlp.available(dt)
+        self.packed = native_mlp.layers(self.weights[:-1], dt) if fused else None
 
     def _view(self, name: str, n: int, *tail: int) -> torch.Tensor:
         return self.bufs[name][:self.b * n * math.prod(tail)].view(self.b, n, *tail)
@@ -164,10 +154,15 @@ class PairKernel:
             n = ids.shape[1]
             e_h = torch.index_select(self.emb, 0, ids.reshape(-1),
                                      out=self.bufs["eh"][:b * n * d].view(-1, d)).view(b, n, d)
-        p0 = self._view("p0", n, len(self.mods) * d)
         tables, cs = [self.tables[m] for m in self.mods], [self.c[m][ids] for m in self.mods]
         ks = self.step_counts if isinstance(ids, slice) else None
         ks = None if ks is None else [k[:, ids] for k in ks]
+        if self.packed is not None:  # p0 and Eq. 15 in one C loop
+            width = self.weights[-2][0].shape[1]
+            x = self.hidden[-1][:b * n * width].view(b, n, width)
+            if native_mlp.pair_mlp(tables, cs, e_h, self.e_u, self.packed, x, ks) is not None:
+                return self._logit(x.view(b * n, width), b, n)
+        p0 = self._view("p0", n, len(self.mods) * d)
         if native.pair_input(tables, cs, e_h, self.e_u, p0, ks) is None:  # the C loop, else torch ops
             native.eager_input(tables, cs, e_h, self.e_u, p0, buf=self._buf)
         x = p0.view(b * n, -1)
@@ -181,6 +176,9 @@ class PairKernel:
                     torch.addmm(bias, x, w, out=y)
                 y.relu_()
             x = y
+        return self._logit(x, b, n)
+
+    def _logit(self, x: torch.Tensor, b: int, n: int) -> torch.Tensor:
         w, bias = self.weights[-1]  # Eq. 16, logit
         logit = (x @ w).view(b, n)
         return (logit if bias is None else logit + bias).float()
@@ -207,8 +205,8 @@ class PairKernel:
         return out.float()
 
 
-def _tile(b: int, limit: int, chunk: int) -> int:
-    return max(1, min(chunk, limit, PAIRS_PER_STEP // max(b, 1)))
+def _tile(b: int, limit: int, chunk: int, per_step: int) -> int:
+    return max(1, min(chunk, limit, per_step // max(b, 1)))
 
 
 def _run_tiles(model, post, side, n: int, ids_of, *, chunk: int, bf16: bool, fused: bool) -> torch.Tensor:
@@ -217,7 +215,9 @@ def _run_tiles(model, post, side, n: int, ids_of, *, chunk: int, bf16: bool, fus
     every tile has the same shape (the last one overlaps the one before), so
     one compile serves them all; a failed compile falls back to eager."""
     b = _n_posts(post)
-    step = max(1, min(n, FUSED_PAIRS // max(b, 1))) if fused else _tile(b, n, chunk)
+    mlp = side[0].device.type == "cpu" and native_mlp.available(torch.bfloat16 if bf16 else torch.float32)
+    step = max(1, min(n, FUSED_PAIRS // max(b, 1))) if fused else _tile(b, n, chunk, MLP_PAIRS_PER_STEP if mlp
+                                                                         else PAIRS_PER_STEP)
     kernel = PairKernel(model, post, side, step, bf16=bf16)
     out = torch.empty(b, n, device=side[0].device)
     for s in range(0, n, step):

@@ -82,6 +82,7 @@ def test_a_full_rank_is_the_same_with_and_without_the_c_loop(own_cache, monkeypa
     calls = []
     real_call = native._call
     monkeypatch.setattr(native, "_call", lambda *a, **k: calls.append(a[-1]) or real_call(*a, **k))
+    monkeypatch.setitem(native._STATE, "mlp", {})  # tiles take pair_input, not the fused layers
     for bf16 in (False, True):
         calls.clear()
         fast = m.score_all(bt, bf16=bf16)

@@ -1,0 +1,140 @@
+"""The exact ranking's tile with its MLP fused in (pair_mlp.c).
+
+native.pair_input writes a whole tile's p0 (8k pairs x 192 values, 6 MB in
+float32) and the MLP's GEMMs then read it back from memory. pair_mlp.c
+builds p0 a few dozen pairs at a time in a per-thread buffer that stays in
+cache and multiplies it through the hidden layers there; the logit layer
+stays in torch. Its sums run in the order of oneDNN's and MKL's GEMMs at
+these shapes, so it is used only where a probe on random data finds the
+hidden activations bit-identical to p0 through ``torch_hidden``; otherwise
+the tile takes pair_input and the torch GEMMs, same results.
+"""
+from __future__ import annotations
+
+import ctypes
+
+import torch
+
+from . import native
+
+_ONEDNN: dict = {}
+
+
+def onednn_linear(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, relu: bool) -> torch.Tensor | None:
+    """relu?(x @ w.T + bias) through oneDNN's linear on plain tensors (the op
+    torch.compile's CPU backend calls), or None where this torch build or
+    device has none: the caller then multiplies itself. On this machine's
+    AMD CPU, torch.mm's fp32 GEMM (MKL) ran at 196-200 GFLOP/s at the
+    scoring MLP's shapes and this one at 446-459, with the same results."""
+    if x.device.type != "cpu" or _ONEDNN.get("ok") is False:
+        return None
+    try:
+        return torch.ops.mkldnn._linear_pointwise(x, w, bias, "relu" if relu else "none", [], "")
+    except (AttributeError, RuntimeError, NotImplementedError):
+        _ONEDNN["ok"] = False
+        return None
+
+
+def torch_hidden(x: torch.Tensor, weights: list) -> torch.Tensor:
+    """relu(x @ w + bias) through each hidden layer (w (in, out), bias), as
+    PairKernel multiplies them without pair_mlp.c."""
+    for w, bias in weights:
+        y = onednn_linear(x, w.t().contiguous(), bias, relu=True)
+        x = y if y is not None else (x @ w if bias is None else torch.addmm(bias, x, w)).relu_()
+    return x
+
+
+def layers(weights: list, dtype: torch.dtype) -> list | None:
+    """The hidden layers (w (in, out), bias) in pair_mlp.c's layout: (w
+    float32 (in, out), or bfloat16 (in / 2, out, 2); bias float32 or None),
+    or None where the loop does not take them."""
+    out = []
+    for w, bias in weights:
+        k, n = w.shape
+        if w.dtype != dtype or (bias is not None and (bias.dtype != dtype or bias.shape != (n,))):
+            return None
+        if dtype == torch.bfloat16:
+            if k % 2:
+                return None
+            w = w.reshape(k // 2, 2, n).transpose(1, 2)
+        out.append((w.contiguous(), None if bias is None else bias.float().contiguous()))
+    return out or None
+
+
+def _call(fn, tables, cs, e_h, e_u, packed, out, ks=None) -> bool:
+    b, n = out.shape[:2]
+    d = e_h.shape[-1]
+    ptr = native._pointers()
+    mods = native._modalities(tables, cs, ks, b, n, ptr)
+    lys = (native._Layer * len(packed))()
+    for ly, (w, bias) in zip(lys, packed):
+        ly.k, ly.n = w.shape[0] * (2 if w.dim() == 3 else 1), w.shape[1]
+        ly.w, ly.bias = ptr(w), None if bias is None else ptr(bias)
+    return fn(int(out.dtype == torch.bfloat16), b * n, native._threads(b * n), n, len(tables), d, mods, ptr(e_h),
+              0 if e_h.shape[0] == 1 else n * d, None if e_u is None else ptr(e_u), len(packed), lys,
+              out.data_ptr()) == 0
+
+
+def _probe(fn, dtype: torch.dtype) -> bool:
+    """pair_mlp.c's hidden activations bit-identical to eager_input then
+    torch_hidden, on random posts, weights of widths that take the vector
+    path and ones that do not, with and without a user and biases?"""
+    gen = torch.Generator().manual_seed(2)
+    b, n, d = 3, 41, 64  # 123 pairs: two full blocks of 48 and a part
+    tables = native.random_tables(gen, b, d, dtype)
+    for widths, biased in (((64, 48), True), ((20, 16), False)):
+        weights, k = [], 2 * d
+        for width in widths:
+            w = (torch.randn(k, width, generator=gen) / k ** 0.5).to(dtype)
+            weights.append((w, (0.1 * torch.randn(width, generator=gen)).to(dtype) if biased else None))
+            k = width
+        packed = layers(weights, dtype)
+        cs = [3 * torch.randn(n, generator=gen) for _ in tables]
+        e_h = torch.randn(1, n, d, generator=gen).to(dtype)
+        for e_u in (None, torch.randn(b, 1, d, generator=gen).to(dtype)):
+            p0 = native.eager_input(tables, cs, e_h, e_u, torch.empty(b, n, 2 * d, dtype=dtype))
+            want = torch_hidden(p0.view(b * n, -1), weights).view(b, n, -1)
+            got = torch.full((b, n, widths[-1]), float("nan"), dtype=dtype)
+            if packed is None or not _call(fn, tables, cs, e_h, e_u, packed, got) or not torch.equal(want, got):
+                return False
+    return True
+
+
+def available(dtype: torch.dtype = torch.float32) -> bool:
+    """Is pair_mlp.c here, with its register tiles for ``dtype`` (AVX-512;
+    AVX512-BF16 for bfloat16), and bit-identical to the torch path? It comes
+    in the library whose pair_input passed native's probe."""
+    if native._STATE.get("mlp") is None:
+        found = {}
+        if native.available(torch.float32) or native.available(torch.bfloat16):
+            for fma in (True, False):
+                lib = native._load(fma)
+                for dt in native.DTYPES:
+                    ok = lib is not None and native._STATE["fns"][dt] == lib.v2ht_pair_input
+                    # without its register tiles (no AVX-512) the loop is slower than torch's GEMMs
+                    ok = ok and lib.v2ht_pair_mlp_vectors(int(dt == torch.bfloat16)) == 1
+                    if dt not in found and ok and _probe(lib.v2ht_pair_mlp, dt):
+                        found[dt] = lib.v2ht_pair_mlp
+        native._STATE["mlp"] = found
+    return native._STATE["mlp"].get(dtype) is not None
+
+
+def pair_mlp(tables: list, cs: list, e_h: torch.Tensor, e_u: torch.Tensor | None, packed: list,
+             out: torch.Tensor, ks: list | None = None) -> torch.Tensor | None:
+    """The last hidden layer's activation (B, n, width) for every pair into
+    ``out``, through pair_mlp.c; ``packed`` from ``layers``. None where the
+    loop is unavailable for out's dtype or the tensors are not what it reads:
+    the caller then runs pair_input and the torch GEMMs."""
+    dt = out.dtype
+    if out.device.type != "cpu" or not out.is_contiguous() or dt not in native.DTYPES or not available(dt):
+        return None
+    b, n, width = out.shape
+    d = e_h.shape[-1]
+    if not packed or packed[0][0].shape[0] * (2 if dt == torch.bfloat16 else 1) != len(tables) * d:
+        return None
+    if packed[-1][0].shape[1] != width or any(w.dtype != dt for w, _ in packed):
+        return None
+    p0 = torch.empty(b, n, len(tables) * d, dtype=dt, device="meta")  # the shape native's checks expect
+    if not native._fits(tables, cs, e_h, e_u, p0, ks):
+        return None
+    return out if _call(native._STATE["mlp"][dt], tables, cs, e_h, e_u, packed, out, ks) else None

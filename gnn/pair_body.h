@@ -1,0 +1,134 @@
+/* One (post, hashtag) pair's block of p0, shared by pair_input.c (p0 for
+   a whole tile) and pair_mlp.c (p0 a few rows at a time, straight into the
+   MLP). See pair_input.c for what it computes and why in this order. */
+#ifndef V2HT_PAIR_BODY_H
+#define V2HT_PAIR_BODY_H
+#include <stdint.h>
+#include <stddef.h>
+#include <string.h>
+
+#if defined(V2HT_FMA)
+#define BLEND(y, l, dd) __builtin_fmaf((l), (dd), (y))
+#define MIX(hu, e, g) __builtin_fmaf((e), (g), (hu))
+#else
+#define BLEND(y, l, dd) ((y) + (l) * (dd))
+#define MIX(hu, e, g) ((hu) + (e) * (g))
+#endif
+
+/* One modality's segment tables (encoders.SegmentTables), all C-contiguous. */
+typedef struct {
+    const float *neg_sorted; /* (B, T) */
+    const float *pw;         /* (B, T + 1) */
+    const float *n_inactive; /* (B, T + 1) */
+    const void *yd;          /* (B, T + 1, 2 d), float32 or bfloat16 */
+    const float *c;          /* (n,) shared by every post, or (B, n) */
+    const float *ef;         /* (B, n): exp(-max(c + top, 0)), from torch */
+    const int32_t *k;        /* NULL, or each pair's k, counted ahead (native.step_counts) */
+    int64_t t;               /* T */
+    int64_t c_post_stride;   /* 0 or n */
+    int64_t k_post_stride;   /* k's row stride */
+} v2ht_modality;
+
+#define V2HT_MAX_MODALITIES 8
+
+/* lo = the first index with ns[lo] >= cv (t if none), branch-free: the
+   compares are data-dependent coin flips a branch predictor loses. */
+static inline int64_t lower_bound(const float *ns, int64_t t, float cv)
+{
+    const float *base = ns;
+    while (t > 1) {
+        const int64_t half = t >> 1;
+        base = base[half - 1] < cv ? base + half : base;
+        t -= half;
+    }
+    return (base - ns) + (base[0] < cv);
+}
+
+/* bfloat16 as torch stores it: the top half of a float, rounded to nearest
+   even (c10::BFloat16's rounding; NaN to its canonical quiet NaN). */
+static inline float bf2f(uint16_t h)
+{
+    const uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+static inline uint16_t f2bf(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    const uint32_t r = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    return x != x ? (uint16_t)0x7FC0 : (uint16_t)r;
+}
+
+/* Element i of a float32 (bf = 0) or bfloat16 (bf = 1) array, as a float;
+   rnd: a float32 op's result as the bf16 tensor holding it reads back. */
+static inline __attribute__((always_inline)) float ld(const void *a, int64_t i, const int bf)
+{
+    return bf ? bf2f(((const uint16_t *)a)[i]) : ((const float *)a)[i];
+}
+
+static inline __attribute__((always_inline)) float rnd(float x, const int bf)
+{
+    return bf ? bf2f(f2bf(x)) : x;
+}
+
+static inline __attribute__((always_inline)) void st(void *a, int64_t i, float x, const int bf)
+{
+    if (bf)
+        ((uint16_t *)a)[i] = f2bf(x);
+    else
+        ((float *)a)[i] = x;
+}
+
+/* One pair; inlined with d and bf constants, so the d-loops unroll into
+   whole vector registers and the element type costs no branch. In bf16
+   every op rounds its result as torch's bf16 op does (compute in float,
+   round once). */
+static inline __attribute__((always_inline)) void pair_body(
+    int64_t pair, int64_t n, int64_t n_mod, const int64_t d, const int bf, const v2ht_modality *mods,
+    const void *e_h, int64_t eh_post_stride, const void *e_u, void *p0, int64_t out0)
+{
+    const int64_t p = pair / n, j = pair % n, es = bf ? 2 : 4;
+    const int64_t eh0 = p * eh_post_stride + j * d;
+    const char *y[V2HT_MAX_MODALITIES];
+    float lam[V2HT_MAX_MODALITIES];
+    for (int64_t m = 0; m < n_mod; ++m) { /* the searches first: independent, so they overlap */
+        const v2ht_modality *md = mods + m;
+        const float cv = md->c[p * md->c_post_stride + j];
+        const int64_t k = md->k ? md->k[p * md->k_post_stride + j] : lower_bound(md->neg_sorted + p * md->t, md->t, cv);
+        const int64_t row = p * (md->t + 1) + k;
+        float l = 0.0f;
+        if (k > 0) {
+            const float act = md->pw[row];
+            const float inact = md->n_inactive[row] * md->ef[pair];
+            l = act / (act + inact);
+        }
+        lam[m] = rnd(l, bf);
+        y[m] = (const char *)md->yd + row * 2 * d * es;
+    }
+    if (e_u) {
+        float g[d], hu[d]; /* shared by every modality's block */
+        for (int64_t i = 0; i < d; ++i) {
+            const float h = ld(e_h, eh0 + i, bf), u = ld(e_u, p * d + i, bf);
+            g[i] = rnd(h + u, bf);
+            hu[i] = rnd(h * u, bf);
+        }
+        for (int64_t m = 0; m < n_mod; ++m) {
+            const void *ym = y[m], *dd = y[m] + d * es;
+            const float l = lam[m];
+            for (int64_t i = 0; i < d; ++i)
+                st(p0, out0 + m * d + i, MIX(hu[i], rnd(BLEND(ld(ym, i, bf), l, ld(dd, i, bf)), bf), g[i]), bf);
+        }
+    } else {
+        for (int64_t m = 0; m < n_mod; ++m) {
+            const void *ym = y[m], *dd = y[m] + d * es;
+            const float l = lam[m];
+            for (int64_t i = 0; i < d; ++i)
+                st(p0, out0 + m * d + i, rnd(BLEND(ld(ym, i, bf), l, ld(dd, i, bf)), bf) * ld(e_h, eh0 + i, bf), bf);
+        }
+    }
+}
+
+#endif

@@ -1,0 +1,276 @@
+/* The exact ranking's tile, p0 and the MLP's hidden layers (Eq. 15) fused.
+
+   pair_input.c writes p0 for a whole tile (8k pairs x 192 values: 6 MB in
+   float32), which leaves the caches before the first layer's GEMM reads it
+   back. Here each thread builds p0 for BLOCK pairs at a time into its own
+   buffer (36 kB: it stays in L1/L2), multiplies it through every hidden
+   layer there, and writes only the last hidden activation to `out`; the
+   logit layer (one output column) stays in torch.
+
+   The products sum in the order oneDNN's and MKL's CPU GEMMs do at these
+   shapes, so the results are theirs to the bit (native.py checks that on
+   random data before it uses this loop, else the tile takes the torch ops):
+   - float32: acc = 0, then acc = fma(x[k], w[k][j], acc) for k = 0..K-1,
+     then acc + bias, then ReLU;
+   - bfloat16: VDPBF16PS over the pairs of k (odd k, then even, each add
+     rounded to float), then + bias in float, ReLU, rounded to bfloat16.
+   With AVX-512 (and AVX512-BF16 for bfloat16) a 6-row x 64-column register
+   tile; elsewhere the same sums as plain loops. */
+#include "pair_body.h"
+
+#include <stdlib.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#define BLOCK 48 /* pairs a thread builds and multiplies at once; a multiple of 24 */
+#define V2HT_MAX_LAYERS 4
+
+/* One hidden layer: out = relu(in @ w + bias), in of width k, out of width n.
+   w float32: (k, n) row-major; bfloat16: (k / 2, n, 2), the pairs of k
+   adjacent, as VDPBF16PS reads them. bias: n floats, or NULL. */
+typedef struct {
+    int64_t k, n;
+    const void *w;
+    const float *bias;
+} v2ht_layer;
+
+static inline float relu_f(float x) { return x > 0.0f ? x : x * 0.0f; }
+
+#if defined(__AVX512F__)
+/* x > 0 ? x : x * 0, oneDNN's ReLU (NaN stays NaN), after + bias */
+static inline __m512 bias_relu(__m512 s, const float *bias)
+{
+    const __m512 zero = _mm512_setzero_ps();
+    if (bias)
+        s = _mm512_add_ps(s, _mm512_loadu_ps(bias));
+    return _mm512_mask_mov_ps(_mm512_mul_ps(s, zero), _mm512_cmp_ps_mask(s, zero, _CMP_GT_OQ), s);
+}
+
+/* Rows r0..r0+mr, columns j0..j0+16 nv: mr x nv accumulators in registers. */
+static inline __attribute__((always_inline)) void tile_f32(const float *x, int64_t r0, const v2ht_layer *ly,
+                                                            int64_t j0, const int mr, const int nv, float *y)
+{
+    const int64_t k = ly->k, n = ly->n;
+    const float *w = ly->w;
+    __m512 acc[24][4];
+    for (int r = 0; r < mr; ++r)
+        for (int v = 0; v < nv; ++v)
+            acc[r][v] = _mm512_setzero_ps();
+    const float *xr = x + r0 * k;
+    for (int64_t kk = 0; kk < k; ++kk) {
+        __m512 wv[4];
+        for (int v = 0; v < nv; ++v)
+            wv[v] = _mm512_loadu_ps(w + kk * n + j0 + 16 * v);
+        for (int r = 0; r < mr; ++r) {
+            const __m512 xb = _mm512_set1_ps(xr[r * k + kk]);
+            for (int v = 0; v < nv; ++v)
+                acc[r][v] = _mm512_fmadd_ps(xb, wv[v], acc[r][v]);
+        }
+    }
+    for (int r = 0; r < mr; ++r)
+        for (int v = 0; v < nv; ++v)
+            _mm512_storeu_ps(y + (r0 + r) * n + j0 + 16 * v, bias_relu(acc[r][v], ly->bias ? ly->bias + j0 + 16 * v : 0));
+}
+#endif
+
+/* rows x n of relu(x @ w + bias), float32, x rows of stride k; rows a
+   multiple of 24. */
+static void layer_f32(const float *x, int64_t rows, const v2ht_layer *ly, float *y)
+{
+    const int64_t k = ly->k, n = ly->n;
+    const float *w = ly->w;
+#if defined(__AVX512F__)
+    if (n % 16 == 0) {
+        for (int64_t j0 = 0; j0 < n; j0 += 64) {
+            const int64_t nv = (n - j0) >= 64 ? 4 : (n - j0) / 16;
+            /* about 24 accumulators whatever the width: the FMAs, not the
+               broadcasts of x, set the pace */
+            for (int64_t r0 = 0; r0 < rows; r0 += 24) {
+                if (nv == 4)
+                    for (int64_t r = r0; r < r0 + 24; r += 6)
+                        tile_f32(x, r, ly, j0, 6, 4, y);
+                else if (nv == 3)
+                    for (int64_t r = r0; r < r0 + 24; r += 8)
+                        tile_f32(x, r, ly, j0, 8, 3, y);
+                else if (nv == 2)
+                    for (int64_t r = r0; r < r0 + 24; r += 12)
+                        tile_f32(x, r, ly, j0, 12, 2, y);
+                else
+                    tile_f32(x, r0, ly, j0, 24, 1, y);
+            }
+        }
+        return;
+    }
+#endif
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < n; ++j) {
+            float acc = 0.0f;
+            for (int64_t kk = 0; kk < k; ++kk)
+                acc = __builtin_fmaf(x[r * k + kk], w[kk * n + j], acc);
+            y[r * n + j] = relu_f(ly->bias ? acc + ly->bias[j] : acc);
+        }
+}
+
+#if defined(__AVX512BF16__)
+/* f2bf of pair_body.h on 16 floats at once */
+static inline __m256i f2bf16(__m512 x)
+{
+    const __m512i u = _mm512_castps_si512(x);
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), odd)), 16);
+    r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC0));
+    return _mm512_cvtepi32_epi16(r);
+}
+#endif
+
+#if defined(__AVX512BF16__)
+static inline __attribute__((always_inline)) void tile_bf16(const uint16_t *x, int64_t r0, const v2ht_layer *ly,
+                                                             int64_t j0, const int mr, const int nv, uint16_t *y)
+{
+    const int64_t k = ly->k, n = ly->n;
+    const uint16_t *w = ly->w;
+    __m512 acc[24][4];
+    for (int r = 0; r < mr; ++r)
+        for (int v = 0; v < nv; ++v)
+            acc[r][v] = _mm512_setzero_ps();
+    const uint16_t *xr = x + r0 * k;
+    for (int64_t kp = 0; kp < k / 2; ++kp) {
+        __m512bh wv[4];
+        for (int v = 0; v < nv; ++v)
+            wv[v] = (__m512bh)_mm512_loadu_si512(w + (kp * n + j0 + 16 * v) * 2);
+        for (int r = 0; r < mr; ++r) {
+            uint32_t pair; /* x[2 kp] in the low half: VDPBF16PS adds the high product first */
+            memcpy(&pair, xr + r * k + 2 * kp, sizeof pair);
+            const __m512bh xb = (__m512bh)_mm512_set1_epi32((int)pair);
+            for (int v = 0; v < nv; ++v)
+                acc[r][v] = _mm512_dpbf16_ps(acc[r][v], xb, wv[v]);
+        }
+    }
+    for (int r = 0; r < mr; ++r)
+        for (int v = 0; v < nv; ++v)
+            _mm256_storeu_si256((__m256i *)(y + (r0 + r) * n + j0 + 16 * v),
+                                f2bf16(bias_relu(acc[r][v], ly->bias ? ly->bias + j0 + 16 * v : 0)));
+}
+#endif
+
+/* The same in bfloat16 (x, w and y bfloat16; sums in float). */
+static void layer_bf16(const uint16_t *x, int64_t rows, const v2ht_layer *ly, uint16_t *y)
+{
+    const int64_t k = ly->k, n = ly->n;
+    const uint16_t *w = ly->w;
+#if defined(__AVX512BF16__)
+    if (n % 16 == 0) {
+        for (int64_t j0 = 0; j0 < n; j0 += 64) {
+            const int64_t nv = (n - j0) >= 64 ? 4 : (n - j0) / 16;
+            for (int64_t r0 = 0; r0 < rows; r0 += 24) {
+                if (nv == 4)
+                    for (int64_t r = r0; r < r0 + 24; r += 6)
+                        tile_bf16(x, r, ly, j0, 6, 4, y);
+                else if (nv == 3)
+                    for (int64_t r = r0; r < r0 + 24; r += 8)
+                        tile_bf16(x, r, ly, j0, 8, 3, y);
+                else if (nv == 2)
+                    for (int64_t r = r0; r < r0 + 24; r += 12)
+                        tile_bf16(x, r, ly, j0, 12, 2, y);
+                else
+                    tile_bf16(x, r0, ly, j0, 24, 1, y);
+            }
+        }
+        return;
+    }
+#endif
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < n; ++j) {
+            float acc = 0.0f;
+            for (int64_t kk = 0; kk + 1 < k; kk += 2) {
+                acc = acc + bf2f(x[r * k + kk + 1]) * bf2f(w[(kk / 2 * n + j) * 2 + 1]);
+                acc = acc + bf2f(x[r * k + kk]) * bf2f(w[(kk / 2 * n + j) * 2]);
+            }
+            y[r * n + j] = f2bf(relu_f(ly->bias ? acc + ly->bias[j] : acc));
+        }
+}
+
+static inline __attribute__((always_inline)) void block_input(
+    int64_t q0, int64_t rows, int64_t n, int64_t n_mod, const int64_t d, const int bf, const v2ht_modality *mods,
+    const void *e_h, int64_t eh_post_stride, const void *e_u, void *p0)
+{
+    for (int64_t r = 0; r < rows; ++r)
+        pair_body(q0 + r, n, n_mod, d, bf, mods, e_h, eh_post_stride, e_u, p0, r * n_mod * d);
+}
+
+/* `out` (pairs, layers[n_layers - 1].n): the last hidden layer's activation
+   for every pair, in the element type of p0 (bf16: 0 float32, 1 bfloat16).
+   Returns 0, -1 (nothing written) for shapes it does not take, -2 when a
+   thread's buffers could not be allocated (out then incomplete). */
+int v2ht_pair_mlp(int64_t bf16, int64_t pairs, int64_t threads, int64_t n, int64_t n_mod, int64_t d,
+                  const v2ht_modality *mods, const void *e_h, int64_t eh_post_stride, const void *e_u,
+                  int64_t n_layers, const v2ht_layer *layers, void *out)
+{
+    if (n_mod > V2HT_MAX_MODALITIES || n_layers < 1 || n_layers > V2HT_MAX_LAYERS || layers[0].k != n_mod * d)
+        return -1;
+    int64_t widest = layers[0].k;
+    for (int64_t i = 0; i < n_layers; ++i) {
+        if ((i > 0 && layers[i].k != layers[i - 1].n) || layers[i].n < 1 || (bf16 && layers[i].k % 2))
+            return -1;
+        widest = layers[i].n > widest ? layers[i].n : widest;
+    }
+    const int64_t es = bf16 ? 2 : 4, width = layers[n_layers - 1].n;
+    const int64_t blocks = (pairs + BLOCK - 1) / BLOCK;
+    int failed = 0;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        /* two ping-pong buffers of BLOCK rows, zeroed so the rows past the
+           last pair (computed, never stored) hold no NaN from the heap */
+        char *buf = calloc(2 * BLOCK * widest, es);
+        if (!buf) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(static)
+        for (int64_t blk = 0; blk < blocks; ++blk) {
+            if (!buf)
+                continue;
+            const int64_t q0 = blk * BLOCK, rows = pairs - q0 < BLOCK ? pairs - q0 : BLOCK;
+            char *in = buf, *nxt = buf + BLOCK * widest * es;
+            if (bf16) {
+                if (d == 64)
+                    block_input(q0, rows, n, n_mod, 64, 1, mods, e_h, eh_post_stride, e_u, in);
+                else
+                    block_input(q0, rows, n, n_mod, d, 1, mods, e_h, eh_post_stride, e_u, in);
+            } else {
+                if (d == 64)
+                    block_input(q0, rows, n, n_mod, 64, 0, mods, e_h, eh_post_stride, e_u, in);
+                else
+                    block_input(q0, rows, n, n_mod, d, 0, mods, e_h, eh_post_stride, e_u, in);
+            }
+            for (int64_t i = 0; i < n_layers; ++i) {
+                if (bf16)
+                    layer_bf16((const uint16_t *)in, BLOCK, layers + i, (uint16_t *)nxt);
+                else
+                    layer_f32((const float *)in, BLOCK, layers + i, (float *)nxt);
+                char *t = in;
+                in = nxt;
+                nxt = t;
+            }
+            memcpy((char *)out + q0 * width * es, in, rows * width * es);
+        }
+        free(buf);
+    }
+    return failed ? -2 : 0;
+}
+
+/* 1 where this build has the register tiles for the element type (bf16: 0
+   float32, 1 bfloat16), else 0: the plain loops alone are slower than
+   torch's GEMMs, so native_mlp.py then leaves the tile to them. */
+int v2ht_pair_mlp_vectors(int64_t bf16)
+{
+#if defined(__AVX512BF16__)
+    return 1;
+#elif defined(__AVX512F__)
+    return bf16 ? 0 : 1;
+#else
+    (void)bf16;
+    return 0;
+#endif
+}
