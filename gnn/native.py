@@ -94,16 +94,54 @@ class _Modality(ctypes.Structure):
 def step_counts(tab, c: torch.Tensor) -> torch.Tensor:
     """k (B, H) int32: for each post and each of H hashtag scores c, the number
     of the post's steps with -a < c, what segment_lookup's searchsorted finds,
-    for all hashtags at once: sort c, place each step among the sorted scores,
-    and a prefix sum over the placements counts the steps below each score."""
-    b = tab.neg_sorted.shape[0]
-    h = c.shape[0]
+    for all hashtags at once: sort c once, then walk each post's steps and the
+    sorted scores together (pair_input.c), or, without the C loop, place each
+    step among the sorted scores and count by a prefix sum."""
+    c = c.float().contiguous()
     order = torch.argsort(c)
-    at = torch.searchsorted(c[order].contiguous(), tab.neg_sorted, right=True)  # (B, T) in [0, H]
+    ns = tab.neg_sorted
+    fn = _steps_fn()
+    if fn is not None and ns.dtype == torch.float32 and ns.is_contiguous() and c.device.type == "cpu":
+        return _call_steps(fn, ns, c[order].contiguous(), order)
+    return _torch_step_counts(ns, c, order)
+
+
+def _torch_step_counts(ns: torch.Tensor, c: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    b, h = ns.shape[0], c.shape[0]
+    at = torch.searchsorted(c[order].contiguous(), ns, right=True)  # (B, T) in [0, H]
     below = torch.zeros(b, h + 1, dtype=torch.int32).scatter_add_(1, at, torch.ones_like(at, dtype=torch.int32))
     k = torch.empty(b, h, dtype=torch.int32)
     k[:, order] = below.cumsum(1, dtype=torch.int32)[:, :h]
     return k
+
+
+def _call_steps(fn, ns: torch.Tensor, c_sorted: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    b, t = ns.shape
+    h = c_sorted.shape[0]
+    k = torch.empty(b, h, dtype=torch.int32)
+    fn(b, t, h, ns.data_ptr(), c_sorted.data_ptr(), order.data_ptr(), k.data_ptr(),
+       max(1, min(torch.get_num_threads(), b)))
+    return k
+
+
+def _steps_fn():
+    """pair_input.c's v2ht_step_counts where it agrees with searchsorted on
+    random steps with padding and with scores that tie them, are infinite or
+    NaN; else None (the torch ops)."""
+    if "steps" not in _STATE:
+        _STATE["steps"] = None
+        lib = _load(True) or _load(False)
+        if lib is not None:
+            gen = torch.Generator().manual_seed(3)
+            ns = torch.sort(torch.randn(7, 12, generator=gen), 1).values
+            ns[2, 5:] = float("inf")  # a short post's padding
+            c = torch.cat([torch.randn(300, generator=gen), ns[0, :4], ns[2, :2],
+                           torch.tensor([float("inf"), float("-inf"), float("nan")])])
+            want = torch.searchsorted(ns, c.unsqueeze(0).expand(7, -1).contiguous()).int()
+            order = torch.argsort(c)
+            if torch.equal(_call_steps(lib.v2ht_step_counts, ns, c[order].contiguous(), order), want):
+                _STATE["steps"] = lib.v2ht_step_counts
+    return _STATE["steps"]
 
 
 def _load(fma: bool):
@@ -127,6 +165,8 @@ def _load(fma: bool):
         lib.v2ht_pair_mlp.restype = ctypes.c_int
         lib.v2ht_pair_mlp_vectors.argtypes = [i64]
         lib.v2ht_pair_mlp_vectors.restype = ctypes.c_int
+        lib.v2ht_step_counts.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, i64]
+        lib.v2ht_step_counts.restype = None
         lib.v2ht_csr_spmm.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, i64]
         lib.v2ht_csr_spmm.restype = ctypes.c_int
         lib.v2ht_csr_sddmm.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, i64, i64, i64]
@@ -218,12 +258,14 @@ def off():
     available()
     _spmm_fn()
     _sddmm_fn()
-    saved = _STATE["fns"], _STATE["spmm"], _STATE["sddmm"], _STATE.get("mlp")
-    _STATE["fns"], _STATE["spmm"], _STATE["sddmm"], _STATE["mlp"] = dict.fromkeys(DTYPES), None, None, {}
+    _steps_fn()
+    keys = ("fns", "spmm", "sddmm", "mlp", "steps")
+    saved = [_STATE.get(key) for key in keys]
+    _STATE.update(fns=dict.fromkeys(DTYPES), spmm=None, sddmm=None, mlp={}, steps=None)
     try:
         yield
     finally:
-        _STATE["fns"], _STATE["spmm"], _STATE["sddmm"], _STATE["mlp"] = saved
+        _STATE.update(zip(keys, saved))
 
 
 def _modalities(tables, cs, ks, b: int, n: int, ptr):

@@ -82,6 +82,76 @@ static inline __attribute__((always_inline)) void st(void *a, int64_t i, float x
         ((float *)a)[i] = x;
 }
 
+#if defined(__AVX512BF16__)
+#include <immintrin.h>
+
+/* f2bf on 16 floats at once, in integer ops */
+static inline __m256i f2bf16_soft(__m512 x)
+{
+    const __m512i u = _mm512_castps_si512(x);
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), odd)), 16);
+    r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC0));
+    return _mm512_cvtepi32_epi16(r);
+}
+
+/* The same through VCVTNEPS2BF16 (one instruction), which rounds to nearest
+   even as f2bf does but flushes denormals to zero and keeps NaN payloads:
+   a vector holding either takes the integer ops. */
+static inline __m256i f2bf16(__m512 x)
+{
+    if (__builtin_expect(_mm512_fpclass_ps_mask(x, 0x01 | 0x20 | 0x80) != 0, 0)) /* QNaN, denormal, SNaN */
+        return f2bf16_soft(x);
+    return (__m256i)_mm512_cvtneps_pbh(x);
+}
+
+static inline __m512 bf16x16(const void *a) /* 16 bfloat16 as floats */
+{
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)a)), 16));
+}
+
+static inline __m512 rnd16(__m512 x) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(f2bf16(x)), 16)); }
+
+#if defined(V2HT_FMA)
+#define BLEND16(y, l, dd) _mm512_fmadd_ps((l), (dd), (y))
+#define MIX16(hu, e, g) _mm512_fmadd_ps((e), (g), (hu))
+#else
+#define BLEND16(y, l, dd) _mm512_add_ps((y), _mm512_mul_ps((l), (dd)))
+#define MIX16(hu, e, g) _mm512_add_ps((hu), _mm512_mul_ps((e), (g)))
+#endif
+
+/* pair_body's bfloat16 blocks, 16 values at a time: the same ops, each
+   rounded to bfloat16 as its scalar form rounds it. */
+static inline __attribute__((always_inline)) void pair_blocks_bf16(
+    int64_t n_mod, const int64_t d, const char *const *y, const float *lam, const uint16_t *eh,
+    const uint16_t *eu, uint16_t *out)
+{
+    if (eu) {
+        __m512 g[16], hu[16]; /* d <= 256 */
+        for (int64_t v = 0; v < d / 16; ++v) {
+            const __m512 h = bf16x16(eh + 16 * v), u = bf16x16(eu + 16 * v);
+            g[v] = rnd16(_mm512_add_ps(h, u));
+            hu[v] = rnd16(_mm512_mul_ps(h, u));
+        }
+        for (int64_t m = 0; m < n_mod; ++m) {
+            const __m512 l = _mm512_set1_ps(lam[m]);
+            for (int64_t v = 0; v < d / 16; ++v) {
+                const __m512 e = rnd16(BLEND16(bf16x16(y[m] + 32 * v), l, bf16x16(y[m] + 2 * d + 32 * v)));
+                _mm256_storeu_si256((__m256i *)(out + m * d + 16 * v), f2bf16(MIX16(hu[v], e, g[v])));
+            }
+        }
+    } else {
+        for (int64_t m = 0; m < n_mod; ++m) {
+            const __m512 l = _mm512_set1_ps(lam[m]);
+            for (int64_t v = 0; v < d / 16; ++v) {
+                const __m512 e = rnd16(BLEND16(bf16x16(y[m] + 32 * v), l, bf16x16(y[m] + 2 * d + 32 * v)));
+                _mm256_storeu_si256((__m256i *)(out + m * d + 16 * v), f2bf16(_mm512_mul_ps(e, bf16x16(eh + 16 * v))));
+            }
+        }
+    }
+}
+#endif
+
 /* One pair; inlined with d and bf constants, so the d-loops unroll into
    whole vector registers and the element type costs no branch. In bf16
    every op rounds its result as torch's bf16 op does (compute in float,
@@ -108,6 +178,13 @@ static inline __attribute__((always_inline)) void pair_body(
         lam[m] = rnd(l, bf);
         y[m] = (const char *)md->yd + row * 2 * d * es;
     }
+#if defined(__AVX512BF16__)
+    if (bf && d % 16 == 0 && d <= 256) {
+        pair_blocks_bf16(n_mod, d, y, lam, (const uint16_t *)e_h + eh0, e_u ? (const uint16_t *)e_u + p * d : 0,
+                         (uint16_t *)p0 + out0);
+        return;
+    }
+#endif
     if (e_u) {
         float g[d], hu[d]; /* shared by every modality's block */
         for (int64_t i = 0; i < d; ++i) {

@@ -48,3 +48,26 @@ int v2ht_pair_input(int64_t bf16, int64_t pairs, int64_t threads, int64_t n, int
     }
     return 0;
 }
+
+/* native.step_counts' k (B, H) int32 for every post and hashtag score: walk
+   each post's sorted steps and the scores in ascending order (c_sorted, NaN
+   last, as torch sorts) together; score order[i] gets the number of steps
+   t with !(neg_sorted[t] >= c), what torch.searchsorted counts (NaN
+   included). One pass of T + H a post, where the torch ops scattered
+   every (post, hashtag) count through a sort permutation. */
+void v2ht_step_counts(int64_t b, int64_t t, int64_t h, const float *neg_sorted, const float *c_sorted,
+                      const int64_t *order, int32_t *k, int64_t threads)
+{
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int64_t p = 0; p < b; ++p) {
+        const float *ns = neg_sorted + p * t;
+        int32_t *kp = k + p * h;
+        int64_t ti = 0;
+        for (int64_t i = 0; i < h; ++i) {
+            const float cv = c_sorted[i];
+            while (ti < t && !(ns[ti] >= cv))
+                ++ti;
+            kp[order[i]] = (int32_t)ti;
+        }
+    }
+}

@@ -112,17 +112,6 @@ static void layer_f32(const float *x, int64_t rows, const v2ht_layer *ly, float 
         }
 }
 
-#if defined(__AVX512BF16__)
-/* f2bf of pair_body.h on 16 floats at once */
-static inline __m256i f2bf16(__m512 x)
-{
-    const __m512i u = _mm512_castps_si512(x);
-    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), odd)), 16);
-    r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC0));
-    return _mm512_cvtepi32_epi16(r);
-}
-#endif
 
 #if defined(__AVX512BF16__)
 static inline __attribute__((always_inline)) void tile_bf16(const uint16_t *x, int64_t r0, const v2ht_layer *ly,
