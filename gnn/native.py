@@ -273,7 +273,8 @@ def _modalities(tables, cs, ks, b: int, n: int, ptr):
     mods = (_Modality * len(tables))()
     for md, tab, c, k in zip(mods, tables, cs, ks or [None] * len(tables)):
         c = c.float()
-        ef = torch.exp(-(c + tab.top).clamp_min(0))  # as segment_lookup computes it, so bit for bit
+        # exp(-max(c + top, 0)) as segment_lookup computes it, so bit for bit; in place
+        ef = torch.add(c, tab.top).clamp_min_(0).neg_().exp_()
         md.neg_sorted, md.pw, md.n_inactive, md.yd = (ptr(tab.neg_sorted), ptr(tab.pw), ptr(tab.n_inactive),
                                                        ptr(tab.yd))
         md.c, md.ef = ptr(c), ptr(ef.expand(b, n))

@@ -82,9 +82,52 @@ static inline __attribute__((always_inline)) void st(void *a, int64_t i, float x
         ((float *)a)[i] = x;
 }
 
-#if defined(__AVX512BF16__)
+#if defined(__AVX512F__)
 #include <immintrin.h>
 
+#if defined(V2HT_FMA)
+#define BLEND16(y, l, dd) _mm512_fmadd_ps((l), (dd), (y))
+#define MIX16(hu, e, g) _mm512_fmadd_ps((e), (g), (hu))
+#else
+#define BLEND16(y, l, dd) _mm512_add_ps((y), _mm512_mul_ps((l), (dd)))
+#define MIX16(hu, e, g) _mm512_add_ps((hu), _mm512_mul_ps((e), (g)))
+#endif
+
+/* pair_body's float32 blocks, 16 values at a time: the same ops in the same
+   order, g and e_h * e_u held in registers. */
+static inline __attribute__((always_inline)) void pair_blocks_f32(
+    int64_t n_mod, const int64_t d, const char *const *y, const float *lam, const float *eh, const float *eu,
+    float *out)
+{
+    if (eu) {
+        __m512 g[16], hu[16]; /* d <= 256 */
+        for (int64_t v = 0; v < d / 16; ++v) {
+            const __m512 h = _mm512_loadu_ps(eh + 16 * v), u = _mm512_loadu_ps(eu + 16 * v);
+            g[v] = _mm512_add_ps(h, u);
+            hu[v] = _mm512_mul_ps(h, u);
+        }
+        for (int64_t m = 0; m < n_mod; ++m) {
+            const __m512 l = _mm512_set1_ps(lam[m]);
+            const float *ym = (const float *)y[m];
+            for (int64_t v = 0; v < d / 16; ++v) {
+                const __m512 e = BLEND16(_mm512_loadu_ps(ym + 16 * v), l, _mm512_loadu_ps(ym + d + 16 * v));
+                _mm512_storeu_ps(out + m * d + 16 * v, MIX16(hu[v], e, g[v]));
+            }
+        }
+    } else {
+        for (int64_t m = 0; m < n_mod; ++m) {
+            const __m512 l = _mm512_set1_ps(lam[m]);
+            const float *ym = (const float *)y[m];
+            for (int64_t v = 0; v < d / 16; ++v) {
+                const __m512 e = BLEND16(_mm512_loadu_ps(ym + 16 * v), l, _mm512_loadu_ps(ym + d + 16 * v));
+                _mm512_storeu_ps(out + m * d + 16 * v, _mm512_mul_ps(e, _mm512_loadu_ps(eh + 16 * v)));
+            }
+        }
+    }
+}
+#endif
+
+#if defined(__AVX512BF16__)
 /* f2bf on 16 floats at once, in integer ops */
 static inline __m256i f2bf16_soft(__m512 x)
 {
@@ -111,14 +154,6 @@ static inline __m512 bf16x16(const void *a) /* 16 bfloat16 as floats */
 }
 
 static inline __m512 rnd16(__m512 x) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(f2bf16(x)), 16)); }
-
-#if defined(V2HT_FMA)
-#define BLEND16(y, l, dd) _mm512_fmadd_ps((l), (dd), (y))
-#define MIX16(hu, e, g) _mm512_fmadd_ps((e), (g), (hu))
-#else
-#define BLEND16(y, l, dd) _mm512_add_ps((y), _mm512_mul_ps((l), (dd)))
-#define MIX16(hu, e, g) _mm512_add_ps((hu), _mm512_mul_ps((e), (g)))
-#endif
 
 /* pair_body's bfloat16 blocks, 16 values at a time: the same ops, each
    rounded to bfloat16 as its scalar form rounds it. */
@@ -182,6 +217,13 @@ static inline __attribute__((always_inline)) void pair_body(
     if (bf && d % 16 == 0 && d <= 256) {
         pair_blocks_bf16(n_mod, d, y, lam, (const uint16_t *)e_h + eh0, e_u ? (const uint16_t *)e_u + p * d : 0,
                          (uint16_t *)p0 + out0);
+        return;
+    }
+#endif
+#if defined(__AVX512F__)
+    if (!bf && d % 16 == 0 && d <= 256) {
+        pair_blocks_f32(n_mod, d, y, lam, (const float *)e_h + eh0, e_u ? (const float *)e_u + p * d : 0,
+                        (float *)p0 + out0);
         return;
     }
 #endif
