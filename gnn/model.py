@@ -42,6 +42,16 @@ class PostEncoding:
     user: torch.Tensor | None  # (B, d_E) or None without the user module
 
 
+def rows(x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """x[ids] along dim 0 through index_select, whose gradient (index_add_)
+    sums repeated ids in their order. The gradient of x[ids] sums them with
+    atomic adds on two or more threads once it holds 32k values or more
+    (torch's CPU index_put_), so two runs of the same seed parted in the
+    last bits and then further; with this, a run on two threads gives the
+    bits of a run on one."""
+    return torch.index_select(x, 0, ids.reshape(-1)).view(*ids.shape, *x.shape[1:])
+
+
 class V2HT(nn.Module):
     def __init__(self, cfg: V2HTConfig, init_hashtag_emb: torch.Tensor, graph=None):
         super().__init__()
@@ -197,13 +207,13 @@ class V2HT(nn.Module):
         the valid pairs only."""
         self._check_ids(cand)
         emb, c = side or self._hashtag_side()
-        e_tilde = [ModalityEncoder.pool(post.modalities[m], c[m][cand]) for m in self.cfg.modalities]
+        e_tilde = [ModalityEncoder.pool(post.modalities[m], rows(c[m], cand)) for m in self.cfg.modalities]
         if mask is None or bool(mask.all()):
             e_u = post.user.unsqueeze(1) if post.user is not None else None
-            return self._interact(e_tilde, emb[cand], e_u)
+            return self._interact(e_tilde, rows(emb, cand), e_u)
         b_idx, k_idx = mask.nonzero(as_tuple=True)
-        e_u = post.user[b_idx] if post.user is not None else None
-        flat = self._interact([et[b_idx, k_idx] for et in e_tilde], emb[cand[b_idx, k_idx]], e_u)
+        e_u = rows(post.user, b_idx) if post.user is not None else None
+        flat = self._interact([et[b_idx, k_idx] for et in e_tilde], rows(emb, cand[b_idx, k_idx]), e_u)
         return flat.new_zeros(cand.shape).index_put((b_idx, k_idx), flat)
 
     def forward(self, batch) -> torch.Tensor:

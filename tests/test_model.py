@@ -323,3 +323,30 @@ def test_learned_user_history_config_and_errors():
     bt.hist_ids[0, 0] = H
     with pytest.raises(V2HTError, match="hashtag ids"):
         m(bt)
+
+
+@pytest.mark.parametrize("all_valid", [True, False])
+def test_gradients_on_two_threads_repeat_exactly(all_valid):
+    """Repeated hashtags and posts among a step's pairs: their gradients must
+    sum in one order on every call (x[ids]'s backward summed them with
+    atomic adds on two threads once they held 32k values, and runs of one
+    seed parted)."""
+    m = model(config()).train()
+    bt = batch(b=64, k=96, seed=3)  # 6,000+ pairs over 40 hashtags, d 8: past 32k values
+    if all_valid:
+        bt.cand_mask[:] = True
+
+    def grads():
+        torch.manual_seed(0)  # the same dropout masks
+        m.zero_grad(set_to_none=True)
+        m.loss(bt).backward()
+        return [p.grad.clone() for p in m.parameters() if p.grad is not None]
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        first = grads()
+        for _ in range(12):
+            assert all(torch.equal(a, b) for a, b in zip(first, grads()))
+    finally:
+        torch.set_num_threads(before)
