@@ -25,6 +25,7 @@ from v2ht_kg.gnn import native, native_mlp, ranking
 from v2ht_kg.gnn.batch import PostBatch
 from v2ht_kg.gnn.config import V2HTConfig
 from v2ht_kg.gnn.model import V2HT
+from v2ht_kg.gnn.node_linear import node_linear
 from v2ht_kg.gnn.propagation import HashtagPropagation, _CSRMatmul
 
 
@@ -125,7 +126,7 @@ def propagation_ratio(graph, n_tags: int, reps: int) -> str:
         emb.grad = None
         y = emb
         for i, lin in enumerate(prop.layers):
-            x = lin(y)
+            x = node_linear(y.contiguous(), lin.weight)  # as HashtagPropagation.forward
             z = _CSRMatmul.apply(fixed_vals, x, t.crow, t.cols, t.twin, t.crow32, t.cols32) + fixed_self[:, None] * x
             y = torch.relu(z) if i < len(prop.layers) - 1 else z
         y.square().mean().backward()

@@ -45,6 +45,7 @@ from torch.nn import functional as F
 
 from ..kg.errors import V2HTError
 from . import native
+from .node_linear import node_linear
 
 A_FLOOR = 1e-12  # added to every learned edge weight A (see EdgeWeight.forward)
 
@@ -257,7 +258,7 @@ class EdgeWeight(nn.Module):
         # sparse graph. split's backward is one cat and cat's are views, so no
         # full-size zero fill per slice.
         w = torch.stack([self.p.weight.view(n_t, k, -1), self.q.weight.view(n_t, k, -1)], 1).reshape(2 * n_t * k, -1)
-        chunks = F.linear(emb, w).split(k, dim=1)
+        chunks = node_linear(emb.contiguous(), w.contiguous()).split(k, dim=1)
         parts = []
         for t, (start, end) in enumerate(topo.type_slices):
             if end > start:
@@ -325,7 +326,7 @@ class HashtagPropagation(nn.Module):
         a_dir = a_pair.index_select(0, topo.pair_of)
         y = emb
         for i, lin in enumerate(self.layers):
-            x = lin(y)
+            x = node_linear(y.contiguous(), lin.weight)
             if topo.n_directed:
                 z = left.unsqueeze(1) * _CSRMatmul.apply(a_dir, right.unsqueeze(1) * x, topo.crow, topo.cols, None,
                                                          topo.crow32, topo.cols32)
