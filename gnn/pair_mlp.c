@@ -37,6 +37,28 @@ typedef struct {
 
 static inline float relu_f(float x) { return x > 0.0f ? x : x * 0.0f; }
 
+/* Columns in blocks of 64 (16 nv floats), rows in groups of 24 (BLOCK is a
+   multiple), each through TILE's register tile with about 24 accumulators
+   whatever the width: the FMAs, not the broadcasts of x, set the pace.
+   Uses x, rows, ly, n and y of the calling layer function. */
+#define REGISTER_TILES(TILE)                                              \
+    for (int64_t j0 = 0; j0 < n; j0 += 64) {                              \
+        const int64_t nv = (n - j0) >= 64 ? 4 : (n - j0) / 16;            \
+        for (int64_t r0 = 0; r0 < rows; r0 += 24) {                       \
+            if (nv == 4)                                                  \
+                for (int64_t r = r0; r < r0 + 24; r += 6)                 \
+                    TILE(x, r, ly, j0, 6, 4, y);                          \
+            else if (nv == 3)                                             \
+                for (int64_t r = r0; r < r0 + 24; r += 8)                 \
+                    TILE(x, r, ly, j0, 8, 3, y);                          \
+            else if (nv == 2)                                             \
+                for (int64_t r = r0; r < r0 + 24; r += 12)                \
+                    TILE(x, r, ly, j0, 12, 2, y);                         \
+            else                                                          \
+                TILE(x, r0, ly, j0, 24, 1, y);                            \
+        }                                                                 \
+    }
+
 #if defined(__AVX512F__)
 /* x > 0 ? x : x * 0, oneDNN's ReLU (NaN stays NaN), after + bias */
 static inline __m512 bias_relu(__m512 s, const float *bias)
@@ -82,24 +104,7 @@ static void layer_f32(const float *x, int64_t rows, const v2ht_layer *ly, float 
     const float *w = ly->w;
 #if defined(__AVX512F__)
     if (n % 16 == 0) {
-        for (int64_t j0 = 0; j0 < n; j0 += 64) {
-            const int64_t nv = (n - j0) >= 64 ? 4 : (n - j0) / 16;
-            /* about 24 accumulators whatever the width: the FMAs, not the
-               broadcasts of x, set the pace */
-            for (int64_t r0 = 0; r0 < rows; r0 += 24) {
-                if (nv == 4)
-                    for (int64_t r = r0; r < r0 + 24; r += 6)
-                        tile_f32(x, r, ly, j0, 6, 4, y);
-                else if (nv == 3)
-                    for (int64_t r = r0; r < r0 + 24; r += 8)
-                        tile_f32(x, r, ly, j0, 8, 3, y);
-                else if (nv == 2)
-                    for (int64_t r = r0; r < r0 + 24; r += 12)
-                        tile_f32(x, r, ly, j0, 12, 2, y);
-                else
-                    tile_f32(x, r0, ly, j0, 24, 1, y);
-            }
-        }
+        REGISTER_TILES(tile_f32);
         return;
     }
 #endif
@@ -150,22 +155,7 @@ static void layer_bf16(const uint16_t *x, int64_t rows, const v2ht_layer *ly, ui
     const uint16_t *w = ly->w;
 #if defined(__AVX512BF16__)
     if (n % 16 == 0) {
-        for (int64_t j0 = 0; j0 < n; j0 += 64) {
-            const int64_t nv = (n - j0) >= 64 ? 4 : (n - j0) / 16;
-            for (int64_t r0 = 0; r0 < rows; r0 += 24) {
-                if (nv == 4)
-                    for (int64_t r = r0; r < r0 + 24; r += 6)
-                        tile_bf16(x, r, ly, j0, 6, 4, y);
-                else if (nv == 3)
-                    for (int64_t r = r0; r < r0 + 24; r += 8)
-                        tile_bf16(x, r, ly, j0, 8, 3, y);
-                else if (nv == 2)
-                    for (int64_t r = r0; r < r0 + 24; r += 12)
-                        tile_bf16(x, r, ly, j0, 12, 2, y);
-                else
-                    tile_bf16(x, r0, ly, j0, 24, 1, y);
-            }
-        }
+        REGISTER_TILES(tile_bf16);
         return;
     }
 #endif
