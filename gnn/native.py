@@ -14,9 +14,12 @@ False and ranking runs the eager kernel, same results. Tensors whose shapes
 or dtypes are not what the loop reads take the eager kernel too (it reads
 raw memory). ``V2HT_NATIVE=0`` turns it off.
 
-The same library holds propagation's sparse products (csr.c),
-checked the same way against torch.sparse.mm and torch.sparse.sampled_addmm
-before ``csr_spmm`` and ``csr_sddmm`` use them.
+The same library holds the tile with the MLP's hidden layers fused in
+(pair_mlp.c, used through native_mlp.py), the step counts of every
+(post, hashtag) pair (``step_counts``, checked against torch.searchsorted)
+and propagation's sparse products (csr.c), checked the same way against
+torch.sparse.mm and torch.sparse.sampled_addmm before ``csr_spmm`` and
+``csr_sddmm`` use them. ``off()`` turns all of them off at once.
 """
 from __future__ import annotations
 
