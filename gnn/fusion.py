@@ -69,6 +69,14 @@ PER_TAG = ("pop", "pop_recent", "tag_users")
 PER_USER = ("activity", "novelty")
 K_NEIGHBOURS = 100
 SEMANTIC = ("cp", "ss", "po")
+# dense graph features: the post's MiniLM cosine to the mean of a tag's typed
+# neighbours' centroids (proto) and word embeddings (tag)
+GRAPH_DENSE = tuple(f"g_{t}_{k}" for t in SEMANTIC for k in ("proto", "tag"))
+
+
+def _unit(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float32)
+    return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
 
 
 def type_adjacency(graph, n: int) -> dict[str, sp.csr_matrix]:
@@ -131,7 +139,7 @@ class SplitFeatures:
             f["user_cf"] = hist.user_cf(users)
         # dense cosines: (query vectors, per-hashtag unit vectors), multiplied per block
         self.products: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        if need & set(FEATURES["semantic"] + FEATURES["tagsem"]):
+        if need & set(FEATURES["semantic"] + FEATURES["tagsem"] + GRAPH_DENSE):
             if emb is None:
                 raise DataError("the semantic features need sentence embeddings of the posts")
             qv = emb[self.rows] if query is None else query[2]
@@ -141,6 +149,14 @@ class SplitFeatures:
             self.products["sem_tag"] = (qv, tag_emb)
         if "sem_proto" in need:
             self.products["sem_proto"] = (qv, hist.prototypes(emb))
+        if adjacency is not None:
+            for t in SEMANTIC:
+                if f"g_{t}_proto" in need:
+                    self.products[f"g_{t}_proto"] = (qv, _unit(adjacency[t] @ hist.prototypes(emb)))
+                if f"g_{t}_tag" in need:
+                    if tag_emb is None:
+                        raise DataError("the graph's tag-semantic features need sentence embeddings of the hashtags")
+                    self.products[f"g_{t}_tag"] = (qv, _unit(adjacency[t] @ tag_emb))
         if need & set(FEATURES["semantic"]):
             dsim = hist.dense_similar(emb, qv, K_NEIGHBOURS)
             f["sem_knn"] = _row_normalise(dsim @ hist.X).tocsr()

@@ -258,8 +258,9 @@ class V2HT(nn.Module):
         Attention is pooled exactly for all hashtags at once (see
         ModalityEncoder.segment_tables); hashtags are scored in tiles of at most
         ``chunk`` (fewer when the batch is large) by gnn/ranking.py's kernel.
-        ``bf16`` computes the pairs in bfloat16 (faster only on a CPU with native
-        bf16; scores then differ in the third or fourth digit); ``fused`` uses
+        ``bf16`` runs the MLP in bfloat16 on the float32 pair input rounded once
+        (faster only on a CPU with native bf16; scores then differ in the third
+        or fourth digit); ``fused`` uses
         the torch.compile'd tile kernel (ranking.score_all)."""
         from .ranking import score_all
 

@@ -21,31 +21,23 @@
    torch's own threads. */
 #include "pair_body.h"
 
-#define V2HT_PAIRS(D, BF)                                                                   \
+#define V2HT_PAIRS(D)                                                                       \
     _Pragma("omp parallel for num_threads(threads) schedule(static) if (threads > 1)")     \
     for (int64_t pair = 0; pair < pairs; ++pair)                                            \
-        pair_body(pair, n, n_mod, D, BF, mods, e_h, eh_post_stride, e_u, p0, pair * n_mod * D)
+        pair_body(pair, n, n_mod, D, mods, e_h, eh_post_stride, e_u, p0, pair * n_mod * D)
 
-/* bf16: 0 for float32 e_h, e_u, yd and p0, 1 for bfloat16 ones (everything
-   else float32 either way). Returns 0, or -1 (nothing written) for more
+/* float32 throughout. Returns 0, or -1 (nothing written) for more
    modalities than it holds. */
-int v2ht_pair_input(int64_t bf16, int64_t pairs, int64_t threads, int64_t n, int64_t n_mod, int64_t d,
-                    const v2ht_modality *mods, const void *e_h, int64_t eh_post_stride,
-                    const void *e_u, void *p0)
+int v2ht_pair_input(int64_t pairs, int64_t threads, int64_t n, int64_t n_mod, int64_t d,
+                    const v2ht_modality *mods, const float *e_h, int64_t eh_post_stride,
+                    const float *e_u, float *p0)
 {
     if (n_mod > V2HT_MAX_MODALITIES)
         return -1;
-    if (bf16) {
-        if (d == 64)
-            V2HT_PAIRS(64, 1);
-        else
-            V2HT_PAIRS(d, 1);
-    } else {
-        if (d == 64)
-            V2HT_PAIRS(64, 0);
-        else
-            V2HT_PAIRS(d, 0);
-    }
+    if (d == 64)
+        V2HT_PAIRS(64);
+    else
+        V2HT_PAIRS(d);
     return 0;
 }
 

@@ -14,6 +14,10 @@
      then acc + bias, then ReLU;
    - bfloat16: VDPBF16PS over the pairs of k (odd k, then even, each add
      rounded to float), then + bias in float, ReLU, rounded to bfloat16.
+   p0 is always built in float32 (pair_body's float32 path); for bfloat16
+   layers it is rounded once, as torch's `.to(torch.bfloat16)` rounds: closer
+   to float32 than p0 built in bfloat16 op by op, and faster, as its input
+   costs no per-op rounding.
    With AVX-512 (and AVX512-BF16 for bfloat16) a 6-row x 64-column register
    tile; elsewhere the same sums as plain loops. */
 #include "pair_body.h"
@@ -171,19 +175,32 @@ static void layer_bf16(const uint16_t *x, int64_t rows, const v2ht_layer *ly, ui
 }
 
 static inline __attribute__((always_inline)) void block_input(
-    int64_t q0, int64_t rows, int64_t n, int64_t n_mod, const int64_t d, const int bf, const v2ht_modality *mods,
-    const void *e_h, int64_t eh_post_stride, const void *e_u, void *p0)
+    int64_t q0, int64_t rows, int64_t n, int64_t n_mod, const int64_t d, const v2ht_modality *mods,
+    const float *e_h, int64_t eh_post_stride, const float *e_u, float *p0)
 {
     for (int64_t r = 0; r < rows; ++r)
-        pair_body(q0 + r, n, n_mod, d, bf, mods, e_h, eh_post_stride, e_u, p0, r * n_mod * d);
+        pair_body(q0 + r, n, n_mod, d, mods, e_h, eh_post_stride, e_u, p0, r * n_mod * d);
+}
+
+/* n floats to bfloat16 as torch's .to(torch.bfloat16) rounds them */
+static void round_bf16(const float *x, int64_t n, uint16_t *y)
+{
+    int64_t i = 0;
+#if defined(__AVX512BF16__)
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(y + i), f2bf16(_mm512_loadu_ps(x + i)));
+#endif
+    for (; i < n; ++i)
+        y[i] = f2bf(x[i]);
 }
 
 /* `out` (pairs, layers[n_layers - 1].n): the last hidden layer's activation
-   for every pair, in the element type of p0 (bf16: 0 float32, 1 bfloat16).
+   for every pair, in the layers' element type (bf16: 0 float32, 1
+   bfloat16); the tables, e_h and e_u are float32 either way.
    Returns 0, -1 (nothing written) for shapes it does not take, -2 when a
    thread's buffers could not be allocated (out then incomplete). */
 int v2ht_pair_mlp(int64_t bf16, int64_t pairs, int64_t threads, int64_t n, int64_t n_mod, int64_t d,
-                  const v2ht_modality *mods, const void *e_h, int64_t eh_post_stride, const void *e_u,
+                  const v2ht_modality *mods, const float *e_h, int64_t eh_post_stride, const float *e_u,
                   int64_t n_layers, const v2ht_layer *layers, void *out)
 {
     if (n_mod > V2HT_MAX_MODALITIES || n_layers < 1 || n_layers > V2HT_MAX_LAYERS || layers[0].k != n_mod * d)
@@ -201,7 +218,8 @@ int v2ht_pair_mlp(int64_t bf16, int64_t pairs, int64_t threads, int64_t n, int64
     {
         /* two ping-pong buffers of BLOCK rows, zeroed so the rows past the
            last pair (computed, never stored) hold no NaN from the heap */
-        char *buf = calloc(2 * BLOCK * widest, es);
+        char *buf = calloc(2 * BLOCK * widest * es + (bf16 ? BLOCK * layers[0].k * 4 : 0), 1);
+        float *p0f = bf16 && buf ? (float *)(buf + 2 * BLOCK * widest * es) : 0;
         if (!buf) {
 #pragma omp atomic write
             failed = 1;
@@ -212,17 +230,13 @@ int v2ht_pair_mlp(int64_t bf16, int64_t pairs, int64_t threads, int64_t n, int64
                 continue;
             const int64_t q0 = blk * BLOCK, rows = pairs - q0 < BLOCK ? pairs - q0 : BLOCK;
             char *in = buf, *nxt = buf + BLOCK * widest * es;
-            if (bf16) {
-                if (d == 64)
-                    block_input(q0, rows, n, n_mod, 64, 1, mods, e_h, eh_post_stride, e_u, in);
-                else
-                    block_input(q0, rows, n, n_mod, d, 1, mods, e_h, eh_post_stride, e_u, in);
-            } else {
-                if (d == 64)
-                    block_input(q0, rows, n, n_mod, 64, 0, mods, e_h, eh_post_stride, e_u, in);
-                else
-                    block_input(q0, rows, n, n_mod, d, 0, mods, e_h, eh_post_stride, e_u, in);
-            }
+            float *p0 = bf16 ? p0f : (float *)in;
+            if (d == 64)
+                block_input(q0, rows, n, n_mod, 64, mods, e_h, eh_post_stride, e_u, p0);
+            else
+                block_input(q0, rows, n, n_mod, d, mods, e_h, eh_post_stride, e_u, p0);
+            if (bf16) /* the whole block: rows past the last pair are zeros or an earlier block's */
+                round_bf16(p0, BLOCK * layers[0].k, (uint16_t *)in);
             for (int64_t i = 0; i < n_layers; ++i) {
                 if (bf16)
                     layer_bf16((const uint16_t *)in, BLOCK, layers + i, (uint16_t *)nxt);
@@ -239,8 +253,8 @@ int v2ht_pair_mlp(int64_t bf16, int64_t pairs, int64_t threads, int64_t n, int64
     return failed ? -2 : 0;
 }
 
-/* 1 where this build has the register tiles for the element type (bf16: 0
-   float32, 1 bfloat16), else 0: the plain loops alone are slower than
+/* 1 where this build has the register tiles for the layers' element type
+   (bf16: 0 float32, 1 bfloat16), else 0: the plain loops alone are slower than
    torch's GEMMs, so native_mlp.py then leaves the tile to them. */
 int v2ht_pair_mlp_vectors(int64_t bf16)
 {

@@ -71,7 +71,7 @@ def _tile_math(yds: list, rows: list, lams: list, e_h: torch.Tensor, e_u: torch.
         y = yd[r]
         et = y[..., :d] + lam.unsqueeze(-1) * y[..., d:]
         parts.append(et * e_h if e_u is None else et * (e_h + e_u) + e_h * e_u)
-    x = torch.cat(parts, -1).flatten(0, 1)
+    x = torch.cat(parts, -1).flatten(0, 1).to(weights[0][0].dtype)
     for w, bias in weights[:-1]:
         x = torch.relu(x @ w if bias is None else torch.addmm(bias, x, w))
     w, bias = weights[-1]
@@ -108,26 +108,31 @@ class PairKernel:
 
     def __init__(self, model, post, side, tile: int, *, bf16: bool = False):
         emb, c = side
+        # the MLP's dtype; p0 is built in float32 either way and, for
+        # bfloat16, rounded once (closer to float32 than bfloat16 op by op,
+        # and faster: no rounding per op)
         self.dt = dt = torch.bfloat16 if bf16 else torch.float32
         self.mods = model.cfg.modalities
         self.d = d = model.cfg.d_hashtag
         self.c = c
-        self.emb = emb.to(dt)
+        self.emb = emb.float()
         b = self.b = _n_posts(post)
         tables = {m: ModalityEncoder.segment_tables(post.modalities[m]) for m in self.mods}
-        self.tables = {m: dataclasses.replace(t, yd=t.yd.to(dt)) for m, t in tables.items()}
-        self.e_u = post.user.to(dt).unsqueeze(1) if post.user is not None else None
+        self.tables = {m: dataclasses.replace(t, yd=t.yd.float()) for m, t in tables.items()}
+        self.e_u = post.user.float().unsqueeze(1) if post.user is not None else None
         linears = [mod for mod in model.mlp if isinstance(mod, nn.Linear)]
         self.weights = [(lin.weight.to(dt).t(), None if lin.bias is None else lin.bias.to(dt)) for lin in linears]
         self.weights_oi = [w.t() for w, _ in self.weights]  # (out, in), contiguous: onednn_linear's layout
         dev = emb.device
 
-        def buffer(*tail: int) -> torch.Tensor:
-            return torch.empty(b * tile * math.prod(tail), dtype=dt, device=dev)
+        def buffer(*tail: int, dtype=torch.float32) -> torch.Tensor:
+            return torch.empty(b * tile * math.prod(tail), dtype=dtype, device=dev)
 
         self.bufs = {"g": buffer(d), "hu": buffer(d), "yd": buffer(2 * d), "e": buffer(d),
                      "eh": buffer(d), "p0": buffer(len(self.mods) * d)}
-        self.hidden = [buffer(w.shape[1]) for w, _ in self.weights[:-1]]
+        if dt != torch.float32:
+            self.bufs["p0_mlp"] = buffer(len(self.mods) * d, dtype=dt)
+        self.hidden = [buffer(w.shape[1], dtype=dt) for w, _ in self.weights[:-1]]
         # the hidden layers fused with p0 (pair_mlp.c), where it reproduces these ops
         fused = dev.type == "cpu" and len(self.weights) > 1 and native_mlp.available(dt)
         self.packed = native_mlp.layers(self.weights[:-1], dt) if fused else None
@@ -142,7 +147,7 @@ class PairKernel:
     def step_counts(self) -> list | None:
         """Each modality's native.step_counts over every hashtag, for tiles of
         shared hashtags (the full rank); None where the C loop will not run."""
-        if self.emb.device.type != "cpu" or not native.available(self.dt):
+        if self.emb.device.type != "cpu" or not native.available(torch.float32):
             return None
         return [native.step_counts(self.tables[m], self.c[m].float()) for m in self.mods]
 
@@ -168,6 +173,8 @@ class PairKernel:
         if native.pair_input(tables, cs, e_h, self.e_u, p0, ks) is None:  # the C loop, else torch ops
             native.eager_input(tables, cs, e_h, self.e_u, p0, buf=self._buf)
         x = p0.view(b * n, -1)
+        if self.dt != torch.float32:
+            x = self._buf("p0_mlp", *x.shape).copy_(x)
         for (w, bias), w_oi, hb in zip(self.weights[:-1], self.weights_oi, self.hidden):  # Eq. 15
             y = onednn_linear(x, w_oi, bias, relu=True)
             if y is None:
@@ -195,7 +202,7 @@ class PairKernel:
         e_h = self.emb[ids].unsqueeze(0) if isinstance(ids, slice) else self.emb[ids]
         try:
             yds = [t.yd.reshape(-1, 2 * self.d) for t in self.tables.values()]
-            out = fn(yds, [r for r, _ in lookups], [lam.to(self.dt) for _, lam in lookups], e_h, self.e_u,
+            out = fn(yds, [r for r, _ in lookups], [lam for _, lam in lookups], e_h, self.e_u,
                      self.weights)
         except Exception as e:  # torch's compile errors have no common base class
             import warnings

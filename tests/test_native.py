@@ -59,12 +59,11 @@ def test_it_builds_and_matches_torch_bit_for_bit(own_cache):
     e_h = torch.randn(b, n, d, generator=gen)
     assert torch.equal(native.pair_input(tabs, cs, e_h, None, torch.empty(b, n, 3 * d)),
                        native.eager_input(tabs, cs, e_h, None, torch.empty(b, n, 3 * d)))
-    # bfloat16, each op rounded as torch's
-    assert native.available(torch.bfloat16)
+    # p0 is float32 only (a bfloat16 MLP gets it rounded once): bfloat16 is the torch ops' to build
+    assert not native.available(torch.bfloat16)
     tabs = [dataclasses.replace(t, yd=t.yd.bfloat16()) for t in tabs]
-    e_h, e_u = e_h.bfloat16(), e_u.bfloat16()
     out = torch.empty(b, n, 3 * d, dtype=torch.bfloat16)
-    assert torch.equal(native.pair_input(tabs, cs, e_h, e_u, out.clone()), native.eager_input(tabs, cs, e_h, e_u, out))
+    assert native.pair_input(tabs, cs, e_h.bfloat16(), e_u.bfloat16(), out) is None
 
 
 def test_step_counts_are_what_searchsorted_finds():
@@ -177,10 +176,14 @@ def test_sparse_products_match_torch_bit_for_bit(own_cache, threads):
     torch.set_num_threads(threads)
     crow, col, gen = random_csr(500, 450, 7)
     vals = torch.rand(col.numel(), generator=gen)
+    assert native._spmm_fn(64) is not None  # the hashtag width of the default model
     for d in (64, 32, 16, 5):
         x = torch.randn(450, d, generator=gen)
         got = native.csr_spmm(crow, col, vals, x)
-        assert got is not None and torch.equal(got, native.torch_spmm(crow, col, vals, x)), d
+        if native._spmm_fn(d) is None:  # torch sums otherwise at this width here: its own path
+            assert got is None, d
+        else:
+            assert got is not None and torch.equal(got, native.torch_spmm(crow, col, vals, x)), d
     for d in (64, 32, 48):
         a, b = torch.randn(500, d, generator=gen), torch.randn(450, d, generator=gen)
         got = native.csr_sddmm(crow, col, a, b)
@@ -189,7 +192,7 @@ def test_sparse_products_match_torch_bit_for_bit(own_cache, threads):
 
 def test_sparse_products_refuse_what_they_would_read_out_of_bounds(own_cache):
     crow, col, gen = random_csr(40, 30, 8, hub=50)
-    vals, x = torch.rand(col.numel(), generator=gen), torch.randn(30, 8, generator=gen)
+    vals, x = torch.rand(col.numel(), generator=gen), torch.randn(30, 64, generator=gen)  # the width probed above
     a, b = torch.randn(40, 8, generator=gen), torch.randn(30, 8, generator=gen)
     assert native.csr_spmm(crow, col, vals, x) is not None and native.csr_sddmm(crow, col, a, b) is not None
     bad = col.clone()

@@ -1,9 +1,10 @@
 """The exact ranking's tile with its hidden layers fused in (gnn/pair_mlp.c,
 gnn/native_mlp.py): the last hidden activation bit-identical to p0 through
-torch's own linears (oneDNN's, else MKL's), at one and two threads, in
-float32 and bfloat16, for widths the vector path takes and ones it does
-not; anything it would misread is refused; a full rank is the same with
-and without it."""
+torch's own linears (oneDNN's, else MKL's) in float32, and the same but for
+rare near-ties in bfloat16 (p0 built in float32, rounded once; see
+native_mlp.matches), at one and two threads, for widths the vector path
+takes and ones it does not; anything it would misread is refused; a full
+rank is the same with and without it."""
 from __future__ import annotations
 
 import os
@@ -24,13 +25,14 @@ DTYPES = [torch.float32, torch.bfloat16]
 
 def case(dtype, widths, *, b=8, n=400, d=64, bias=True, seed=0):
     """Three modalities' tables (the probe's two and one more), shared
-    hashtags with their counted-ahead steps, a user, and hidden layers."""
+    hashtags with their counted-ahead steps, a user (all float32), and
+    hidden layers in ``dtype``."""
     gen = torch.Generator().manual_seed(seed)
-    tabs = native.random_tables(gen, b, d, dtype) + native.random_tables(gen, b, d, dtype)[:1]
+    tabs = native.random_tables(gen, b, d, torch.float32) + native.random_tables(gen, b, d, torch.float32)[:1]
     cs = [3 * torch.randn(n, generator=gen) for _ in tabs]
     ks = [native.step_counts(t, c) for t, c in zip(tabs, cs)]
-    e_h = torch.randn(1, n, d, generator=gen).to(dtype)
-    e_u = torch.randn(b, 1, d, generator=gen).to(dtype)
+    e_h = torch.randn(1, n, d, generator=gen)
+    e_u = torch.randn(b, 1, d, generator=gen)
     weights, k = [], 3 * d
     for width in widths:
         w = (torch.randn(k, width, generator=gen) / k ** 0.5).to(dtype)
@@ -41,7 +43,7 @@ def case(dtype, widths, *, b=8, n=400, d=64, bias=True, seed=0):
 
 def want(tabs, cs, e_h, e_u, weights):
     b, n, d = tabs[0].yd.shape[0], e_h.shape[1], e_h.shape[-1]
-    p0 = native.eager_input(tabs, cs, e_h, e_u, torch.empty(b, n, len(tabs) * d, dtype=e_h.dtype))
+    p0 = native.eager_input(tabs, cs, e_h, e_u, torch.empty(b, n, len(tabs) * d)).to(weights[0][0].dtype)
     return native_mlp.torch_hidden(p0.view(b * n, -1), weights).view(b, n, -1)
 
 
@@ -57,11 +59,11 @@ def test_fused_layers_match_torch_bit_for_bit(own_cache, threads, dtype):
         expect = want(tabs, cs, e_h, e_u, weights)
         out = torch.full(expect.shape, float("nan"), dtype=dtype)
         got = native_mlp.pair_mlp(tabs, cs, e_h, e_u, native_mlp.layers(weights, dtype), out, ks)
-        assert got is not None and torch.equal(got, expect), widths
+        assert got is not None and native_mlp.matches(expect, got), widths
         # without the counted-ahead steps (the rerank's per-post binary search) and without a user
         no_user = want(tabs, cs, e_h, None, weights)
         got = native_mlp.pair_mlp(tabs, cs, e_h, None, native_mlp.layers(weights, dtype), out.clone())
-        assert got is not None and torch.equal(got, no_user), widths
+        assert got is not None and native_mlp.matches(no_user, got), widths
 
 
 def test_what_it_would_misread_is_refused(own_cache):
@@ -78,6 +80,7 @@ def test_what_it_would_misread_is_refused(own_cache):
     odd = [(torch.randn(191, 64).bfloat16(), None)]
     assert native_mlp.layers(odd, torch.bfloat16) is None  # VDPBF16PS takes k in pairs
     assert native_mlp.layers(weights, torch.bfloat16) is None  # float32 weights for bfloat16 tiles
+    assert native_mlp.pair_mlp(tabs, cs, e_h.bfloat16(), e_u, packed, out, ks) is None  # the input is float32
     with native.off():
         assert native_mlp.pair_mlp(tabs, cs, e_h, e_u, packed, out, ks) is None
 
@@ -95,25 +98,67 @@ def test_a_full_rank_is_the_same_with_and_without_the_fused_layers(own_cache, mo
         fast = m.score_all(bt, bf16=bf16)
         assert calls  # the fused loop ran
         with native.off():
-            assert torch.equal(fast, m.score_all(bt, bf16=bf16))
+            slow = m.score_all(bt, bf16=bf16)
+        if bf16:  # near-ties may round the other way (native_mlp.matches): a rare score moves a little
+            assert int((fast != slow).sum()) <= 0.01 * fast.numel()
+            assert torch.allclose(fast, slow, rtol=0.05, atol=0.05 * float(slow.abs().max()))
+        else:
+            assert torch.equal(fast, slow)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_denormal_and_nan_values_keep_torchs_rounding(own_cache, dtype):
-    """The bf16 input rounds with VCVTNEPS2BF16, which flushes denormals;
-    vectors holding one (or a NaN) must take torch's rounding."""
-    tabs, cs, ks, e_h, _, _ = case(dtype, (64, 32), b=4, n=60)
-    e_h = (e_h.float() * 1e-38).to(dtype)  # p0 = e~ * e_h: down among the denormals
+def test_denormal_and_nan_inputs_are_torchs(own_cache):
+    """p0 among the denormals, and a NaN, as torch's ops give them."""
+    tabs, cs, ks, e_h, _, _ = case(torch.float32, (64, 32), b=4, n=60)
+    e_h = e_h * 1e-38  # p0 = e~ * e_h: down among the denormals
     e_h[0, 7, 2] = float("nan")
-    for e_u in (None, torch.zeros(4, 1, 64, dtype=dtype)):
-        expect = native.eager_input(tabs, cs, e_h, e_u, torch.empty(4, 60, 3 * 64, dtype=dtype))
+    for e_u in (None, torch.zeros(4, 1, 64)):
+        expect = native.eager_input(tabs, cs, e_h, e_u, torch.empty(4, 60, 3 * 64))
         got = native.pair_input(tabs, cs, e_h, e_u, torch.full_like(expect, 7.0), ks)
         assert got is not None
-        bits = torch.int16 if dtype == torch.bfloat16 else torch.int32
         nan = expect.isnan()
         assert bool(nan.any()) and torch.equal(got.isnan(), nan)
-        # to the bit elsewhere; a NaN's payload is torch's own choice by code path
-        # (its vector bf16 rounding writes 0xFFFF, its scalar one 0x7FC0), and so not compared
-        assert torch.equal(got.view(bits)[~nan], expect.view(bits)[~nan])
-        tiny = expect.float().abs()
+        # to the bit elsewhere; a NaN's payload is not compared
+        assert torch.equal(got.view(torch.int32)[~nan], expect.view(torch.int32)[~nan])
+        tiny = expect.abs()
         assert bool(((tiny < 1.1754944e-38) & (tiny > 0)).any())  # denormals were there
+
+
+def test_bf16_layers_round_denormal_inputs_as_torch(own_cache):
+    """p0 is rounded to bfloat16 by VCVTNEPS2BF16, which flushes denormals;
+    blocks holding one must round as torch's .to(bfloat16). (What a NaN
+    becomes after a ReLU is the GEMM library's choice, and differs between
+    its kernels, so none is fed here.)"""
+    if not native_mlp.available(torch.bfloat16):
+        pytest.skip("no bfloat16 register tiles here (no AVX512-BF16?)")
+    tabs, cs, ks, e_h, _, weights = case(torch.bfloat16, (64, 32), b=4, n=60)
+    e_h = e_h * 1e-38  # p0 = e~ * e_h: down among the denormals
+    assert bool(((e_h.abs() < 1.1754944e-38) & (e_h != 0)).any())
+    # weights near 1e36 lift the denormals back among the normal values, so a
+    # flushed one changes the result
+    big = [(torch.full_like(w, 1e38 / w.shape[0]).bfloat16(), None) for w, _ in weights[:1]]
+    expect = want(tabs, cs, e_h, None, big)
+    got = native_mlp.pair_mlp(tabs, cs, e_h, None, native_mlp.layers(big, torch.bfloat16),
+                              torch.full_like(expect, 7.0), ks)
+    assert got is not None and native_mlp.matches(expect, got)
+    assert bool((expect != 0).any())
+    with native.off():  # what flushing them would give: nothing left
+        flushed = want(tabs, cs, torch.zeros_like(e_h), None, big)
+    assert not native_mlp.matches(flushed, got)
+
+
+def test_bf16_matching_refuses_what_is_more_than_a_near_tie():
+    want = torch.linspace(0.0, 4.0, 5000).bfloat16()
+    assert native_mlp.matches(want, want.clone())
+    one = want.clone()
+    one[10] += 0.02  # a step or two up
+    assert native_mlp.matches(want, one)
+    many = want.clone()
+    many[::100] += 0.02  # 1 in 100 differ
+    assert not native_mlp.matches(want, many)
+    far = want.clone()
+    far[10] += 1.0
+    assert not native_mlp.matches(want, far)
+    nan = want.clone()
+    nan[3] = float("nan")
+    assert not native_mlp.matches(want, nan)
+    assert not native_mlp.matches(want.float(), one.float())  # float32: to the bit
