@@ -274,7 +274,7 @@ def main() -> None:
         scores = {}
         for bf in (False, True):
             scores[bf], dt = rank(bf)
-            path = "C tile with fused hidden layers" if native_mlp.available(
+            path = "C tile with fused hidden layers" if native_mlp.wanted(
                 torch.bfloat16 if bf else torch.float32) else "C tile input" if native.available() else "torch ops"
             print(f"full rank {'bf16' if bf else 'fp32'} ({path}), {b_inf} posts x {n_tags} hashtags: {line(dt, bf)}")
         # the same without the C loops (gnn/native.py): torch ops, as where no compiler is found

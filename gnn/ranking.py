@@ -55,6 +55,9 @@ PAIRS_PER_STEP = 1 << 13
 # thread's cache: larger tiles only save calls (8k -> 32k pairs: 67% -> 79% of
 # the fp32 FLOP bound, 39% -> 71% of the bf16 one, bench_model)
 MLP_PAIRS_PER_STEP = 1 << 15
+# ... and for torch's bfloat16 GEMMs on AMX (native_mlp.wanted): 8k -> 32k
+# pairs 489 -> 712 posts/s, 128k 431 (bench_model's full rank)
+BF16_PAIRS_PER_STEP = 1 << 15
 FUSED_PAIRS = 1 << 14  # the compiled kernel's best tile here
 REFERENCE = 32  # pairs the first pass linearises at
 HISTORY_SHARE = 5  # at most N / 5 candidates are the author's own most used tags
@@ -134,7 +137,7 @@ class PairKernel:
             self.bufs["p0_mlp"] = buffer(len(self.mods) * d, dtype=dt)
         self.hidden = [buffer(w.shape[1], dtype=dt) for w, _ in self.weights[:-1]]
         # the hidden layers fused with p0 (pair_mlp.c), where it reproduces these ops
-        fused = dev.type == "cpu" and len(self.weights) > 1 and native_mlp.available(dt)
+        fused = dev.type == "cpu" and len(self.weights) > 1 and native_mlp.wanted(dt)
         self.packed = native_mlp.layers(self.weights[:-1], dt) if fused else None
 
     def _view(self, name: str, n: int, *tail: int) -> torch.Tensor:
@@ -224,9 +227,9 @@ def _run_tiles(model, post, side, n: int, ids_of, *, chunk: int, bf16: bool, fus
     every tile has the same shape (the last one overlaps the one before), so
     one compile serves them all; a failed compile falls back to eager."""
     b = _n_posts(post)
-    mlp = side[0].device.type == "cpu" and native_mlp.available(torch.bfloat16 if bf16 else torch.float32)
-    step = max(1, min(n, FUSED_PAIRS // max(b, 1))) if fused else _tile(b, n, chunk, MLP_PAIRS_PER_STEP if mlp
-                                                                         else PAIRS_PER_STEP)
+    mlp = side[0].device.type == "cpu" and native_mlp.wanted(torch.bfloat16 if bf16 else torch.float32)
+    per_step = MLP_PAIRS_PER_STEP if mlp else BF16_PAIRS_PER_STEP if bf16 else PAIRS_PER_STEP
+    step = max(1, min(n, FUSED_PAIRS // max(b, 1))) if fused else _tile(b, n, chunk, per_step)
     kernel = PairKernel(model, post, side, step, bf16=bf16)
     out = torch.empty(b, n, device=side[0].device)
     for s in range(0, n, step):
