@@ -56,7 +56,7 @@ def train(
     run: Optional[str] = typer.Option(None, "--run", help="Run name under <workdir>/runs (default: VARIANT-MODALITIES-seedSEED)."),
     variant: str = typer.Option("hybrid", help="hybrid (default: V2HT + the fusion head over user memory, copy path, zero-shot and graph signals) | paper (= full, the paper's V2HT) | full | wo_u (no user) | wo_p (no propagation) | wo_up (neither): paper Table 2."),
     protocol: str = typer.Option("deployed", help=PROTOCOL_HELP),
-    fusion: str = typer.Option("default", help="hybrid only: the fusion head's feature groups: 'default' (memory,copy,zeroshot,graph,pop,cf,recent,semantic,tagsem; without the user groups on a set without users, without semantic and tagsem where MiniLM is not installed) or a list of neural (V2HT's own score), memory, copy, zeroshot, graph, pop, cf (like-minded users' tags), recent (recency), semantic (MiniLM neighbours), tagsem (MiniLM cosines to each tag's words and its posts' centroid), spread; drop one for its ablation."),
+    fusion: str = typer.Option("default", help="hybrid only: the fusion head's feature groups: 'default' (memory,copy,zeroshot,graph,pop,cf,recent,semantic,tagsem; without the user groups on a set without users, without semantic and tagsem where MiniLM is not installed) or a list of neural (V2HT's own score), memory, copy, zeroshot, graph, pop, cf (like-minded users' tags), recent (recency), semantic (MiniLM neighbours), tagsem (MiniLM cosines to each tag's words and its posts' centroid), spread, graphsem (MiniLM cosines to each tag's typed graph neighbours' centroids and words); drop one for its ablation; 'default,graphsem' adds one to the default."),
     loss: str = typer.Option("pointwise", help="V2HT training loss: pointwise (the paper's Eq. 17) | softmax (each true tag against the post's sampled negatives)."),
     negatives: int = typer.Option(6, help="Uniform negatives per true tag (paper: 6)."),
     modalities: Optional[str] = typer.Option(None, help="Comma-separated subset of visual,acoustic,text (default: all the data set has)."),
@@ -96,10 +96,11 @@ def train(
     if not 1 <= negatives <= 10000:
         raise V2HTError(f"--negatives {negatives}: must lie in 1..10000")
     groups = [g.strip() for g in fusion.split(",") if g.strip()]
-    if variant == "hybrid" and groups != ["default"]:
+    extra = [g for g in groups if g != "default"]
+    if variant == "hybrid" and extra:
         from ..gnn.fusion import feature_names
 
-        feature_names(groups)
+        feature_names(extra)
     if user_history not in ("word2vec", "learned"):
         raise V2HTError(f"--user-history {user_history!r}: choose word2vec or learned")
     if device.startswith("cuda"):
@@ -108,11 +109,12 @@ def train(
         if not torch.cuda.is_available():
             raise V2HTError(f"--device {device}: no CUDA device here")
     w = workdir(wd)
-    if variant == "hybrid" and groups == ["default"] and (w.data / "manifest.json").exists():
+    if variant == "hybrid" and "default" in groups and (w.data / "manifest.json").exists():
         from ..gnn.hybrid import dataset_default_groups
         from ..kg.dataset import PreparedDataset
 
-        groups = list(dataset_default_groups(PreparedDataset(w.data), note=err_console.print))
+        base = list(dataset_default_groups(PreparedDataset(w.data), note=err_console.print))
+        groups = base + [g for g in extra if g not in base]
     if not (w.data / "manifest.json").exists():
         raise DataError("no prepared data set; run `v2ht-kg build` first", str(w.root))
     mods = _modalities(modalities)

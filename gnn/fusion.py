@@ -12,6 +12,10 @@ knows (gnn/history.py), each an option with its own ablation row:
 - ``graph``: the memory, copy and zero-shot signals propagated one hop over
   the typed knowledge graph (cp, ss, po; row-normalised per type), so a rare
   tag next to what the user or the neighbours used is lifted;
+- ``graphsem`` (not a default): the post's MiniLM cosine to the mean of each
+  tag's typed neighbours' centroids and word embeddings, per type: a tag
+  with few uses borrows its neighbours' meaning (a zero-shot embedding from
+  the graph; it reaches every tag, not only those next to a signal);
 - ``pop``: log popularity and the author's activity (context for the rest);
 - ``cf``: the tags of users whose histories are alike (user-based
   collaborative filtering).
@@ -41,7 +45,8 @@ from ..kg.errors import DataError
 from .history import History, _row_normalise
 from .metrics import PairedAccumulator
 
-GROUPS = ("neural", "memory", "copy", "zeroshot", "graph", "pop", "cf", "recent", "spread", "semantic", "tagsem")
+GROUPS = ("neural", "memory", "copy", "zeroshot", "graph", "pop", "cf", "recent", "spread", "semantic", "tagsem",
+          "graphsem")
 FEATURES = {
     "neural": ("neural",),
     "memory": ("hist_log", "hist_share", "cooc", "hist_sim"),
@@ -55,9 +60,12 @@ FEATURES = {
     "spread": ("tag_users", "novelty"),
     "semantic": ("sem_knn", "sem_sharp", "sem_own"),
     "tagsem": ("sem_tag", "sem_proto"),
+    "graphsem": tuple(f"g_{t}_{k}" for t in ("cp", "ss", "po") for k in ("proto", "tag")),
 }
-# the groups that need the MiniLM sentence encoder
-SENTENCE_GROUPS = ("semantic", "tagsem")
+GRAPH_DENSE = FEATURES["graphsem"]
+# the groups that need the MiniLM sentence encoder, and the typed graph
+SENTENCE_GROUPS = ("semantic", "tagsem", "graphsem")
+GRAPH_GROUPS = ("graph", "graphsem")
 
 
 def uses_sentences(groups: Sequence[str]) -> bool:
@@ -69,9 +77,6 @@ PER_TAG = ("pop", "pop_recent", "tag_users")
 PER_USER = ("activity", "novelty")
 K_NEIGHBOURS = 100
 SEMANTIC = ("cp", "ss", "po")
-# dense graph features: the post's MiniLM cosine to the mean of a tag's typed
-# neighbours' centroids (proto) and word embeddings (tag)
-GRAPH_DENSE = tuple(f"g_{t}_{k}" for t in SEMANTIC for k in ("proto", "tag"))
 
 
 def _unit(m: np.ndarray) -> np.ndarray:

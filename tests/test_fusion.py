@@ -125,3 +125,28 @@ def test_latest_last_orders_by_time_then_row():
     assert latest_last(data, np.array([3, 0, 2, 1, 4])).tolist() == [1, 4, 2, 0, 3]
     untimed = SimpleNamespace(ds=SimpleNamespace(posts=[SimpleNamespace(time=None)] * 3))
     assert latest_last(untimed, np.array([2, 0, 1])).tolist() == [0, 1, 2]
+
+
+def test_graph_semantics_give_an_unused_tag_its_neighbours_meaning(data):
+    """graphsem: a tag with no use has no centroid of its own; through its cp
+    neighbour it takes that neighbour's, so a post like the neighbour's
+    posts scores it, and a tag without typed neighbours stays at zero."""
+    adj = type_adjacency(graph(TAGS, EDGES), len(TAGS))
+    hist = History(data, known_rows(data, "test", "strict"))
+    n = len(data.ds.posts)
+    emb = np.zeros((n, 4), dtype=np.float32)
+    for p in data.ds.posts:  # the etsy posts point one way, the car posts another
+        emb[p.row] = [1, 0, 0, 0] if {"etsy", "handweavers of etsy"} & {TAGS[t] for t in p.tags} else [0, 1, 0, 0]
+    tag_emb = np.eye(len(TAGS), 4, dtype=np.float32)
+    row = np.array([data.rows["test"][0]])  # an etsy-like post
+    names = feature_names(["tagsem", "graphsem"])
+    f = SplitFeatures(hist, row, names, adj, emb=emb, tag_emb=tag_emb)
+    x = f.block(np.array([0]))[0]
+    zs, etsy, car = TAGS.index("handweavers of etsy"), TAGS.index("etsy"), TAGS.index("car")
+    assert x[zs, names.index("sem_proto")] == 0  # no known use: no centroid
+    assert x[zs, names.index("g_cp_proto")] == pytest.approx(1.0)  # etsy's centroid, through cp
+    assert x[etsy, names.index("g_cp_proto")] == pytest.approx(0.0)  # etsy's neighbour has no use either
+    assert x[car, names.index("g_cp_proto")] == 0 and x[car, names.index("g_ss_proto")] == 0  # co is not typed
+    assert x[zs, names.index("g_cp_tag")] == pytest.approx(float(tag_emb[etsy] @ emb[row[0]]))
+    with pytest.raises(Exception, match="sentence embeddings"):
+        SplitFeatures(hist, row, names, adj, emb=emb)  # the tags' word embeddings are missing
