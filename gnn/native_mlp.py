@@ -46,11 +46,13 @@ def torch_hidden(x: torch.Tensor, weights: list) -> torch.Tensor:
     return x
 
 
-# The order in which oneDNN sums the bfloat16 products (VDPBF16PS) is not
-# documented; pair_mlp.c's (pairs of k ascending, odd k then even) matches it
-# on all but about 2 in 100,000 activations here, where a near-tie between
-# two bfloat16 values rounds the other way: one bfloat16 step, which later
-# layers carry on. bfloat16 is compared by ``matches``, float32 to the bit.
+# The order in which oneDNN sums bfloat16 products is not documented and
+# depends on the CPU: pair_mlp.c's (VDPBF16PS over the pairs of k
+# ascending) matched every activation on a Zen 5 VM, and all but about 2 in
+# 100,000 on an Intel CPU with AMX, where oneDNN uses AMX tiles and a
+# near-tie between two bfloat16 values rounds the other way: one bfloat16
+# step, which later layers carry on. So bfloat16 is compared by ``matches``,
+# float32 to the bit.
 BF16_DIFFERING = 1e-3  # the most activations in this share may differ
 
 
