@@ -53,16 +53,20 @@ class TfidfIndex:
         self.matrix = self.transform(docs)
 
     def transform(self, docs: Sequence[Sequence[str]]) -> sp.csr_matrix:
-        vocab, idf = self.vocab, self.idf.tolist()  # a list: numpy scalar indexing was most of the time
-        rows, cols, vals = [], [], []
-        for i, d in enumerate(docs):
-            c = Counter(w for w in d if w in vocab)
-            for w, k in c.items():
-                j = vocab[w]
-                rows.append(i)
-                cols.append(j)
-                vals.append((1.0 + math.log(k)) * idf[j])
-        m = sp.csr_matrix((vals, (rows, cols)), shape=(len(docs), len(vocab)))
+        vocab, v = self.vocab, len(self.vocab)
+        ids = np.fromiter((vocab.get(w, -1) for d in docs for w in d), dtype=np.int64)
+        doc = np.repeat(np.arange(len(docs), dtype=np.int64), [len(d) for d in docs])
+        known = ids >= 0
+        # one entry per (post, word), in the order of each word's first use in
+        # the post (what a Counter per post gave), so the row norms below sum
+        # in the same order, to the bit
+        key, first, count = np.unique(doc[known] * max(v, 1) + ids[known], return_index=True, return_counts=True)
+        order = np.argsort(first, kind="stable")
+        key, count = key[order], count[order]
+        rows, cols = key // max(v, 1), key % max(v, 1)
+        logs = np.array([0.0] + [math.log(k) for k in range(1, int(count.max(initial=0)) + 1)])
+        vals = (1.0 + logs[count]) * self.idf[cols]
+        m = sp.csr_matrix((vals, (rows, cols)), shape=(len(docs), v))
         norm = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
         return (sp.diags(np.where(norm > 0, 1.0 / np.where(norm > 0, norm, 1.0), 0.0)) @ m).tocsr()
 
