@@ -9,8 +9,9 @@ through ctypes; its OpenMP threads are torch's own (see pair_input.c).
 It is used only where it reproduces the eager kernel bit for bit: the first
 load checks the float contraction with FMA and then without against torch's
 own ops on random data and keeps the one that matches. p0 is float32 (a
-bfloat16 MLP gets it rounded once: ranking.PairKernel). No compiler, a failed build or no match: ``available()`` is
-False and ranking runs the eager kernel, same results. Tensors whose shapes
+bfloat16 MLP gets it rounded once: ranking.PairKernel). No compiler, a
+failed build or no match: ``available()`` is False and ranking runs the
+eager kernel, same results. Tensors whose shapes
 or dtypes are not what the loop reads take the eager kernel too (it reads
 raw memory). ``V2HT_NATIVE=0`` turns it off.
 
@@ -20,7 +21,8 @@ The same library holds the tile with the MLP's hidden layers fused in
 and propagation's sparse products (csr.c), checked the same way against
 torch.sparse.mm and torch.sparse.sampled_addmm, once per width, before
 ``csr_spmm`` and ``csr_sddmm`` use them (torch's kernels sum in another
-order at some widths on some CPUs: spmm at 8 and 16 on an Intel Xeon). ``off()`` turns all of them off at once.
+order at some widths on some CPUs: spmm at 8 and 16 on an Intel Xeon).
+``off()`` turns all of them off at once.
 """
 from __future__ import annotations
 

@@ -9,9 +9,12 @@ written in place (both by one C loop where native.py has one, by torch ops
 otherwise, with the same bits), and the MLP of Eqs. 15-16, in buffers
 allocated once per call. With AVX-512 the hidden layers of Eq. 15 run in
 that C loop too (native_mlp.py: p0 never leaves a thread's cache), again
-with torch's bits; the logit layer is always torch's. The full rank gives it tiles of hashtags shared by
-every post; the rerank gives it each post's own candidates. Same arithmetic, so two stages
-with N = H return the exact full rank's top k.
+with torch's bits (bfloat16: but for rare near-ties, and only on a CPU
+without AMX, where torch's bfloat16 GEMMs are faster); the logit layer is
+always torch's. p0 is float32 either way, rounded once for a bfloat16 MLP.
+The full rank gives it tiles of hashtags shared by every post; the rerank
+gives it each post's own candidates. Same arithmetic, so two stages with
+N = H return the exact full rank's top k.
 
 Two stages (``two_stage``), for serving:
 
