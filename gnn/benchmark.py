@@ -32,6 +32,7 @@ NO_WINDOW = "− training window (head fit on valid only)"
 NO_AVERAGE = "− epoch averaging (best epoch's head only)"
 # ablation rows that keep the default groups and change how the head is fitted: fit_on's options
 FIT_ABLATIONS = {NO_WINDOW: {"extra": None}, NO_AVERAGE: {"average": 1}}
+GRAPHSEM_ROW = "+ graph semantics (graphsem: tags' typed neighbours' MiniLM meaning; opt-in)"
 
 
 def ablations(ds: PreparedDataset, neural_row: bool) -> dict[str, tuple[str, ...]]:
@@ -47,6 +48,8 @@ def ablations(ds: PreparedDataset, neural_row: bool) -> dict[str, tuple[str, ...
         if g in names:
             rows[names[g]] = tuple(x for x in base if x != g)
     rows.update({label: base for label in FIT_ABLATIONS})
+    if "tagsem" in base:  # where the MiniLM groups are on: the opt-in graph semantics, measured
+        rows[GRAPHSEM_ROW] = base + ("graphsem",)
     if neural_row:
         rows["+ V2HT network score"] = ("neural",) + base
     return rows

@@ -150,3 +150,20 @@ def test_graph_semantics_give_an_unused_tag_its_neighbours_meaning(data):
     assert x[zs, names.index("g_cp_tag")] == pytest.approx(float(tag_emb[etsy] @ emb[row[0]]))
     with pytest.raises(Exception, match="sentence embeddings"):
         SplitFeatures(hist, row, names, adj, emb=emb)  # the tags' word embeddings are missing
+
+
+def test_results_measure_graph_semantics_where_the_minilm_groups_are_on(tmp_path, monkeypatch):
+    """`results --table headline` fits the opt-in graphsem row beside the
+    default where MiniLM's groups are in the default, and not elsewhere."""
+    from v2ht_kg.gnn import benchmark, hybrid
+    from v2ht_kg.kg.dataset import PreparedDataset
+
+    ds = PreparedDataset(write_dataset(tmp_path / "d", TAGS, POSTS))
+    for base, expect in ((("memory", "graph", "semantic", "tagsem"), True), (("memory", "graph"), False)):
+        monkeypatch.setattr(hybrid, "dataset_default_groups", lambda _ds, note=None, _b=base: _b)
+        rows = benchmark.ablations(ds, neural_row=False)
+        assert (benchmark.GRAPHSEM_ROW in rows) == expect
+        if expect:
+            assert rows[benchmark.GRAPHSEM_ROW] == base + ("graphsem",)
+        assert rows["V2HT-KG (default)"] == base and all("graphsem" not in g for k, g in rows.items()
+                                                          if k != benchmark.GRAPHSEM_ROW)
