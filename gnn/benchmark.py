@@ -32,7 +32,7 @@ NO_WINDOW = "− training window (head fit on valid only)"
 NO_AVERAGE = "− epoch averaging (best epoch's head only)"
 # ablation rows that keep the default groups and change how the head is fitted: fit_on's options
 FIT_ABLATIONS = {NO_WINDOW: {"extra": None}, NO_AVERAGE: {"average": 1}}
-GRAPHSEM_ROW = "+ graph semantics (graphsem: tags' typed neighbours' MiniLM meaning; opt-in)"
+GRAPHSEM_ROW = "+ graph semantics (graphsem, opt-in)"
 
 
 def ablations(ds: PreparedDataset, neural_row: bool) -> dict[str, tuple[str, ...]]:
