@@ -45,6 +45,7 @@ from ..kg.errors import DataError
 from .history import History, _row_normalise
 from .metrics import PairedAccumulator
 
+SEMANTIC = ("cp", "ss", "po")  # the typed relations the graph features propagate over
 GROUPS = ("neural", "memory", "copy", "zeroshot", "graph", "pop", "cf", "recent", "spread", "semantic", "tagsem",
           "graphsem")
 FEATURES = {
@@ -60,9 +61,8 @@ FEATURES = {
     "spread": ("tag_users", "novelty"),
     "semantic": ("sem_knn", "sem_sharp", "sem_own"),
     "tagsem": ("sem_tag", "sem_proto"),
-    "graphsem": tuple(f"g_{t}_{k}" for t in ("cp", "ss", "po") for k in ("proto", "tag")),
+    "graphsem": tuple(f"g_{t}_{k}" for t in SEMANTIC for k in ("proto", "tag")),
 }
-GRAPH_DENSE = FEATURES["graphsem"]
 # the groups that need the MiniLM sentence encoder, and the typed graph
 SENTENCE_GROUPS = ("semantic", "tagsem", "graphsem")
 GRAPH_GROUPS = ("graph", "graphsem")
@@ -72,11 +72,15 @@ def uses_sentences(groups: Sequence[str]) -> bool:
     """Whether ``groups`` need MiniLM embeddings (of the posts, a new post)."""
     return any(g in SENTENCE_GROUPS for g in groups)
 
+
+def uses_graph(groups: Sequence[str]) -> bool:
+    """Whether ``groups`` need the typed graph (graph.pt)."""
+    return any(g in GRAPH_GROUPS for g in groups)
+
 # per-hashtag and per-author scalars, broadcast over the (post, hashtag) grid
 PER_TAG = ("pop", "pop_recent", "tag_users")
 PER_USER = ("activity", "novelty")
 K_NEIGHBOURS = 100
-SEMANTIC = ("cp", "ss", "po")
 
 
 def _unit(m: np.ndarray) -> np.ndarray:
@@ -144,7 +148,7 @@ class SplitFeatures:
             f["user_cf"] = hist.user_cf(users)
         # dense cosines: (query vectors, per-hashtag unit vectors), multiplied per block
         self.products: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        if need & set(FEATURES["semantic"] + FEATURES["tagsem"] + GRAPH_DENSE):
+        if need & set(FEATURES["semantic"] + FEATURES["tagsem"] + FEATURES["graphsem"]):
             if emb is None:
                 raise DataError("the semantic features need sentence embeddings of the posts")
             qv = emb[self.rows] if query is None else query[2]

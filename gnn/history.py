@@ -53,20 +53,20 @@ class TfidfIndex:
         self.matrix = self.transform(docs)
 
     def transform(self, docs: Sequence[Sequence[str]]) -> sp.csr_matrix:
-        vocab, v = self.vocab, len(self.vocab)
+        vocab, v = self.vocab, max(len(self.vocab), 1)  # v: the key's stride
         ids = np.fromiter((vocab.get(w, -1) for d in docs for w in d), dtype=np.int64)
         doc = np.repeat(np.arange(len(docs), dtype=np.int64), [len(d) for d in docs])
         known = ids >= 0
         # one entry per (post, word), in the order of each word's first use in
         # the post (what a Counter per post gave), so the row norms below sum
         # in the same order, to the bit
-        key, first, count = np.unique(doc[known] * max(v, 1) + ids[known], return_index=True, return_counts=True)
+        key, first, count = np.unique(doc[known] * v + ids[known], return_index=True, return_counts=True)
         order = np.argsort(first, kind="stable")
         key, count = key[order], count[order]
-        rows, cols = key // max(v, 1), key % max(v, 1)
+        rows, cols = key // v, key % v
         logs = np.array([0.0] + [math.log(k) for k in range(1, int(count.max(initial=0)) + 1)])
         vals = (1.0 + logs[count]) * self.idf[cols]
-        m = sp.csr_matrix((vals, (rows, cols)), shape=(len(docs), v))
+        m = sp.csr_matrix((vals, (rows, cols)), shape=(len(docs), len(vocab)))
         norm = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
         return (sp.diags(np.where(norm > 0, 1.0 / np.where(norm > 0, norm, 1.0), 0.0)) @ m).tocsr()
 

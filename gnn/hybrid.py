@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from ..kg.errors import DataError
-from .fusion import (AVERAGE_EPOCHS, GRAPH_GROUPS, GROUPS, SENTENCE_GROUPS, SplitFeatures, evaluate_head, feature_names, fit_fusion,
-                     load_head, save_head, type_adjacency, uses_sentences)
+from .fusion import (AVERAGE_EPOCHS, GROUPS, SENTENCE_GROUPS, SplitFeatures, evaluate_head, feature_names, fit_fusion,
+                     load_head, save_head, type_adjacency, uses_graph, uses_sentences)
 from .history import History
 from .protocol import check_protocol, known_rows
 
@@ -168,7 +168,7 @@ class HybridContext:
                        neural: torch.Tensor | None = None, query: tuple | None = None) -> SplitFeatures:
         """SplitFeatures under ``hist`` with this context's graph and, where
         ``groups`` need them, its sentence embeddings."""
-        if set(groups) & set(GRAPH_GROUPS) and self.adj is None:
+        if uses_graph(groups) and self.adj is None:
             raise DataError("the graph features need the knowledge graph snapshot (graph.pt)")
         return SplitFeatures(hist, rows, names, self.adj, neural, query=query,
                              emb=self.embeddings() if uses_sentences(groups) else None,
@@ -245,7 +245,7 @@ def train_hybrid(dataset_dir: Path, graph_path: Path, run_dir: Path, *, protocol
                    baselines=False, protocol=protocol, progress=progress, **train_kwargs)
     run = load_run(run_dir, device=device)
     emit({"event": "fusion", "message": "fitting the fusion head on the validation period and the training window"})
-    graph = _load_graph(graph_path, run.data) if set(groups) & set(GRAPH_GROUPS) else None
+    graph = _load_graph(graph_path, run.data) if uses_graph(groups) else None
     ctx = HybridContext(run.data, graph, run.model if "neural" in groups else None, device,
                         note=lambda m: emit({"event": "fusion", "message": m}))
     head, names, report = fit_hybrid(ctx, groups, protocols=(protocol,), seed=seed,
@@ -276,7 +276,7 @@ class HybridScorer:
         self.groups = list(meta.get("groups", DEFAULT_GROUPS))
         self.protocol = run_protocol(run_dir, run.cfg)
         self.run = run
-        graph = _load_graph(run.cfg["graph_path"], run.data) if set(self.groups) & set(GRAPH_GROUPS) else None
+        graph = _load_graph(run.cfg["graph_path"], run.data) if uses_graph(self.groups) else None
         self.ctx = HybridContext(run.data, graph, run.model if "neural" in self.groups else None, device)
 
     def evaluate(self, split: str = "test") -> dict:

@@ -206,10 +206,9 @@ def eager_input(tables: list, cs: list, e_h: torch.Tensor, e_u: torch.Tensor | N
     return out
 
 
-def random_tables(gen: torch.Generator, b: int, d: int, dtype: torch.dtype) -> list:
+def random_tables(gen: torch.Generator, b: int, d: int) -> list:
     """Segment tables of two modalities of random posts (padded, of several
-    lengths; one of at most 9 steps, one of at most 2), yd in ``dtype``: the
-    probes' data."""
+    lengths; one of at most 9 steps, one of at most 2): the probes' data."""
     tables = []
     for t in (9, 2):
         lengths = torch.randint(1, t + 1, (b,), generator=gen)
@@ -217,45 +216,42 @@ def random_tables(gen: torch.Generator, b: int, d: int, dtype: torch.dtype) -> l
         z = torch.randn(b, t, d, generator=gen)
         enc = ModalityStates(states=z, mask=mask, lengths=lengths, a=torch.randn(b, t, generator=gen), z=z)
         tab = ModalityEncoder.segment_tables(enc)
-        tables.append(dataclasses.replace(tab, yd=tab.yd.to(dtype)))
+        tables.append(tab)
     return tables
 
 
-def _probe(fn, dtype: torch.dtype = torch.float32) -> bool:
-    """Bit-identical to the eager ops in ``dtype`` on random posts (padded, of
+def _probe(fn) -> bool:
+    """Bit-identical to the eager ops on random posts (padded, of
     several lengths), with and without a user, for shared and per-post hashtags?"""
     gen = torch.Generator().manual_seed(0)
     b, n, d = 3, 37, 64
-    tables = random_tables(gen, b, d, dtype)
+    tables = random_tables(gen, b, d)
     for shared in (True, False):
         shape = (n,) if shared else (b, n)
         cs = [3 * torch.randn(shape, generator=gen) for _ in tables]
-        e_h = torch.randn((1, n, d) if shared else (b, n, d), generator=gen).to(dtype)
-        for e_u in (None, torch.randn(b, 1, d, generator=gen).to(dtype)):
-            want = eager_input(tables, cs, e_h, e_u, torch.empty(b, n, 2 * d, dtype=dtype))
+        e_h = torch.randn((1, n, d) if shared else (b, n, d), generator=gen)
+        for e_u in (None, torch.randn(b, 1, d, generator=gen)):
+            want = eager_input(tables, cs, e_h, e_u, torch.empty(b, n, 2 * d))
             for ks in ([None, [step_counts(t, c)[:, 5:] for t, c in zip(tables, cs)]] if shared else [None]):
-                got = torch.full((b, n - 5 if ks else n, 2 * d), float("nan"), dtype=dtype)
+                got = torch.full((b, n - 5 if ks else n, 2 * d), float("nan"))
                 ok = _call(fn, tables, [c[5:] for c in cs] if ks else cs, e_h[:, 5:] if ks else e_h, e_u, got, ks)
                 if not ok or not torch.equal(want[:, 5:] if ks else want, got):
                     return False
     return True
 
 
-DTYPES = (torch.float32,)  # p0's; a bfloat16 MLP gets it rounded once
-
-
 def available(dtype: torch.dtype = torch.float32) -> bool:
-    """Is the C loop here, and bit-identical to the torch ops in ``dtype`` (one
-    of DTYPES)? Each dtype takes the first build (with, then without FMA)
-    that is."""
-    if "fns" not in _STATE:
-        _STATE["fns"] = dict.fromkeys(DTYPES)
+    """Is the C loop here, and bit-identical to the torch ops? float32 only
+    (a bfloat16 MLP gets p0 rounded once). The first build (with, then
+    without FMA) that is bit-identical is kept."""
+    if "fn" not in _STATE:
+        _STATE["fn"] = None
         for fma in (True, False):  # torch's own kernels contract to FMA on most CPUs: one build
             lib = _load(fma)
-            for dt in DTYPES:
-                if lib is not None and _STATE["fns"][dt] is None and _probe(lib.v2ht_pair_input, dt):
-                    _STATE["fns"][dt] = lib.v2ht_pair_input
-    return _STATE["fns"].get(dtype) is not None
+            if lib is not None and _probe(lib.v2ht_pair_input):
+                _STATE["fn"] = lib.v2ht_pair_input
+                break
+    return dtype == torch.float32 and _STATE["fn"] is not None
 
 
 @contextmanager
@@ -266,9 +262,9 @@ def off():
     _spmm_fn()
     _sddmm_fn()
     _steps_fn()
-    keys = ("fns", "spmm", "sddmm", "mlp", "steps")
+    keys = ("fn", "spmm", "sddmm", "mlp", "steps")
     saved = [_STATE.get(key) for key in keys]
-    _STATE.update(fns=dict.fromkeys(DTYPES), spmm=None, sddmm=None, mlp={}, steps=None)
+    _STATE.update(fn=None, spmm=None, sddmm=None, mlp={}, steps=None)
     try:
         yield
     finally:
@@ -322,11 +318,11 @@ def pair_input(tables: list, cs: list, e_h: torch.Tensor, e_u: torch.Tensor | No
     tables' yd are not all float32.
     ``ks``: each modality's step_counts for these hashtags, if counted ahead."""
     dt = out.dtype
-    if out.device.type != "cpu" or not out.is_contiguous() or dt not in DTYPES or not available(dt):
+    if out.device.type != "cpu" or not out.is_contiguous() or not available(dt):
         return None
     if not _fits(tables, cs, e_h, e_u, out, ks):
         return None  # the torch ops then raise their own error, if any
-    return out if _call(_STATE["fns"][dt], tables, cs, e_h, e_u, out, ks) else None
+    return out if _call(_STATE["fn"], tables, cs, e_h, e_u, out, ks) else None
 
 
 def _fits(tables, cs, e_h, e_u, out, ks) -> bool:
@@ -403,20 +399,28 @@ def _probe_spmm(fn, d: int) -> bool:
     return _call_spmm(fn, crow, col, vals, x, got) and torch.equal(got, torch_spmm(crow, col, vals, x))
 
 
+def _per_width(key: str, width: int, find):
+    """``find(width)``'s answer, once per width, kept in _STATE[key]; None
+    while off()."""
+    found = _STATE.setdefault(key, {})
+    if found is None:  # off()
+        return None
+    if width not in found:
+        found[width] = find(width)
+    return found[width]
+
+
 def _spmm_fn(d: int = 64):
     """The first build whose loop matches torch.sparse.mm at width ``d``, or
     None; probed once per width."""
-    found = _STATE.setdefault("spmm", {})
-    if found is None:  # off()
-        return None
-    if d not in found:
-        found[d] = None
+    def find(d):
         for fma in (False, True):  # the sum a row at a time, without FMA, is what matched here
             lib = _load(fma)
             if lib is not None and _probe_spmm(lib.v2ht_csr_spmm, d):
-                found[d] = lib.v2ht_csr_spmm
-                break
-    return found[d]
+                return lib.v2ht_csr_spmm
+        return None
+
+    return _per_width("spmm", d, find)
 
 
 def _call_spmm(fn, crow, col, values, x, out) -> bool:
@@ -457,11 +461,7 @@ def _sddmm_fn(kd: int = 64):
     torch.sparse.sampled_addmm on random data at width ``kd``, or None;
     probed once per width (as for spmm, torch's kernel and the CPU decide
     its order)."""
-    found = _STATE.setdefault("sddmm", {})
-    if found is None:  # off()
-        return None
-    if kd not in found:
-        found[kd] = None
+    def find(kd):
         gen = torch.Generator().manual_seed(1)
         n = 300
         crow, col = _random_csr(gen, n)
@@ -476,10 +476,11 @@ def _sddmm_fn(kd: int = 64):
                     variant = (lib.v2ht_csr_sddmm, width, fma)
                     got = _call_sddmm(variant, crow, col, a, b)
                     if got is not None and torch.equal(got, want):
-                        found[kd] = variant
                         return variant
             break  # the variants do not depend on the build's own contraction
-    return found[kd]
+        return None
+
+    return _per_width("sddmm", kd, find)
 
 
 def _call_sddmm(variant, crow, col, a, b) -> torch.Tensor | None:

@@ -110,7 +110,7 @@ def _probe(fn, dtype: torch.dtype) -> bool:
     layers, as PairKernel rounds them)."""
     gen = torch.Generator().manual_seed(2)
     b, n, d = 3, 41, 64  # 123 pairs: two full blocks of 48 and a part
-    tables = native.random_tables(gen, b, d, torch.float32)
+    tables = native.random_tables(gen, b, d)
     for widths, biased in (((64, 48), True), ((20, 16), False)):
         weights, k = [], 2 * d
         for width in widths:
@@ -135,11 +135,11 @@ def available(dtype: torch.dtype = torch.float32) -> bool:
     in the library whose pair_input passed native's probe."""
     if native._STATE.get("mlp") is None:
         found = {}
-        if native.available(torch.float32):
+        if native.available():
             for fma in (True, False):
                 lib = native._load(fma)
                 for dt in DTYPES:
-                    ok = lib is not None and native._STATE["fns"][torch.float32] == lib.v2ht_pair_input
+                    ok = lib is not None and native._STATE["fn"] == lib.v2ht_pair_input
                     # without its register tiles (no AVX-512) the loop is slower than torch's GEMMs
                     ok = ok and lib.v2ht_pair_mlp_vectors(int(dt == torch.bfloat16)) == 1
                     if dt not in found and ok and _probe(lib.v2ht_pair_mlp, dt):

@@ -153,7 +153,7 @@ class PairKernel:
     def step_counts(self) -> list | None:
         """Each modality's native.step_counts over every hashtag, for tiles of
         shared hashtags (the full rank); None where the C loop will not run."""
-        if self.emb.device.type != "cpu" or not native.available(torch.float32):
+        if self.emb.device.type != "cpu" or not native.available():
             return None
         return [native.step_counts(self.tables[m], self.c[m].float()) for m in self.mods]
 

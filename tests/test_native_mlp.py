@@ -28,7 +28,7 @@ def case(dtype, widths, *, b=8, n=400, d=64, bias=True, seed=0):
     hashtags with their counted-ahead steps, a user (all float32), and
     hidden layers in ``dtype``."""
     gen = torch.Generator().manual_seed(seed)
-    tabs = native.random_tables(gen, b, d, torch.float32) + native.random_tables(gen, b, d, torch.float32)[:1]
+    tabs = native.random_tables(gen, b, d) + native.random_tables(gen, b, d)[:1]
     cs = [3 * torch.randn(n, generator=gen) for _ in tabs]
     ks = [native.step_counts(t, c) for t, c in zip(tabs, cs)]
     e_h = torch.randn(1, n, d, generator=gen)
