@@ -33,8 +33,11 @@ Decisions (each chosen so that different spellings of one tag meet):
   name, and lemmatising its verbs and adjectives changes it (``bestfriend``
   would become ``well friend``, ``nowplaying`` ``now play``). Text tokens get
   the full lookup lemma, as text is a bag of words for the model.
-- Non-Latin scripts (Chinese tags in kuairec) and words with non-ASCII letters
-  are not segmented: the word list is English.
+- Chinese (Han characters, kuairec's tags and captions) is cut into words by
+  jieba (``kg/cjk.py``), in tags and text alike, so a tag and a caption can
+  share words; text drops spaCy's Chinese stop words. Other non-Latin
+  scripts and words with non-ASCII letters are not segmented: the word list
+  is English.
 """
 from __future__ import annotations
 
@@ -47,6 +50,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Iterable
 
+from . import cjk
 from .errors import DataError
 
 # A tweet held at most 140 characters, so no real tag is longer; a longer one
@@ -272,6 +276,8 @@ class Normalizer:
                         part = self._correct(part)
                     seg = self._seg.segment(part)
                     words.extend(self._correct(w) for w in seg) if self.spell else words.extend(seg)
+                elif cjk.has_han(part):
+                    words.extend(cjk.segment(part))
                 else:
                     words.append(part)
         result = (tuple(words), tuple(self._tag_lemma(w) for w in words)) if words else None
@@ -370,20 +376,27 @@ class Normalizer:
         cleaned = (_TEXT_DROP.sub(" ", unicodedata.normalize("NFKC", html.unescape(t)).lower())
                    for t in texts)
         out: list[list[str]] = []
+        zh_stop = cjk.stop_words()
         # The lemmatizer pipe is bypassed: a cached lookup in the same table is
         # the same lemma at a fraction of the cost. n_process stays 1 (NOTES:
         # several processes were 15-25x slower here).
         for doc in self._nlp.pipe(cleaned, batch_size=1000, disable=["lemmatizer"]):
             toks: list[str] = []
             for t in doc:
+                if t.like_url:
+                    continue
                 # spaCy leaves CJK brackets and some symbols attached to words.
                 text = _strip_edge_symbols(t.text)
-                if text in self._stop or not any(c.isalpha() for c in text) or t.like_url:
-                    continue
-                lemma = self._lemma(text)
-                if lemma in self._stop:
-                    continue
-                toks.append(lemma)
+                for word in (cjk.segment(text) if cjk.has_han(text) else (text,)):
+                    word = _strip_edge_symbols(word)
+                    if word in self._stop or word in zh_stop or not any(c.isalpha() for c in word):
+                        continue
+                    lemma = self._lemma(word)
+                    if lemma in self._stop:
+                        continue
+                    toks.append(lemma)
+                    if max_tokens is not None and len(toks) >= max_tokens:
+                        break
                 if max_tokens is not None and len(toks) >= max_tokens:
                     break
             out.append(toks)

@@ -55,7 +55,7 @@ class PrepareParams:
 DATASET_DEFAULTS: dict[str, dict] = {
     "twitter-hashtags-2013": dict(min_tag_count=3, min_user_posts=1, split="given", longtail_threshold=20, max_text_tokens=20),
     "tweets2011": dict(min_tag_count=3, min_user_posts=1, split="time", longtail_threshold=20, max_text_tokens=20),
-    "kuairec": dict(min_tag_count=2, min_user_posts=1, split="random", longtail_threshold=10, max_text_tokens=12),
+    "kuairec": dict(min_tag_count=2, min_user_posts=1, split="random", longtail_threshold=10, max_text_tokens=24),
     "synthetic": dict(min_tag_count=3, min_user_posts=5, split="random", longtail_threshold=20, max_text_tokens=6),
     "jsonl": dict(),
     "csv": dict(),

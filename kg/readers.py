@@ -175,7 +175,10 @@ def read_kuairec(root: Path, bad: BadLines) -> Iterator[Post]:
             continue
         caption = row.get("caption") or ""
         cover = row.get("manual_cover_text") or ""
-        text = INLINE_TAG.sub(" ", " ".join(x for x in (cover, caption) if x and x != "UNKNOWN"))
+        # The video's category path (时尚 > 穿搭 > ...) is content the platform
+        # knows at upload; it goes first so that the token cap keeps it.
+        cats = [row.get(f"{lv}_level_category_name") or "" for lv in ("first", "second", "third")]
+        text = INLINE_TAG.sub(" ", " ".join(x for x in (*cats, cover, caption) if x and x != "UNKNOWN"))
         yield Post(id=vid, user=UNKNOWN_USER, hashtags=tags, text=text)
 
 
