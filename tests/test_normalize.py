@@ -77,10 +77,13 @@ def test_over_long_tag_raises(norm):
         norm.tag("a" * (MAX_TAG_CHARS + 1))
 
 
-def test_non_latin_tags_kept_whole(norm):
+def test_chinese_tags_are_cut_into_words_other_scripts_kept_whole(norm):
     assert name(norm, "搞笑") == "搞笑"
-    assert name(norm, "#感谢快手我要上热门") == "感谢快手我要上热门"
-    assert norm.tag("五爱市场").words == ["五爱市场"]
+    assert norm.tag("#感谢快手我要上热门").words == ["感谢", "快手", "我", "要", "上", "热门"]
+    assert norm.tag("快手创作者服务中心").words == ["快手", "创作者", "服务中心"]
+    # a tag of the words of another is one name: both spellings meet
+    assert name(norm, "上热门") == name(norm, "上 热门") == "上 热门"
+    assert name(norm, "vlog日常") == "vlog 日常"
     assert name(norm, "नमस्ते") == "नमस्ते"  # combining marks stay inside the word
 
 
@@ -116,6 +119,16 @@ def test_text_tokens(norm):
     assert norm.tokens("") == []
     # inline tags go whole, with what sticks to them; HTML entities decoded
     assert norm.tokens("mixtape #MusikAmerica.com fish&amp;chips&nbsp;now") == ["mixtape", "fish&chips"]
+
+
+def test_chinese_text_is_cut_into_words_without_particles(norm):
+    # one clause without spaces used to be one token that no other post had
+    toks = norm.tokens("邓紫棋酒店隔离，洗手间大放歌喉。高品质裤子的厂家 关注我吧")
+    assert toks[:4] == ["邓紫棋", "酒店", "隔离", "洗手间"]
+    assert {"歌喉", "高品质", "裤子", "厂家", "关注"} <= set(toks)
+    assert not {"的", "我", "吧"} & set(toks)  # particles and pronouns go
+    assert "坚持" in norm.tokens("坚持练习")  # the long stop list's content words stay
+    assert norm.tokens("76岁老汉 dogs", max_tokens=2) == ["岁", "老汉"]
 
 
 def test_tokens_many_matches_tokens(norm):

@@ -42,6 +42,20 @@ def test_kuairec_has_no_users():
     assert len({t for p in posts for t in p.hashtags}) == 6_057
 
 
+def test_kuairec_text_carries_the_category_path(tmp_path: Path):
+    f = tmp_path / "kuairec_caption_category.csv"
+    head = ("video_id,manual_cover_text,caption,topic_tag,first_level_category_id,first_level_category_name,"
+            "second_level_category_id,second_level_category_name,third_level_category_id,third_level_category_name\n")
+    f.write_text(head + "7,UNKNOWN,好吃的面,\"[美食,面]\",1,美食,2,美食日常,-124,UNKNOWN\n"
+                 "8,封面,\"两行\n字幕\",[搞笑],3,喜剧,-124,UNKNOWN,-124,UNKNOWN\n"
+                 "9,UNKNOWN,没有标签,[],3,喜剧,-124,UNKNOWN,-124,UNKNOWN\n", encoding="utf-8")
+    posts = list(read_posts(f, "kuairec")[0])
+    assert [(p.id, p.hashtags) for p in posts] == [("7", ["美食", "面"]), ("8", ["搞笑"])]
+    # category names first (the token cap keeps them), UNKNOWN dropped
+    assert posts[0].text == "美食 美食日常 好吃的面"
+    assert posts[1].text == "喜剧 封面 两行\n字幕"
+
+
 def _twitter_dir(tmp_path: Path, train: bytes) -> Path:
     d = tmp_path / "tw"
     d.mkdir()

@@ -74,6 +74,18 @@ def test_composition(tags):
     assert len(cp) == 6
 
 
+def test_composition_links_chinese_tags_through_their_words():
+    from v2ht_kg.kg.normalize import Normalizer
+
+    norm = Normalizer()
+    names = [norm.tag(s) for s in ("感谢快手我要上热门", "热门", "快手", "上热门", "美食")]
+    tags = [Hashtag(i, t.name, t.words, [t.surface], 10, 5, True) for i, t in enumerate(names)]
+    cp = {e.key for e in composition_edges(tags)}
+    full, hot, ks, up_hot = (t.name for t in names[:4])
+    # 美食 shares no word with any
+    assert cp == {key(full, hot), key(full, ks), key(full, up_hot), key(up_hot, hot)}
+
+
 # ------------------------------------------------------------ ss, po -------
 def test_super_subordinate(wordnet_rel):
     ss, _ = wordnet_rel
