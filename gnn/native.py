@@ -166,6 +166,8 @@ def _load(fma: bool):
         i64, ptr = ctypes.c_int64, ctypes.c_void_p
         lib.v2ht_pair_input.argtypes = [i64, i64, i64, i64, i64, ctypes.POINTER(_Modality), ptr, i64, ptr, ptr]
         lib.v2ht_pair_input.restype = ctypes.c_int
+        lib.v2ht_pair_input_bf16.argtypes = lib.v2ht_pair_input.argtypes
+        lib.v2ht_pair_input_bf16.restype = ctypes.c_int
         lib.v2ht_pair_mlp.argtypes = [i64, i64, i64, i64, i64, i64, ctypes.POINTER(_Modality), ptr, i64, ptr, i64,
                                       ctypes.POINTER(_Layer), ptr]
         lib.v2ht_pair_mlp.restype = ctypes.c_int
@@ -220,9 +222,10 @@ def random_tables(gen: torch.Generator, b: int, d: int) -> list:
     return tables
 
 
-def _probe(fn) -> bool:
-    """Bit-identical to the eager ops on random posts (padded, of
-    several lengths), with and without a user, for shared and per-post hashtags?"""
+def _probe(fn, dtype: torch.dtype = torch.float32) -> bool:
+    """Bit-identical to the eager ops (float32; bfloat16: rounded once after
+    them) on random posts (padded, of several lengths), with and without a
+    user, for shared and per-post hashtags?"""
     gen = torch.Generator().manual_seed(0)
     b, n, d = 3, 37, 64
     tables = random_tables(gen, b, d)
@@ -231,27 +234,36 @@ def _probe(fn) -> bool:
         cs = [3 * torch.randn(shape, generator=gen) for _ in tables]
         e_h = torch.randn((1, n, d) if shared else (b, n, d), generator=gen)
         for e_u in (None, torch.randn(b, 1, d, generator=gen)):
-            want = eager_input(tables, cs, e_h, e_u, torch.empty(b, n, 2 * d))
+            want = eager_input(tables, cs, e_h, e_u, torch.empty(b, n, 2 * d)).to(dtype)
             for ks in ([None, [step_counts(t, c)[:, 5:] for t, c in zip(tables, cs)]] if shared else [None]):
-                got = torch.full((b, n - 5 if ks else n, 2 * d), float("nan"))
+                got = torch.full((b, n - 5 if ks else n, 2 * d), float("nan"), dtype=dtype)
                 ok = _call(fn, tables, [c[5:] for c in cs] if ks else cs, e_h[:, 5:] if ks else e_h, e_u, got, ks)
-                if not ok or not torch.equal(want[:, 5:] if ks else want, got):
+                if not ok or not torch.equal((want[:, 5:] if ks else want).view(torch.int16 if dtype == torch.bfloat16
+                                                                                else torch.int32),
+                                             got.view(torch.int16 if dtype == torch.bfloat16 else torch.int32)):
                     return False
     return True
 
 
 def available(dtype: torch.dtype = torch.float32) -> bool:
-    """Is the C loop here, and bit-identical to the torch ops? float32 only
-    (a bfloat16 MLP gets p0 rounded once). The first build (with, then
-    without FMA) that is bit-identical is kept."""
+    """Is the C loop here, and bit-identical to the torch ops, for a p0 of
+    ``dtype``? float32: the ops themselves; bfloat16: their float32 result
+    rounded once (the bfloat16 MLP's input). The first build (with, then
+    without FMA) that is bit-identical in float32 is kept."""
     if "fn" not in _STATE:
-        _STATE["fn"] = None
+        _STATE["fn"] = _STATE["fn_bf16"] = None
         for fma in (True, False):  # torch's own kernels contract to FMA on most CPUs: one build
             lib = _load(fma)
             if lib is not None and _probe(lib.v2ht_pair_input):
                 _STATE["fn"] = lib.v2ht_pair_input
+                if _probe(lib.v2ht_pair_input_bf16, torch.bfloat16):
+                    _STATE["fn_bf16"] = lib.v2ht_pair_input_bf16
                 break
-    return dtype == torch.float32 and _STATE["fn"] is not None
+    return _fn(dtype) is not None
+
+
+def _fn(dtype: torch.dtype):
+    return {torch.float32: _STATE.get("fn"), torch.bfloat16: _STATE.get("fn_bf16")}.get(dtype)
 
 
 @contextmanager
@@ -262,9 +274,9 @@ def off():
     _spmm_fn()
     _sddmm_fn()
     _steps_fn()
-    keys = ("fn", "spmm", "sddmm", "mlp", "steps")
+    keys = ("fn", "fn_bf16", "spmm", "sddmm", "mlp", "steps")
     saved = [_STATE.get(key) for key in keys]
-    _STATE.update(fn=None, spmm=None, sddmm=None, mlp={}, steps=None)
+    _STATE.update(fn=None, fn_bf16=None, spmm=None, sddmm=None, mlp={}, steps=None)
     try:
         yield
     finally:
@@ -313,16 +325,16 @@ def _call(fn, tables, cs, e_h, e_u, out, ks=None) -> bool:
 
 def pair_input(tables: list, cs: list, e_h: torch.Tensor, e_u: torch.Tensor | None,
                out: torch.Tensor, ks: list | None = None) -> torch.Tensor | None:
-    """p0 (B, n, M d) into ``out`` (contiguous, float32, on the CPU) through
-    the C loop, or None where it is unavailable or out, e_h, e_u and the
-    tables' yd are not all float32.
-    ``ks``: each modality's step_counts for these hashtags, if counted ahead."""
-    dt = out.dtype
-    if out.device.type != "cpu" or not out.is_contiguous() or not available(dt):
+    """p0 (B, n, M d) into ``out`` (contiguous, on the CPU; float32, or
+    bfloat16: the float32 values rounded once) through the C loop, or None
+    where it is unavailable or e_h, e_u and the tables' yd are not all
+    float32. ``ks``: each modality's step_counts for these hashtags, if
+    counted ahead."""
+    if out.device.type != "cpu" or not out.is_contiguous() or not available(out.dtype):
         return None
     if not _fits(tables, cs, e_h, e_u, out, ks):
         return None  # the torch ops then raise their own error, if any
-    return out if _call(_STATE["fn"], tables, cs, e_h, e_u, out, ks) else None
+    return out if _call(_fn(out.dtype), tables, cs, e_h, e_u, out, ks) else None
 
 
 def _fits(tables, cs, e_h, e_u, out, ks) -> bool:
@@ -330,8 +342,8 @@ def _fits(tables, cs, e_h, e_u, out, ks) -> bool:
     mismatch must never reach it."""
     b, n, width = out.shape
     d = e_h.shape[-1]
-    dt = out.dtype
-    if width != len(tables) * d or e_h.dtype != dt or e_h.shape[:2] not in ((1, n), (b, n)) or e_h.dim() != 3:
+    dt = torch.float32  # the inputs; out may be bfloat16
+    if out.dtype not in (torch.float32, torch.bfloat16) or width != len(tables) * d or e_h.dtype != dt or e_h.shape[:2] not in ((1, n), (b, n)) or e_h.dim() != 3:
         return False
     if e_u is not None and (e_u.dtype != dt or e_u.numel() != b * d or e_u.shape[0] != b):
         return False

@@ -130,6 +130,18 @@ static inline __m256i f2bf16(__m512 x)
 
 #endif
 
+/* x rounded to bfloat16, n values, as f2bf each */
+static inline void round_bf16(const float *x, int64_t n, uint16_t *y)
+{
+    int64_t i = 0;
+#if defined(__AVX512BF16__)
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(y + i), f2bf16(_mm512_loadu_ps(x + i)));
+#endif
+    for (; i < n; ++i)
+        y[i] = f2bf(x[i]);
+}
+
 /* One pair; inlined with d constant, so the d-loops unroll into whole
    vector registers. float32 throughout (a bfloat16 MLP gets p0 rounded
    once, pair_mlp.c). */

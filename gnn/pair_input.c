@@ -41,6 +41,36 @@ int v2ht_pair_input(int64_t pairs, int64_t threads, int64_t n, int64_t n_mod, in
     return 0;
 }
 
+#define V2HT_PAIRS_BF16(D)                                                                  \
+    _Pragma("omp for schedule(static)")                                                     \
+    for (int64_t pair = 0; pair < pairs; ++pair) {                                          \
+        pair_body(pair, n, n_mod, D, mods, e_h, eh_post_stride, e_u, block, 0);             \
+        round_bf16(block, n_mod * D, p0 + pair * n_mod * D);                                \
+    }
+
+/* p0 rounded to bfloat16 as it is written: each pair's float32 block, then
+   f2bf, the same values as torch's .to(bfloat16) of the float32 p0, without
+   a float32 tile going through memory and a second pass to round it (a
+   bfloat16 MLP's input on a CPU whose bfloat16 GEMMs are torch's, AMX).
+   Returns 0, or -1 (nothing written) for shapes it does not hold. */
+int v2ht_pair_input_bf16(int64_t pairs, int64_t threads, int64_t n, int64_t n_mod, int64_t d,
+                         const v2ht_modality *mods, const float *e_h, int64_t eh_post_stride,
+                         const float *e_u, uint16_t *p0)
+{
+    if (n_mod > V2HT_MAX_MODALITIES || d > 256)
+        return -1;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        float block[V2HT_MAX_MODALITIES * 256] __attribute__((aligned(64)));
+        if (d == 64) {
+            V2HT_PAIRS_BF16(64)
+        } else {
+            V2HT_PAIRS_BF16(d)
+        }
+    }
+    return 0;
+}
+
 /* native.step_counts' k (B, H) int32 for every post and hashtag score: walk
    each post's sorted steps and the scores in ascending order (c_sorted, NaN
    last, as torch sorts) together; score order[i] gets the number of steps

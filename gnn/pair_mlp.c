@@ -183,17 +183,6 @@ static inline __attribute__((always_inline)) void block_input(
 }
 
 /* n floats to bfloat16 as torch's .to(torch.bfloat16) rounds them */
-static void round_bf16(const float *x, int64_t n, uint16_t *y)
-{
-    int64_t i = 0;
-#if defined(__AVX512BF16__)
-    for (; i + 16 <= n; i += 16)
-        _mm256_storeu_si256((__m256i *)(y + i), f2bf16(_mm512_loadu_ps(x + i)));
-#endif
-    for (; i < n; ++i)
-        y[i] = f2bf(x[i]);
-}
-
 /* `out` (pairs, layers[n_layers - 1].n): the last hidden layer's activation
    for every pair, in the layers' element type (bf16: 0 float32, 1
    bfloat16); the tables, e_h and e_u are float32 either way.

@@ -175,12 +175,16 @@ class PairKernel:
             x = self.hidden[-1][:b * n * width].view(b, n, width)
             if native_mlp.pair_mlp(tables, cs, e_h, self.e_u, self.packed, x, ks) is not None:
                 return self._logit(x.view(b * n, width), b, n)
-        p0 = self._view("p0", n, len(self.mods) * d)
-        if native.pair_input(tables, cs, e_h, self.e_u, p0, ks) is None:  # the C loop, else torch ops
-            native.eager_input(tables, cs, e_h, self.e_u, p0, buf=self._buf)
-        x = p0.view(b * n, -1)
-        if self.dt != torch.float32:
-            x = self._buf("p0_mlp", *x.shape).copy_(x)
+        width0 = len(self.mods) * d
+        x = None
+        if self.dt != torch.float32:  # the C loop rounds p0 as it writes it
+            x = native.pair_input(tables, cs, e_h, self.e_u, self._buf("p0_mlp", b, n, width0), ks)
+        if x is None:
+            p0 = self._view("p0", n, width0)
+            if native.pair_input(tables, cs, e_h, self.e_u, p0, ks) is None:  # the C loop, else torch ops
+                native.eager_input(tables, cs, e_h, self.e_u, p0, buf=self._buf)
+            x = p0 if self.dt == torch.float32 else self._buf("p0_mlp", b, n, width0).copy_(p0)
+        x = x.view(b * n, -1)
         for (w, bias), w_oi, hb in zip(self.weights[:-1], self.weights_oi, self.hidden):  # Eq. 15
             y = onednn_linear(x, w_oi, bias, relu=True)
             if y is None:

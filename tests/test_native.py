@@ -59,8 +59,17 @@ def test_it_builds_and_matches_torch_bit_for_bit(own_cache):
     e_h = torch.randn(b, n, d, generator=gen)
     assert torch.equal(native.pair_input(tabs, cs, e_h, None, torch.empty(b, n, 3 * d)),
                        native.eager_input(tabs, cs, e_h, None, torch.empty(b, n, 3 * d)))
-    # p0 is float32 only (a bfloat16 MLP gets it rounded once): bfloat16 is the torch ops' to build
-    assert not native.available(torch.bfloat16)
+    # a bfloat16 p0 is the float32 one rounded once, as it is written (NaN,
+    # infinities, a denormal and ties to even among the values)
+    assert native.available(torch.bfloat16)
+    e_u[0, 0, :4] = torch.tensor([float("nan"), float("inf"), 1e-40, 1.0 + 2.0 ** -8])
+    want = native.eager_input(tabs, cs, e_h, e_u, torch.empty(b, n, 3 * d)).bfloat16()
+    got = native.pair_input(tabs, cs, e_h, e_u, torch.empty(b, n, 3 * d, dtype=torch.bfloat16))
+    # (NaN's bits differ between torch's own scalar and vector conversions)
+    nan = want.isnan()
+    assert torch.equal(got.isnan(), nan) and nan.any()
+    assert torch.equal(got.view(torch.int16)[~nan], want.view(torch.int16)[~nan])
+    # the inputs stay float32: bfloat16 ones are the torch ops' to take
     tabs = [dataclasses.replace(t, yd=t.yd.bfloat16()) for t in tabs]
     out = torch.empty(b, n, 3 * d, dtype=torch.bfloat16)
     assert native.pair_input(tabs, cs, e_h.bfloat16(), e_u.bfloat16(), out) is None
