@@ -5,7 +5,11 @@ model must clear (docs/metrics.md).
 - ``user_history``: the author's own use count of each tag;
 - ``history_cooc``: the author's tag shares + λ · co-occurrence with them;
 - ``knn``: TF-IDF nearest known posts vote their tags (k, power);
-- ``knn_history``: a · the author's tag shares + (1 − a) · the kNN vote shares.
+- ``knn_history``: a · the author's tag shares + (1 − a) · the kNN vote shares;
+- where the posts carry category paths (kuairec): ``category``, category
+  popularity (Σ over the path's levels of w_l · the share of the known posts
+  under the same prefix using the tag, History.category_share), and
+  ``knn_category``: a · its shares + (1 − a) · the kNN vote shares.
 
 Statistics come from the posts known under the protocol (gnn/protocol.py).
 The free parameters (λ, k, power, a) are tuned on validation (scored with
@@ -28,11 +32,18 @@ from .metrics import PairedAccumulator
 from .protocol import DEFAULT_PROTOCOL, check_protocol, known_rows
 
 NAMES = ("popularity", "user_history", "history_cooc", "knn", "knn_history")
+CATEGORY_NAMES = ("category", "knn_category")  # where the posts carry category paths
+USER_NAMES = ("user_history", "history_cooc", "knn_history")  # need author ids
 GRID = {
     "history_cooc": [{"lam": v} for v in (0.03, 0.1, 0.3, 1.0, 3.0)],
     "knn": [{"k": k, "power": p} for k, p in product((10, 25, 50, 100), (1.0, 2.0))],
     "knn_history": [{"a": a} for a in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)],
+    "category": [{"w": list(w)} for w in ((1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 1), (1, .3, .3), (.3, 1, .3),
+                                           (.3, .3, 1))],
+    "knn_category": [{"a": a} for a in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)],
 }
+# tuned in this order: a blend reads its parts' tuned parameters
+TUNE_ORDER = ("history_cooc", "knn", "knn_history", "category", "knn_category")
 TUNE_METRIC = "ndcg@10"
 MAX_K = 100
 _TIE = 1e-6  # popularity's scale: below any other signal's smallest non-zero step
@@ -43,6 +54,8 @@ class SplitSignals:
 
     def __init__(self, hist: History, rows: np.ndarray):
         self.rows = rows
+        self._history = hist
+        self._cat = None
         tokens, users = hist.query(rows)
         self.hist = hist.hist(users)
         self.share = _row_normalise(self.hist).tocsr()
@@ -57,6 +70,11 @@ class SplitSignals:
         s.data = s.data ** power
         return (s @ self.X).tocsr()
 
+    def category(self, w: Sequence[float]) -> sp.csr_matrix:
+        if self._cat is None:
+            self._cat = self._history.category_share([self._history.data.categories[r] for r in self.rows])
+        return sum((wi * m for wi, m in zip(w, self._cat)), sp.csr_matrix(self._cat[0].shape)).tocsr()
+
 
 class Baselines:
     NAMES = NAMES
@@ -64,6 +82,9 @@ class Baselines:
     def __init__(self, data, protocol: str = DEFAULT_PROTOCOL):
         self.data = data
         self.protocol = check_protocol(protocol)
+        cats = any(getattr(data, "categories", None) or [])
+        # the baselines this data set supports, in report order
+        self.names = NAMES + (CATEGORY_NAMES if cats else ())
         self.params: dict[str, dict] = {}
         self._signals: dict[str, SplitSignals] = {}
 
@@ -79,7 +100,7 @@ class Baselines:
             return None
         if name == "user_history":
             return sig.hist
-        if name in ("history_cooc", "knn", "knn_history"):
+        if name in GRID:
             if params is None:
                 raise DataError(f"blend weights missing for baseline {name!r}: tune them on validation first "
                                 "(Baselines.tune or evaluate --baselines)")
@@ -87,11 +108,19 @@ class Baselines:
                 return sig.share + params["lam"] * sig.cooc
             if name == "knn":
                 return sig.knn(params["k"], params["power"])
+            if name == "category":
+                return sig.category(params["w"])
             kp = self.params.get("knn")
             if kp is None:
-                raise DataError("blend weights missing for baseline 'knn_history': tune knn first")
-            return params["a"] * sig.share + (1 - params["a"]) * _row_normalise(sig.knn(kp["k"], kp["power"]))
-        raise DataError(f"unknown baseline {name!r}; choose one of {', '.join(NAMES)}")
+                raise DataError(f"blend weights missing for baseline {name!r}: tune knn first")
+            knn = _row_normalise(sig.knn(kp["k"], kp["power"]))
+            if name == "knn_history":
+                return params["a"] * sig.share + (1 - params["a"]) * knn
+            cp = self.params.get("category")
+            if cp is None:
+                raise DataError("blend weights missing for baseline 'knn_category': tune category first")
+            return (params["a"] * _row_normalise(sig.category(cp["w"])) + (1 - params["a"]) * knn).tocsr()
+        raise DataError(f"unknown baseline {name!r}; choose one of {', '.join(self.names)}")
 
     def _evaluate(self, name: str, sig: SplitSignals, params: dict | None, batch: int = 512) -> dict:
         acc = PairedAccumulator(self.data.longtail)
@@ -110,7 +139,7 @@ class Baselines:
     def tune(self) -> dict[str, dict]:
         """Pick each baseline's parameters by validation NDCG@10 (training posts known)."""
         sig = self.signals("valid")
-        for name in ("history_cooc", "knn", "knn_history"):
+        for name in (n for n in TUNE_ORDER if n in self.names):
             best, best_v = None, -1.0
             for params in GRID[name]:
                 v = self._evaluate(name, sig, params)["overall"][TUNE_METRIC]
@@ -127,9 +156,11 @@ class Baselines:
         pop = sig.pop[None, :].expand(len(idx), -1)
         return pop.clone() if base is None else torch.from_numpy(base[idx].toarray()) + _TIE * pop
 
-    def evaluate(self, split: str = "test", names: Sequence[str] = NAMES) -> dict[str, dict]:
-        """{baseline: {"overall", "longtail", "params"}}; tunes first when needed."""
-        if any(n in GRID for n in names) and not self.params:
+    def evaluate(self, split: str = "test", names: Sequence[str] | None = None) -> dict[str, dict]:
+        """{baseline: {"overall", "longtail", "params"}} (default: every
+        baseline the data set supports); tunes first when needed."""
+        names = self.names if names is None else names
+        if any(n in GRID and n not in self.params for n in names):
             self.tune()
         sig = self.signals(split)
         out = {}

@@ -26,8 +26,9 @@ from .protocol import PROTOCOLS
 METRICS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
 BASELINE_LABELS = {"popularity": "Popularity", "user_history": "User history",
                    "history_cooc": "History + co-occurrence", "knn": "Text kNN (TF-IDF)",
-                   "knn_history": "kNN + history blend"}
-CONTENT_BASELINES = ("popularity", "knn")
+                   "knn_history": "kNN + history blend", "category": "Category popularity",
+                   "knn_category": "kNN + category blend"}
+CONTENT_BASELINES = ("popularity", "knn", "category", "knn_category")  # those a set supports
 NO_WINDOW = "− training window (head fit on valid only)"
 NO_AVERAGE = "− epoch averaging (best epoch's head only)"
 # ablation rows that keep the default groups and change how the head is fitted: fit_on's options
@@ -43,7 +44,8 @@ def ablations(ds: PreparedDataset, neural_row: bool) -> dict[str, tuple[str, ...
     names = {"memory": "− user memory", "copy": "− copy path (kNN, word→tag)", "zeroshot": "− zero-shot words",
              "graph": "− graph (typed-graph features)", "semantic": "− semantic neighbours (MiniLM)",
              "tagsem": "− tag semantics (MiniLM: tag words, tag centroids)",
-             "cf": "− user CF (like-minded users' tags)", "recent": "− recency (recent tags, trending)"}
+             "cf": "− user CF (like-minded users' tags)", "recent": "− recency (recent tags, trending)",
+             "category": "− category (tags of the same category)"}
     for g in base:
         if g in names:
             rows[names[g]] = tuple(x for x in base if x != g)
@@ -91,7 +93,7 @@ def run_headline(wd: Workdir, seeds: Sequence[int] = (0, 1, 2), *, epochs: int =
     rows = ablations(ds, neural_row)
     t_all = time.time()
     res: dict = {"rows": {p: {} for p in PROTOCOLS}, "per_seed": {}, "seconds": {}}
-    base_names = Baselines.NAMES if has_users else CONTENT_BASELINES
+    base_names = BASELINE_LABELS if has_users else CONTENT_BASELINES
     paper_runs, fits = [], {label: [] for label in rows}
     newuser_model: dict | None = None
     baselines_out: dict = {}
@@ -117,7 +119,7 @@ def run_headline(wd: Workdir, seeds: Sequence[int] = (0, 1, 2), *, epochs: int =
             for p in PROTOCOLS:
                 say(f"baselines ({p})")
                 b = Baselines(data, p)
-                baselines_out[p] = b.evaluate("test", base_names)
+                baselines_out[p] = b.evaluate("test", [n for n in b.names if n in base_names])
                 if p == "deployed":
                     baselines_obj = b
         graph = load_graph(wd.graph, [h.name for h in ds.hashtags], ds.fingerprint)
@@ -343,7 +345,8 @@ def summary(paths: Sequence[Path]) -> str:
         name = path.name.replace("-headline.json", "")
         rows = res["rows"]["deployed"]
         cell = lambda m, part, k: (f"{m[part][k][0]:.3f}" + (f" ± {m[part][k][1]:.3f}" if m[part][k][1] else ""))  # noqa: E731
-        keep = [n for n in rows if n in ("User history", "Text kNN (TF-IDF)", "kNN + history blend")
+        keep = [n for n in rows if n in ("User history", "Text kNN (TF-IDF)", "kNN + history blend",
+                                         "Category popularity", "kNN + category blend")
                 or n.startswith("V2HT (paper") or n.startswith("V2HT w/o U") or n == "V2HT-KG (default)"]
         for n in keep:
             m = rows[n]

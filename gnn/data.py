@@ -74,6 +74,7 @@ class TrainingData:
         self.n_users = max(len(ds.users), 1 + max((p.user for p in posts), default=0))
         self.tags: list[list[int]] = [sorted(set(p.tags)) for p in posts]
         self.tokens: list[list[str]] = [p.tokens for p in posts]
+        self.categories: list[list[str]] = [p.categories for p in posts]
         self.users = np.array([p.user for p in posts], dtype=np.int64)
         self.oov = np.array([p.oov for p in posts], dtype=np.int64)  # test tags outside the vocabulary
         self.is_train = np.array([p.split == "train" for p in posts], dtype=bool)

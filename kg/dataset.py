@@ -11,6 +11,8 @@ Layout of ``<workdir>/data/`` (format 2)::
                        {"id", "name", "n_posts", "n_train"}
     posts.jsonl        one line per post, in row order:
                        {"row", "id", "user", "split", "tags", "tokens", "text", "time", "oov"}
+                       (+ "categories": the platform's category path, general
+                       first, where the source has one: kuairec)
                        user: user index (0 is the unknown user when the source
                        has no author ids); tags: hashtag ids; tokens:
                        lemmatised text tokens (stop words removed)
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 
@@ -70,6 +72,7 @@ class PostRow:
     text: str = ""
     time: str | None = None
     oov: int = 0  # test posts: true tags outside the vocabulary (always misses)
+    categories: list[str] = field(default_factory=list)  # the category path, general first
 
 
 def _read_jsonl(path: Path, required: tuple[str, ...] = ()) -> list[dict]:

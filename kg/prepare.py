@@ -279,7 +279,7 @@ def prepare(
             tmp / "posts.jsonl",
             (
                 dict(row=r, id=p.id, user=user_id[p.user], split=s, tags=[tag_id[n] for n in names],
-                     tokens=tok, text=p.text, time=p.time, oov=o)
+                     tokens=tok, text=p.text, time=p.time, oov=o, **({"categories": p.categories} if p.categories else {}))
                 for r, ((p, names), s, tok, o) in enumerate(zip(kept, splits, tokens, post_oov))
             ),
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import csv
 import io
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,9 +178,11 @@ def read_kuairec(root: Path, bad: BadLines) -> Iterator[Post]:
         cover = row.get("manual_cover_text") or ""
         # The video's category path (时尚 > 穿搭 > ...) is content the platform
         # knows at upload; it goes first so that the token cap keeps it.
-        cats = [row.get(f"{lv}_level_category_name") or "" for lv in ("first", "second", "third")]
-        text = INLINE_TAG.sub(" ", " ".join(x for x in (*cats, cover, caption) if x and x != "UNKNOWN"))
-        yield Post(id=vid, user=UNKNOWN_USER, hashtags=tags, text=text)
+        names = [(row.get(f"{lv}_level_category_name") or "").strip() for lv in ("first", "second", "third")]
+        text = INLINE_TAG.sub(" ", " ".join(x for x in (*names, cover, caption) if x and x != "UNKNOWN"))
+        # the path as categories: its levels up to the first unknown one
+        cats = list(itertools.takewhile(lambda c: c and c != "UNKNOWN", names))
+        yield Post(id=vid, user=UNKNOWN_USER, hashtags=tags, text=text, categories=cats)
 
 
 def read_posts(source: Path, fmt: str, skip_bad: bool = False) -> tuple[Iterator[Post], BadLines]:

@@ -9,7 +9,7 @@ sit in Python objects.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -27,6 +27,8 @@ class Post:
     text: str = ""  # hashtags already removed from it
     time: str | None = None  # ISO date/time where the source has one
     split: str | None = None  # "train" / "valid" / "test" where the source fixes it
+    # the platform's category path, general to specific (kuairec: 时尚 > 穿搭 > ...)
+    categories: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         d = {"id": self.id, "user": self.user, "hashtags": self.hashtags, "text": self.text}
@@ -34,6 +36,8 @@ class Post:
             d["time"] = self.time
         if self.split is not None:
             d["split"] = self.split
+        if self.categories:
+            d["categories"] = self.categories
         return d
 
     @classmethod
@@ -48,6 +52,9 @@ class Post:
         split = d.get("split")
         if split is not None and split not in ("train", "valid", "test"):
             raise DataError(f"split must be train, valid or test, not {split!r}", path, line)
+        cats = d.get("categories") or []
+        if not isinstance(cats, list) or not all(isinstance(c, str) for c in cats):
+            raise DataError("'categories' must be a list of strings (the category path, general first)", path, line)
         return cls(
             id=str(pid),
             user=str(d.get("user") or UNKNOWN_USER),
@@ -55,6 +62,7 @@ class Post:
             text=str(d.get("text") or ""),
             time=d.get("time"),
             split=split,
+            categories=[c.strip() for c in cats if c.strip()],
         )
 
 

@@ -18,17 +18,18 @@ def _jsonl(path: Path, rows: list[dict]) -> str:
 
 def write_dataset(root: Path, tags: list[str], posts: list[tuple], users: list[str] | None = None,
                   longtail_threshold: int = 3) -> Path:
-    """``posts``: (split, user index, [tag names], "text tokens") in row order."""
+    """``posts``: (split, user index, [tag names], "text tokens"[, [category
+    path]]) in row order."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     tid = {t: i for i, t in enumerate(tags)}
     n_users = 1 + max(p[1] for p in posts)
     users = users or [f"u{i}" for i in range(n_users)]
     rows = [{"row": r, "id": f"p{r}", "user": u, "split": s, "tags": [tid[t] for t in ts],
-             "tokens": text.split(), "text": text, "time": None, "oov": 0}
-            for r, (s, u, ts, text) in enumerate(posts)]
-    count = {t: sum(1 for s, _, ts, _ in posts if s != "test" and t in ts) for t in tags}
-    train = {t: sum(1 for s, _, ts, _ in posts if s == "train" and t in ts) for t in tags}
+             "tokens": text.split(), "text": text, "time": None, "oov": 0, **({"categories": rest[0]} if rest else {})}
+            for r, (s, u, ts, text, *rest) in enumerate(posts)]
+    count = {t: sum(1 for s, _, ts, *_ in posts if s != "test" and t in ts) for t in tags}
+    train = {t: sum(1 for s, _, ts, *_ in posts if s == "train" and t in ts) for t in tags}
     hts = [{"id": i, "name": t, "words": t.split(), "surfaces": [t.replace(" ", "")], "count": count[t],
             "train_count": train[t], "longtail": count[t] < longtail_threshold} for i, t in enumerate(tags)]
     us = [{"id": i, "name": n, "n_posts": sum(1 for p in posts if p[1] == i),

@@ -180,3 +180,58 @@ def test_oracle_is_the_ceiling_of_every_bar(data):
         assert r10["need"] == pytest.approx(res["user_history"]["overall"]["recall@10"] * 1.1)
     finally:
         data.oov[:] = saved
+
+
+CAT_TAGS = ["soup", "noodle", "dance", "song"]
+CAT_POSTS = [("train", 0, ["soup"], "hot bowl", ["food", "cooking"]),
+             ("train", 0, ["soup", "noodle"], "lunch time", ["food", "cooking"]),
+             ("train", 0, ["noodle"], "street stall", ["food", "street"]),
+             ("train", 0, ["dance"], "stage night", ["music", "dance"]),
+             ("train", 0, ["song"], "stage night", ["music", "singing"]),
+             ("train", 0, ["song"], "kitchen song", ["music", "cooking"]),  # cooking under music: not food's
+             ("valid", 0, ["soup"], "bowl", ["food", "cooking"]),
+             ("test", 0, ["noodle"], "new place", ["food", "cooking"]),
+             ("test", 0, ["song"], "nothing", ["music"]),
+             ("test", 0, ["dance"], "blank", ["circus"])]
+
+
+def test_category_shares_lift_and_baselines_on_hand_made_posts(tmp_path):
+    write_dataset(tmp_path / "d", CAT_TAGS, CAT_POSTS)
+    data = TrainingData.build(tmp_path / "d", None, seed=0, w2v_dim=8)
+    assert data.categories[0] == ["food", "cooking"]
+    test = data.rows["test"]
+    paths = [data.categories[r] for r in test]
+    # deployed: the 7 train + valid posts are known
+    h = History(data, known_rows(data, "test", "deployed"))
+    l1, l2, l3 = (m.toarray() for m in h.category_share(paths))
+    # food: 4 posts (soup 3, noodle 2); food > cooking: 3 posts (soup 3, noodle 1)
+    assert l1[0] == pytest.approx([3 / 5, 2 / 5, 0, 0])
+    assert l2[0] == pytest.approx([3 / 4, 1 / 4, 0, 0])
+    # music: 3 posts (dance 1, song 2); no second level on the post; a category no known post has: nothing
+    assert l1[1] == pytest.approx([0, 0, 1 / 4, 2 / 4]) and not l2[1].any()
+    assert not l1[2].any() and not l3.any()
+    # the lift divides by the tag's share of all known posts, (count + 1) / (7 + 1)
+    lift = h.category_lift(paths)[0].toarray()
+    assert lift[0, 0] == pytest.approx(math.log1p((3 / 5) / (4 / 8)))
+    assert lift[0, 1] == pytest.approx(math.log1p((2 / 5) / (3 / 8)))
+    # strict: the valid post is not known, soup has 2 of food's 3 posts
+    strict = History(data, known_rows(data, "test", "strict")).category_share(paths)[0].toarray()
+    assert strict[0] == pytest.approx([2 / 4, 2 / 4, 0, 0])
+    b = Baselines(data, "deployed")
+    assert b.names[-2:] == ("category", "knn_category")
+    sig = b.signals("test")
+    both = b.raw("category", sig, {"w": [1.0, 1.0, 0.0]}).toarray()
+    assert both[0] == pytest.approx(l1[0] + l2[0])
+    with pytest.raises(DataError, match="tune category first"):
+        b.params = {"knn": {"k": 10, "power": 1.0}}
+        b.raw("knn_category", sig, {"a": 0.5})
+    b.params["category"] = {"w": [1.0, 0.0, 0.0]}
+    pure = b.raw("knn_category", sig, {"a": 1.0}).toarray()
+    assert pure[0] == pytest.approx(l1[0] / l1[0].sum())
+    res = b.evaluate("test")
+    assert set(res) == set(b.names) and set(res["knn_category"]["params"]) == {"a", "valid"}
+    assert len(res["category"]["params"]["w"]) == 3
+
+
+def test_sets_without_categories_keep_the_five_baselines(data):
+    assert Baselines(data).names == ("popularity", "user_history", "history_cooc", "knn", "knn_history")

@@ -167,3 +167,22 @@ def test_results_measure_graph_semantics_where_the_minilm_groups_are_on(tmp_path
             assert rows[benchmark.GRAPHSEM_ROW] == base + ("graphsem",)
         assert rows["V2HT-KG (default)"] == base and all("graphsem" not in g for k, g in rows.items()
                                                           if k != benchmark.GRAPHSEM_ROW)
+
+
+def test_category_group_reads_the_lift_and_a_new_post_has_none(tmp_path):
+    from test_baselines import CAT_POSTS, CAT_TAGS
+
+    write_dataset(tmp_path / "d", CAT_TAGS, CAT_POSTS)
+    data = TrainingData.build(tmp_path / "d", None, seed=0, w2v_dim=8)
+    hist = History(data, known_rows(data, "test", "deployed"))
+    rows = data.rows["test"]
+    names = feature_names(["pop", "category"])
+    assert names[-3:] == ["cat_1", "cat_2", "cat_3"]
+    f = SplitFeatures(hist, rows, names, None)
+    lift = hist.category_lift([data.categories[r] for r in rows])
+    for i, name in enumerate(names[-3:]):
+        col = f.block(np.arange(len(rows)))[..., names.index(name)].numpy()
+        assert np.allclose(col, lift[i].toarray(), atol=2e-3)  # float16 storage
+    assert f.block(np.arange(1))[0, :, names.index("cat_1")].argmax() == 0  # soup leads food > cooking
+    new = SplitFeatures(hist, None, names, None, query=([["hot", "bowl"]], np.array([0])))
+    assert not new.block(np.arange(1))[..., -3:].any()

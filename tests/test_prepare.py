@@ -198,3 +198,23 @@ def test_a_source_array_already_in_prepared_form_is_linked_not_copied(tmp_path, 
     got = ds.features("visual")
     assert got.dtype == np.float16 and [float(got[i, 0, 0]) for i in range(len(ds.posts))] == \
         [float(p.id[1:]) for p in ds.posts]
+
+
+def test_category_paths_travel_from_raw_posts_to_the_prepared_rows(tmp_path):
+    from v2ht_kg.kg.rawdata import read_raw_posts
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "posts.csv").write_text("id,user,hashtags,text,categories\n"
+                                   "a,u1,#food,hot soup,food > cooking\n"
+                                   "b,u1,#food,cold soup,\n", encoding="utf-8")
+    posts = list(read_raw_posts(raw))
+    assert [p.categories for p in posts] == [["food", "cooking"], []]
+    assert Post.from_json(posts[0].to_json()).categories == ["food", "cooking"]
+    assert "categories" not in posts[1].to_json()
+    with pytest.raises(DataError, match="'categories' must be a list of strings"):
+        Post.from_json({"id": "x", "hashtags": ["a"], "categories": "food"}, "posts.jsonl", 3)
+    many = [Post(id=f"p{i}", user="u", hashtags=["soup"], text="hot soup", categories=["food"] * (i % 2))
+            for i in range(20)]
+    ds = prepare(many, tmp_path / "data", PrepareParams(min_tag_count=1, split="random", seed=0), source={})
+    assert [p.categories for p in ds.posts] == [["food"] * (int(p.id[1:]) % 2) for p in ds.posts]

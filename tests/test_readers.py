@@ -54,6 +54,8 @@ def test_kuairec_text_carries_the_category_path(tmp_path: Path):
     # category names first (the token cap keeps them), UNKNOWN dropped
     assert posts[0].text == "美食 美食日常 好吃的面"
     assert posts[1].text == "喜剧 封面 两行\n字幕"
+    # and kept as the post's category path, up to the first unknown level
+    assert [p.categories for p in posts] == [["美食", "美食日常"], ["喜剧"]]
 
 
 def _twitter_dir(tmp_path: Path, train: bytes) -> Path:
