@@ -262,6 +262,7 @@ def recommend(
     text: Optional[str] = typer.Option(None, "--text", help="The text of a new post."),
     video: Optional[Path] = typer.Option(None, "--video", help="A new video file: features extracted with the settings of the run's data set (`features extract`); --text is its description."),
     user: Optional[str] = typer.Option(None, "--user", help="The author of the new post (unknown users get the no-history fallback)."),
+    category: Optional[str] = typer.Option(None, "--category", help="The new post's category path, general first: 'food > noodles' (a run whose head reads the category group; kuairec)."),
     k: int = typer.Option(10, "-k", help="How many hashtags."),
     explain: bool = typer.Option(False, "--explain", help="Explain each suggested long-tail hashtag (graph evidence, learned weights, score lift)."),
     candidates: int = typer.Option(DEFAULT_CANDIDATES, "--candidates", "-n", help="Two-stage ranking by the V2HT network: a linearised scorer retrieves N hashtags, the exact model reranks them (the run's metrics.json records how often that top 10 equals the exact one)."),
@@ -282,6 +283,11 @@ def recommend(
     check_options(k=k, device=device, candidates=candidates)
     if (post is None) == (text is None and video is None):
         raise V2HTError("give either --post ID or --text \"...\" and/or --video FILE (with --user U)")
+    if category is not None and post is not None:
+        raise V2HTError("--category describes a new post: --post reads the post's own categories")
+    path = [c.strip() for c in (category or "").split(">") if c.strip()]
+    if category is not None and not path:
+        raise V2HTError(f"--category {category!r}: name at least one category, as 'food > noodles'")
     pending_tokens = None
     if text is not None and video is None:
         from ..kg.tokens_ahead import tokens_ahead
@@ -319,8 +325,10 @@ def recommend(
         if user is not None and user not in ds.user_index:
             err_console.print(f"[yellow]note:[/] unknown user {user!r}: using the no-history fallback")
         tokens = pending_tokens() if pending_tokens is not None else None
+        if path and (hybrid is None or "category" not in hybrid.groups):
+            err_console.print("[yellow]note:[/] this run's model does not read categories: --category is ignored")
         recs = rec(r, text=text, tokens=tokens, user=user, k=k, device=device, hybrid=hybrid,
-                   features=features, candidates=n_cand)
+                   features=features, candidates=n_cand, categories=path)
     t_scored = process_seconds()
     lt = {h.name for h in ds.hashtags if h.longtail}
     items = [{"rank": i + 1, "tag": t, "score": s, "longtail": t in lt, "true": t in truth} for i, (t, s) in enumerate(recs)]

@@ -120,7 +120,7 @@ def _top(run: Run, batch, k: int, device: str, candidates: int | None = None) ->
 def recommend(run: Run, post_rows: Sequence[int] | None = None, *, text: str | None = None,
               tokens: Sequence[str] | None = None, user: str | int | None = None, k: int = 10,
               features: dict[str, np.ndarray] | None = None, device: str = "cpu", hybrid=None,
-              candidates: int | None = None):
+              candidates: int | None = None, categories: Sequence[str] = ()):
     """Top-k (hashtag name, probability).
 
     With ``post_rows``: one list per row of the prepared data set. Otherwise a
@@ -131,7 +131,8 @@ def recommend(run: Run, post_rows: Sequence[int] | None = None, *, text: str | N
     (probabilities are then the head's softmax over all hashtags).
     ``candidates`` = N: the V2HT network ranks in two stages (retrieve N,
     rerank them exactly; gnn/ranking.py); None: the exact full rank. The
-    fusion head always scores every hashtag.
+    fusion head always scores every hashtag. ``categories``: a new post's
+    category path, general first (the fusion head's category group).
     """
     data, names = run.data, [h.name for h in run.data.ds.hashtags]
     if k < 1:
@@ -165,7 +166,7 @@ def recommend(run: Run, post_rows: Sequence[int] | None = None, *, text: str | N
     needs_batch = hybrid is None or hybrid.ctx.model is not None
     batch = data.new_post_batch(list(tokens), uid, features) if needs_batch else None
     if hybrid is not None:
-        p, ids = _top_scores(hybrid.score_new(list(tokens), uid, batch, text=text), k)
+        p, ids = _top_scores(hybrid.score_new(list(tokens), uid, batch, text=text, categories=categories), k)
     else:
         p, ids = _top(run, batch, k, device, candidates)
     return [(names[j], float(s)) for j, s in zip(ids[0].tolist(), p[0].tolist())]

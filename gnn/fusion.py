@@ -109,9 +109,10 @@ class SplitFeatures:
 
     def __init__(self, hist: History, rows: np.ndarray | None, names: Sequence[str], adjacency=None,
                  neural: torch.Tensor | None = None, query: tuple | None = None, emb: np.ndarray | None = None,
-                 tag_emb: np.ndarray | None = None):
+                 tag_emb: np.ndarray | None = None, categories: Sequence[Sequence[str]] | None = None):
         """Rows of the data set, or ``query`` = (token lists, user indices[,
-        sentence vectors]) of new posts (then ``rows`` is None). ``emb``: the
+        sentence vectors]) of new posts (then ``rows`` is None), with their
+        ``categories`` (category paths; none given: no category). ``emb``: the
         sentence embeddings of every post of the data set (the semantic and
         tagsem groups); ``tag_emb``: those of every hashtag's words (tagsem)."""
         tokens, users = hist.query(rows) if query is None else query[:2]
@@ -148,8 +149,8 @@ class SplitFeatures:
         if "user_cf" in need:
             f["user_cf"] = hist.user_cf(users)
         if need & set(FEATURES["category"]):
-            # a new post (query) names no category: its rows stay empty
-            paths = [hist.data.categories[r] for r in self.rows] if query is None else [[]] * self.n
+            paths = ([hist.data.categories[r] for r in self.rows] if query is None else
+                     list(categories) if categories is not None else [[]] * self.n)
             for name, m in zip(FEATURES["category"], hist.category_lift(paths)):
                 f[name] = m
         # dense cosines: (query vectors, per-hashtag unit vectors), multiplied per block

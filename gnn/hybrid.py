@@ -170,12 +170,13 @@ class HybridContext:
         return self.split_features(History(self.data, train[:-size]), train[-size:], feature_names(groups), groups)
 
     def split_features(self, hist: History, rows: np.ndarray | None, names: Sequence[str], groups: Sequence[str],
-                       neural: torch.Tensor | None = None, query: tuple | None = None) -> SplitFeatures:
+                       neural: torch.Tensor | None = None, query: tuple | None = None,
+                       categories: Sequence[Sequence[str]] | None = None) -> SplitFeatures:
         """SplitFeatures under ``hist`` with this context's graph and, where
         ``groups`` need them, its sentence embeddings."""
         if uses_graph(groups) and self.adj is None:
             raise DataError("the graph features need the knowledge graph snapshot (graph.pt)")
-        return SplitFeatures(hist, rows, names, self.adj, neural, query=query,
+        return SplitFeatures(hist, rows, names, self.adj, neural, query=query, categories=categories,
                              emb=self.embeddings() if uses_sentences(groups) else None,
                              tag_emb=self.tag_embeddings() if {"tagsem", "graphsem"} & set(groups) else None)
 
@@ -308,7 +309,8 @@ class HybridScorer:
         feats = self.ctx.split_features(hist, rows, self.names, self.groups, neural)
         return score_block(self.head, feats, np.arange(len(rows)))
 
-    def score_new(self, tokens: list[str], user: int | None, batch=None, text: str | None = None) -> torch.Tensor:
+    def score_new(self, tokens: list[str], user: int | None, batch=None, text: str | None = None,
+                  categories: Sequence[str] = ()) -> torch.Tensor:
         from .fusion import score_block
 
         data = self.run.data
@@ -319,7 +321,7 @@ class HybridScorer:
         uid = user if data.user_known(user) else -1
         hist = self.ctx.history("test", self.protocol)
         feats = self.ctx.split_features(hist, None, self.names, self.groups, neural,
-                                        self.ctx.query(tokens, uid, self.groups, text))
+                                        self.ctx.query(tokens, uid, self.groups, text), [list(categories)])
         return score_block(self.head, feats, np.arange(1))
 
 

@@ -128,6 +128,14 @@ def test_default_model_train_evaluate_recommend(tmp_path):
     assert all(g["rank_without"] >= 1 for g in ex["fusion"]["groups"].values())
     new = json.loads(run("recommend", "d", "--text", "dance party tonight", "-k", "3", "-w", wd, "--json").stdout)
     assert len(new["recommendations"]) == 3
+    # --category names a new post's path; the synthetic run's head has no category group
+    cat = run("recommend", "d", "--text", "dance party tonight", "--category", "music > dance", "-k", "3", "-w", wd,
+              "--json")
+    assert json.loads(cat.stdout)["recommendations"] and "does not read categories" in cat.stderr
+    assert "--post reads" in one_line_error(run("recommend", "d", "--post", post, "--category", "music", "-w", wd,
+                                                ok=False))
+    assert "name at least one category" in one_line_error(run("recommend", "d", "--text", "x", "--category", " > ",
+                                                              "-w", wd, ok=False))
     line = one_line_error(run("train", "--run", "x", "--fusion", "memory,telepathy", "-w", wd, ok=False))
     assert "telepathy" in line
     assert "--propagate-every" in one_line_error(run("train", "--run", "y", "--propagate-every", "0", "-w", wd,

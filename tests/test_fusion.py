@@ -186,3 +186,7 @@ def test_category_group_reads_the_lift_and_a_new_post_has_none(tmp_path):
     assert f.block(np.arange(1))[0, :, names.index("cat_1")].argmax() == 0  # soup leads food > cooking
     new = SplitFeatures(hist, None, names, None, query=([["hot", "bowl"]], np.array([0])))
     assert not new.block(np.arange(1))[..., -3:].any()
+    # ... unless it names its path (recommend --category): then the same lift as a known post's
+    named = SplitFeatures(hist, None, names, None, query=([["hot", "bowl"]], np.array([0])),
+                          categories=[["food", "cooking"]])
+    assert torch.equal(named.block(np.arange(1))[..., -3:], f.block(np.arange(1))[..., -3:])
