@@ -12,7 +12,7 @@ model must clear (docs/metrics.md).
   ``knn_category``: a · its shares + (1 − a) · the kNN vote shares.
 
 Statistics come from the posts known under the protocol (gnn/protocol.py).
-The free parameters (λ, k, power, a) are tuned on validation (scored with
+The free parameters (λ, k, power, a, w) are tuned on validation (scored with
 the training posts known), then applied to the test split; a blend asked for
 before it was tuned is an error. Popularity is added at a scale below any
 other signal, so it only orders the tags the primary score ties on.
@@ -33,7 +33,6 @@ from .protocol import DEFAULT_PROTOCOL, check_protocol, known_rows
 
 NAMES = ("popularity", "user_history", "history_cooc", "knn", "knn_history")
 CATEGORY_NAMES = ("category", "knn_category")  # where the posts carry category paths
-USER_NAMES = ("user_history", "history_cooc", "knn_history")  # need author ids
 GRID = {
     "history_cooc": [{"lam": v} for v in (0.03, 0.1, 0.3, 1.0, 3.0)],
     "knn": [{"k": k, "power": p} for k, p in product((10, 25, 50, 100), (1.0, 2.0))],
