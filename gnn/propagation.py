@@ -193,7 +193,6 @@ class GraphTopology(nn.Module):
             found = dkey[pos] == want if dkey.numel() else torch.zeros_like(want, dtype=torch.bool)
             in_pos[nz] = torch.where(found, pos, torch.full_like(pos, -1))  # -1: pruned by co_max_neighbours
         for name, t in dict(pair_lo=p_lo, pair_hi=p_hi, pair_type=p_type, pair_prior=p_prior,
-                            pair_type_onehot=F.one_hot(p_type, n_edge_types).float(),
                             rows=rows, cols=cols, pair_of=pair_of, twin=twin, crow=crow,
                             crow32=crow.int(), cols32=cols.int(),
                             has_neighbours=counts > 0, input_pos=in_pos,
@@ -263,11 +262,12 @@ class EdgeWeight(nn.Module):
         for t, (start, end) in enumerate(topo.type_slices):
             if end > start:
                 p_t, q_t = chunks[2 * t], chunks[2 * t + 1]
-                parts.append(_PairDots.apply(torch.cat([p_t, q_t], 1), torch.cat([q_t, p_t], 1),
-                                             *topo.type_pattern(t)))
-        s = torch.cat(parts) if parts else emb.new_zeros(0)
-        oh = topo.pair_type_onehot  # (pairs, types): per-type terms as small matmuls
-        a = F.softplus(s / math.sqrt(k) + oh @ self.type_bias + (oh @ self.prior_coef) * topo.pair_prior)
+                s = _PairDots.apply(torch.cat([p_t, q_t], 1), torch.cat([q_t, p_t], 1), *topo.type_pattern(t))
+                # the type's bias and prior coefficient as scalars on its slice of pairs: a
+                # (pairs, types) one-hot matrix times them (the same values) cost four
+                # matrix-vector products over every pair a step, 13% of an INSVIDEO step
+                parts.append(s / math.sqrt(k) + self.type_bias[t] + self.prior_coef[t] * topo.pair_prior[start:end])
+        a = F.softplus(torch.cat(parts) if parts else emb.new_zeros(0))
         # softplus underflows to exactly 0 below about -100 in float32; a node whose every
         # edge did so divided 0 by 0 in Eq. 5 (seen after 3 epochs on twitter-2013)
         return a + A_FLOOR
