@@ -26,6 +26,7 @@ def explain(
     post: Optional[str] = typer.Option(None, "--post", help="Post id of the prepared data set (needs RUN)."),
     text: Optional[str] = typer.Option(None, "--text", help="Text of a new post."),
     user: Optional[str] = typer.Option(None, "--user", help="Author of the new post (a user name of the data set)."),
+    category: Optional[str] = typer.Option(None, "--category", help="The new post's category path, general first: 'food > noodles' (the fusion head's category group)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also draw the explanation subgraph to FILE.png or FILE.html (self-contained)."),
     limit: int = typer.Option(10, "--limit", help="Neighbours shown per relation type, past user tags listed."),
     wd: Optional[Path] = WorkdirOpt,
@@ -45,6 +46,7 @@ def explain(
 
     if limit < 1:
         raise V2HTError("--limit must be at least 1")
+    path = category_path(category, post)
     if out is not None and out.suffix.lower() not in (".png", ".html", ".htm"):
         raise V2HTError(f"--out {out}: use a .png or .html file name")
     if run is None:
@@ -64,7 +66,7 @@ def explain(
             expl = explain_tag(r, gs, tag, post=post, text=text, user=user, limit=limit)
         if load_hybrid(run_dir) is not None:
             expl["fusion"] = fusion_attribution(HybridScorer(r, run_dir), r, expl["tag"], post=post, text=text,
-                                                user=user)
+                                                user=user, categories=path)
     expl = to_jsonable(expl)
     if out is not None:
         draw(expl, out)
@@ -76,16 +78,30 @@ def explain(
         console.print(f"drawing written to {out}")
 
 
+def category_path(category: str | None, post: str | None) -> list[str]:
+    """--category 'food > noodles' as a path; one-line errors for a data-set
+    post (it has its own) and for a path that names nothing."""
+    if category is None:
+        return []
+    if post is not None:
+        raise V2HTError("--category describes a new post: --post reads the post's own categories")
+    path = [c.strip() for c in category.split(">") if c.strip()]
+    if not path:
+        raise V2HTError(f"--category {category!r}: name at least one category, as 'food > noodles'")
+    return path
+
+
 def explain_suggestions(run, store, *, post: str | None = None, text: str | None = None, user: str | None = None,
                         suggestions: Sequence[str | tuple[str, float]], json_out: bool = False,
                         limit: int = 10, longtail_only: bool = True, hybrid=None,
-                        features: dict | None = None) -> list[dict]:
+                        features: dict | None = None, categories: Sequence[str] = ()) -> list[dict]:
     """Explain each suggested long-tail tag of one post (``recommend --explain``).
 
     ``run``: a gnn.evaluate.Run (gnn.runs.load_run); ``store``: an open
     GraphStore; ``post`` or ``text`` (+ ``user``) as given to recommend;
     ``suggestions``: tag names or (name, probability) pairs, best first;
-    ``features``: a new post's visual/acoustic sequences (recommend --video).
+    ``features``: a new post's visual/acoustic sequences (recommend --video);
+    ``categories``: its category path (recommend --category).
     Prints a rich tree per tag unless ``json_out``; returns the explanations
     (JSON-ready dicts) in suggestion order, for the caller's JSON output."""
     from ..gnn.explain import Explainer, to_jsonable
@@ -104,7 +120,8 @@ def explain_suggestions(run, store, *, post: str | None = None, text: str | None
     for n in names:
         e = ex.explain(n)
         if hybrid is not None:
-            e["fusion"] = fusion_attribution(hybrid, run, n, post=post, text=text, user=user, features=features)
+            e["fusion"] = fusion_attribution(hybrid, run, n, post=post, text=text, user=user, features=features,
+                                             categories=categories)
         e = to_jsonable(e)
         out.append(e)
         if not json_out:
@@ -113,7 +130,7 @@ def explain_suggestions(run, store, *, post: str | None = None, text: str | None
 
 
 def fusion_attribution(hybrid, run, tag: str, *, post: str | None, text: str | None, user: str | None,
-                       features: dict | None = None) -> dict:
+                       features: dict | None = None, categories: Sequence[str] = ()) -> dict:
     """The fusion head's side of an explanation (gnn.hybrid.attribute)."""
     from ..gnn.hybrid import attribute
 
@@ -126,4 +143,4 @@ def fusion_attribution(hybrid, run, tag: str, *, post: str | None, text: str | N
     tokens = Normalizer().tokens(text or "")
     uid = ds.user_index.get(str(user)) if user is not None else None
     return attribute(hybrid, h, tokens=tokens, user=uid, batch=run.data.new_post_batch(tokens, uid, features),
-                     text=text)
+                     text=text, categories=categories)

@@ -283,11 +283,9 @@ def recommend(
     check_options(k=k, device=device, candidates=candidates)
     if (post is None) == (text is None and video is None):
         raise V2HTError("give either --post ID or --text \"...\" and/or --video FILE (with --user U)")
-    if category is not None and post is not None:
-        raise V2HTError("--category describes a new post: --post reads the post's own categories")
-    path = [c.strip() for c in (category or "").split(">") if c.strip()]
-    if category is not None and not path:
-        raise V2HTError(f"--category {category!r}: name at least one category, as 'food > noodles'")
+    from .explain_cmd import category_path
+
+    path = category_path(category, post)
     pending_tokens = None
     if text is not None and video is None:
         from ..kg.tokens_ahead import tokens_ahead
@@ -352,7 +350,7 @@ def recommend(
             explanations = explain_suggestions(r, gs, post=post, text=text, user=user,
                                                suggestions=[(x["tag"], x["score"]) for x in items],
                                                json_out=json_out, longtail_only=True, hybrid=hybrid,
-                                               features=features)
+                                               features=features, categories=path)
     if json_out:
         out = {"post": post, "user": user, "recommendations": items, "ranking": ranking}
         if post is not None:

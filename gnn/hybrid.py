@@ -326,7 +326,7 @@ class HybridScorer:
 
 
 def attribute(scorer: HybridScorer, tag: int, *, row: int | None = None, tokens: list[str] | None = None,
-              user: int | None = None, batch=None, text: str | None = None) -> dict:
+              user: int | None = None, batch=None, text: str | None = None, categories: Sequence[str] = ()) -> dict:
     """Why the fusion head ranks ``tag`` where it does for one post: its rank
     and share with every feature, and without each group (the group's
     features set to what a tag with no such signal has: zero), plus the
@@ -348,7 +348,8 @@ def attribute(scorer: HybridScorer, tag: int, *, row: int | None = None, tokens:
         uid = user if data.user_known(user) else -1
         feats = scorer.ctx.split_features(scorer.ctx.history("test", scorer.protocol), None, scorer.names,
                                           scorer.groups, neural,
-                                          scorer.ctx.query(list(tokens or []), uid, scorer.groups, text))
+                                          scorer.ctx.query(list(tokens or []), uid, scorer.groups, text),
+                                          [list(categories)])
     x = feats.block(np.arange(1))  # (1, H, F)
 
     def rank_of(block: torch.Tensor) -> tuple[int, float]:

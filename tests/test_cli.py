@@ -126,6 +126,8 @@ def test_default_model_train_evaluate_recommend(tmp_path):
     ex = json.loads(run("explain", "d", "--post", post, "--tag", top, "-w", wd, "--json").stdout)
     assert ex["fusion"]["rank"] == 1  # the head's own rank of its first suggestion
     assert all(g["rank_without"] >= 1 for g in ex["fusion"]["groups"].values())
+    assert "--post reads" in one_line_error(run("explain", "d", "--post", post, "--tag", top, "--category", "music",
+                                                "-w", wd, ok=False))
     new = json.loads(run("recommend", "d", "--text", "dance party tonight", "-k", "3", "-w", wd, "--json").stdout)
     assert len(new["recommendations"]) == 3
     # --category names a new post's path; the synthetic run's head has no category group
