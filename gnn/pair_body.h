@@ -73,40 +73,6 @@ static inline uint16_t f2bf(float x)
 #define MIX16(hu, e, g) _mm512_add_ps((hu), _mm512_mul_ps((e), (g)))
 #endif
 
-/* pair_body's float32 blocks, 16 values at a time: the same ops in the same
-   order, g and e_h * e_u held in registers. */
-static inline __attribute__((always_inline)) void pair_blocks_f32(
-    int64_t n_mod, const int64_t d, const float *const *y, const float *lam, const float *eh, const float *eu,
-    float *out)
-{
-    if (eu) {
-        __m512 g[16], hu[16]; /* d <= 256 */
-        for (int64_t v = 0; v < d / 16; ++v) {
-            const __m512 h = _mm512_loadu_ps(eh + 16 * v), u = _mm512_loadu_ps(eu + 16 * v);
-            g[v] = _mm512_add_ps(h, u);
-            hu[v] = _mm512_mul_ps(h, u);
-        }
-        for (int64_t m = 0; m < n_mod; ++m) {
-            const __m512 l = _mm512_set1_ps(lam[m]);
-            const float *ym = y[m];
-            for (int64_t v = 0; v < d / 16; ++v) {
-                const __m512 e = BLEND16(_mm512_loadu_ps(ym + 16 * v), l, _mm512_loadu_ps(ym + d + 16 * v));
-                _mm512_storeu_ps(out + m * d + 16 * v, MIX16(hu[v], e, g[v]));
-            }
-        }
-    } else {
-        for (int64_t m = 0; m < n_mod; ++m) {
-            const __m512 l = _mm512_set1_ps(lam[m]);
-            const float *ym = y[m];
-            for (int64_t v = 0; v < d / 16; ++v) {
-                const __m512 e = BLEND16(_mm512_loadu_ps(ym + 16 * v), l, _mm512_loadu_ps(ym + d + 16 * v));
-                _mm512_storeu_ps(out + m * d + 16 * v, _mm512_mul_ps(e, _mm512_loadu_ps(eh + 16 * v)));
-            }
-        }
-    }
-}
-#endif
-
 #if defined(__AVX512BF16__)
 /* f2bf on 16 floats at once, in integer ops */
 static inline __m256i f2bf16_soft(__m512 x)
@@ -130,6 +96,49 @@ static inline __m256i f2bf16(__m512 x)
 
 #endif
 
+/* pair_body's float32 blocks, 16 values at a time: the same ops in the same
+   order, g and e_h * e_u held in registers. */
+static inline __attribute__((always_inline)) void pair_blocks_f32(
+    int64_t n_mod, const int64_t d, const float *const *y, const float *lam, const float *eh, const float *eu,
+    float *out, uint16_t *bf)
+{
+    /* bf: write each vector rounded to bfloat16 there instead (f2bf16, the
+       conversion round_bf16 makes), never the float32 block */
+#if defined(__AVX512BF16__)
+#define STORE16(i, v) (bf ? _mm256_storeu_si256((__m256i *)(bf + (i)), f2bf16(v)) : _mm512_storeu_ps(out + (i), (v)))
+#else
+#define STORE16(i, v) _mm512_storeu_ps(out + (i), (v))
+#endif
+    if (eu) {
+        __m512 g[16], hu[16]; /* d <= 256 */
+        for (int64_t v = 0; v < d / 16; ++v) {
+            const __m512 h = _mm512_loadu_ps(eh + 16 * v), u = _mm512_loadu_ps(eu + 16 * v);
+            g[v] = _mm512_add_ps(h, u);
+            hu[v] = _mm512_mul_ps(h, u);
+        }
+        for (int64_t m = 0; m < n_mod; ++m) {
+            const __m512 l = _mm512_set1_ps(lam[m]);
+            const float *ym = y[m];
+            for (int64_t v = 0; v < d / 16; ++v) {
+                const __m512 e = BLEND16(_mm512_loadu_ps(ym + 16 * v), l, _mm512_loadu_ps(ym + d + 16 * v));
+                STORE16(m * d + 16 * v, MIX16(hu[v], e, g[v]));
+            }
+        }
+    } else {
+        for (int64_t m = 0; m < n_mod; ++m) {
+            const __m512 l = _mm512_set1_ps(lam[m]);
+            const float *ym = y[m];
+            for (int64_t v = 0; v < d / 16; ++v) {
+                const __m512 e = BLEND16(_mm512_loadu_ps(ym + 16 * v), l, _mm512_loadu_ps(ym + d + 16 * v));
+                STORE16(m * d + 16 * v, _mm512_mul_ps(e, _mm512_loadu_ps(eh + 16 * v)));
+            }
+        }
+    }
+#undef STORE16
+}
+#endif
+
+
 /* x rounded to bfloat16, n values, as f2bf each */
 static inline void round_bf16(const float *x, int64_t n, uint16_t *y)
 {
@@ -144,10 +153,13 @@ static inline void round_bf16(const float *x, int64_t n, uint16_t *y)
 
 /* One pair; inlined with d constant, so the d-loops unroll into whole
    vector registers. float32 throughout (a bfloat16 MLP gets p0 rounded
-   once, pair_mlp.c). */
-static inline __attribute__((always_inline)) void pair_body(
+   once, pair_mlp.c). With ``bf`` (a bfloat16 p0's block for this pair),
+   where the vector path runs, the block is written there rounded and 1 is
+   returned; otherwise the float32 block goes to p0 + out0 and 0 is
+   returned (the caller rounds it). */
+static inline __attribute__((always_inline)) int pair_body(
     int64_t pair, int64_t n, int64_t n_mod, const int64_t d, const v2ht_modality *mods,
-    const float *e_h, int64_t eh_post_stride, const float *e_u, float *p0, int64_t out0)
+    const float *e_h, int64_t eh_post_stride, const float *e_u, float *p0, int64_t out0, uint16_t *bf)
 {
     const int64_t p = pair / n, j = pair % n;
     const int64_t eh0 = p * eh_post_stride + j * d;
@@ -169,8 +181,12 @@ static inline __attribute__((always_inline)) void pair_body(
     }
 #if defined(__AVX512F__)
     if (d % 16 == 0 && d <= 256) {
-        pair_blocks_f32(n_mod, d, y, lam, e_h + eh0, e_u ? e_u + p * d : 0, p0 + out0);
-        return;
+        pair_blocks_f32(n_mod, d, y, lam, e_h + eh0, e_u ? e_u + p * d : 0, p0 + out0, bf);
+#if defined(__AVX512BF16__)
+        return bf != 0;
+#else
+        return 0;
+#endif
     }
 #endif
     if (e_u) {
@@ -194,6 +210,7 @@ static inline __attribute__((always_inline)) void pair_body(
                 p0[out0 + m * d + i] = BLEND(ym[i], l, dd[i]) * e_h[eh0 + i];
         }
     }
+    return 0;
 }
 
 #endif

@@ -24,7 +24,7 @@
 #define V2HT_PAIRS(D)                                                                       \
     _Pragma("omp parallel for num_threads(threads) schedule(static) if (threads > 1)")     \
     for (int64_t pair = 0; pair < pairs; ++pair)                                            \
-        pair_body(pair, n, n_mod, D, mods, e_h, eh_post_stride, e_u, p0, pair * n_mod * D)
+        pair_body(pair, n, n_mod, D, mods, e_h, eh_post_stride, e_u, p0, pair * n_mod * D, 0)
 
 /* float32 throughout. Returns 0, or -1 (nothing written) for more
    modalities than it holds. */
@@ -44,13 +44,16 @@ int v2ht_pair_input(int64_t pairs, int64_t threads, int64_t n, int64_t n_mod, in
 #define V2HT_PAIRS_BF16(D)                                                                  \
     _Pragma("omp for schedule(static)")                                                     \
     for (int64_t pair = 0; pair < pairs; ++pair) {                                          \
-        pair_body(pair, n, n_mod, D, mods, e_h, eh_post_stride, e_u, block, 0);             \
-        round_bf16(block, n_mod * D, p0 + pair * n_mod * D);                                \
+        if (!pair_body(pair, n, n_mod, D, mods, e_h, eh_post_stride, e_u, block, 0,         \
+                       p0 + pair * n_mod * D))                                              \
+            round_bf16(block, n_mod * D, p0 + pair * n_mod * D);                            \
     }
 
-/* p0 rounded to bfloat16 as it is written: each pair's float32 block, then
-   f2bf, the same values as torch's .to(bfloat16) of the float32 p0, without
-   a float32 tile going through memory and a second pass to round it (a
+/* p0 rounded to bfloat16 as it is written: each vector of the pair's
+   float32 values rounded in registers where the vector path runs (else its
+   float32 block, then f2bf), the same values as torch's .to(bfloat16) of the
+   float32 p0, without a float32 tile going through memory and a second
+   pass to round it (a
    bfloat16 MLP's input on a CPU whose bfloat16 GEMMs are torch's, AMX).
    Returns 0, or -1 (nothing written) for shapes it does not hold. */
 int v2ht_pair_input_bf16(int64_t pairs, int64_t threads, int64_t n, int64_t n_mod, int64_t d,

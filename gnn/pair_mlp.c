@@ -179,7 +179,7 @@ static inline __attribute__((always_inline)) void block_input(
     const float *e_h, int64_t eh_post_stride, const float *e_u, float *p0)
 {
     for (int64_t r = 0; r < rows; ++r)
-        pair_body(q0 + r, n, n_mod, d, mods, e_h, eh_post_stride, e_u, p0, r * n_mod * d);
+        pair_body(q0 + r, n, n_mod, d, mods, e_h, eh_post_stride, e_u, p0, r * n_mod * d, 0);
 }
 
 /* n floats to bfloat16 as torch's .to(torch.bfloat16) rounds them */
