@@ -152,6 +152,21 @@ def progress_bar(enabled: bool = True) -> Iterator:
         yield update
 
 
+def category_path(category: str | None, post: str | None) -> list[str]:
+    """--category 'food > noodles' as a path; one-line errors for a data-set
+    post (it has its own) and for a path that names nothing."""
+    from ..kg.records import parse_category_path
+
+    if category is None:
+        return []
+    if post is not None:
+        raise V2HTError("--category describes a new post: --post reads the post's own categories")
+    path = parse_category_path(category)
+    if not path:
+        raise V2HTError(f"--category {category!r}: name at least one category, as 'food > noodles'")
+    return path
+
+
 def fail(message: str) -> None:
     from rich.markup import escape
 

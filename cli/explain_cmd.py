@@ -9,7 +9,7 @@ import typer
 
 from ..kg.errors import V2HTError
 from ..kg.workdir import Workdir
-from .common import JsonOpt, StoreOpt, WorkdirOpt, console, print_json
+from .common import JsonOpt, StoreOpt, WorkdirOpt, category_path, console, print_json
 
 
 def _run_workdir(wd: Optional[Path], run_cfg: dict | None) -> Path:
@@ -76,19 +76,6 @@ def explain(
     render(expl, console)
     if out is not None:
         console.print(f"drawing written to {out}")
-
-
-def category_path(category: str | None, post: str | None) -> list[str]:
-    """--category 'food > noodles' as a path; one-line errors for a data-set
-    post (it has its own) and for a path that names nothing."""
-    if category is None:
-        return []
-    if post is not None:
-        raise V2HTError("--category describes a new post: --post reads the post's own categories")
-    path = [c.strip() for c in category.split(">") if c.strip()]
-    if not path:
-        raise V2HTError(f"--category {category!r}: name at least one category, as 'food > noodles'")
-    return path
 
 
 def explain_suggestions(run, store, *, post: str | None = None, text: str | None = None, user: str | None = None,

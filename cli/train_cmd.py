@@ -10,7 +10,8 @@ from rich.table import Table
 from ..gnn.config import DEFAULT_CANDIDATES
 from ..kg.errors import DataError, V2HTError
 from ..kg.workdir import Workdir
-from .common import JsonOpt, StoreOpt, WorkdirOpt, check_options, console, err_console, print_json, workdir
+from .common import (JsonOpt, StoreOpt, WorkdirOpt, category_path, check_options, console, err_console, print_json,
+                     workdir)
 
 VARIANTS = ("hybrid", "paper", "full", "wo_u", "wo_p", "wo_up")
 PROTOCOL_HELP = ("deployed (history = every post before the test period, the headline) | "
@@ -283,8 +284,6 @@ def recommend(
     check_options(k=k, device=device, candidates=candidates)
     if (post is None) == (text is None and video is None):
         raise V2HTError("give either --post ID or --text \"...\" and/or --video FILE (with --user U)")
-    from .explain_cmd import category_path
-
     path = category_path(category, post)
     pending_tokens = None
     if text is not None and video is None:

@@ -81,9 +81,8 @@ class Baselines:
     def __init__(self, data, protocol: str = DEFAULT_PROTOCOL):
         self.data = data
         self.protocol = check_protocol(protocol)
-        cats = any(getattr(data, "categories", None) or [])
         # the baselines this data set supports, in report order
-        self.names = NAMES + (CATEGORY_NAMES if cats else ())
+        self.names = NAMES + (CATEGORY_NAMES if any(data.categories) else ())
         self.params: dict[str, dict] = {}
         self._signals: dict[str, SplitSignals] = {}
 

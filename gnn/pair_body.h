@@ -96,9 +96,9 @@ static inline __m256i f2bf16(__m512 x)
 
 #endif
 
-/* pair_body's float32 blocks, 16 values at a time: the same ops in the same
+/* pair_body's blocks, 16 float32 values at a time: the same ops in the same
    order, g and e_h * e_u held in registers. */
-static inline __attribute__((always_inline)) void pair_blocks_f32(
+static inline __attribute__((always_inline)) void pair_blocks(
     int64_t n_mod, const int64_t d, const float *const *y, const float *lam, const float *eh, const float *eu,
     float *out, uint16_t *bf)
 {
@@ -181,7 +181,7 @@ static inline __attribute__((always_inline)) int pair_body(
     }
 #if defined(__AVX512F__)
     if (d % 16 == 0 && d <= 256) {
-        pair_blocks_f32(n_mod, d, y, lam, e_h + eh0, e_u ? e_u + p * d : 0, p0 + out0, bf);
+        pair_blocks(n_mod, d, y, lam, e_h + eh0, e_u ? e_u + p * d : 0, p0 + out0, bf);
 #if defined(__AVX512BF16__)
         return bf != 0;
 #else

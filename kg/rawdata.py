@@ -27,12 +27,11 @@ import numpy as np
 
 from .errors import DataError
 from .fsio import named
-from .records import UNKNOWN_USER, Post
+from .records import UNKNOWN_USER, Post, parse_category_path
 
 FEATURE_MODALITIES = ("visual", "acoustic")
 FEATURE_DTYPES = (np.dtype("float16"), np.dtype("float32"))
 CSV_COLUMNS = ("id", "user", "hashtags", "text", "time", "split", "categories")
-_CSV_CATEGORY_SEP = ">"  # a path: "fashion > outfits"
 _CSV_TAG_SEP = re.compile(r"[\s,]+")
 
 
@@ -131,7 +130,7 @@ def _read_csv(path: Path) -> Iterator[tuple[int, Post]]:
                 text=row.get("text") or "",
                 time=(row.get("time") or "").strip() or None,
                 split=split,
-                categories=[c.strip() for c in (row.get("categories") or "").split(_CSV_CATEGORY_SEP) if c.strip()],
+                categories=parse_category_path(row.get("categories")),
             )
 
 

@@ -66,6 +66,14 @@ class Post:
         )
 
 
+CATEGORY_SEP = ">"  # a category path as text: "fashion > outfits"
+
+
+def parse_category_path(text: str | None) -> list[str]:
+    """'fashion > outfits' as ["fashion", "outfits"]; blank names dropped."""
+    return [c.strip() for c in (text or "").split(CATEGORY_SEP) if c.strip()]
+
+
 def write_posts_jsonl(posts: Iterable[Post], path: Path) -> int:
     n = 0
     with named(path), open(path, "w", encoding="utf-8") as f:

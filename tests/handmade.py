@@ -16,6 +16,20 @@ def _jsonl(path: Path, rows: list[dict]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+# posts with category paths (kg.records.Post.categories), for the category baselines and features
+CAT_TAGS = ["soup", "noodle", "dance", "song"]
+CAT_POSTS = [("train", 0, ["soup"], "hot bowl", ["food", "cooking"]),
+             ("train", 0, ["soup", "noodle"], "lunch time", ["food", "cooking"]),
+             ("train", 0, ["noodle"], "street stall", ["food", "street"]),
+             ("train", 0, ["dance"], "stage night", ["music", "dance"]),
+             ("train", 0, ["song"], "stage night", ["music", "singing"]),
+             ("train", 0, ["song"], "kitchen song", ["music", "cooking"]),  # cooking under music: not food's
+             ("valid", 0, ["soup"], "bowl", ["food", "cooking"]),
+             ("test", 0, ["noodle"], "new place", ["food", "cooking"]),
+             ("test", 0, ["song"], "nothing", ["music"]),
+             ("test", 0, ["dance"], "blank", ["circus"])]
+
+
 def write_dataset(root: Path, tags: list[str], posts: list[tuple], users: list[str] | None = None,
                   longtail_threshold: int = 3) -> Path:
     """``posts``: (split, user index, [tag names], "text tokens"[, [category

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gnn_fixtures import write_prepared
-from handmade import write_dataset
+from handmade import CAT_POSTS, CAT_TAGS, write_dataset
 from v2ht_kg.gnn.baselines import Baselines, random_scores
 from v2ht_kg.gnn.data import TrainingData
 from v2ht_kg.gnn.history import History
@@ -180,19 +180,6 @@ def test_oracle_is_the_ceiling_of_every_bar(data):
         assert r10["need"] == pytest.approx(res["user_history"]["overall"]["recall@10"] * 1.1)
     finally:
         data.oov[:] = saved
-
-
-CAT_TAGS = ["soup", "noodle", "dance", "song"]
-CAT_POSTS = [("train", 0, ["soup"], "hot bowl", ["food", "cooking"]),
-             ("train", 0, ["soup", "noodle"], "lunch time", ["food", "cooking"]),
-             ("train", 0, ["noodle"], "street stall", ["food", "street"]),
-             ("train", 0, ["dance"], "stage night", ["music", "dance"]),
-             ("train", 0, ["song"], "stage night", ["music", "singing"]),
-             ("train", 0, ["song"], "kitchen song", ["music", "cooking"]),  # cooking under music: not food's
-             ("valid", 0, ["soup"], "bowl", ["food", "cooking"]),
-             ("test", 0, ["noodle"], "new place", ["food", "cooking"]),
-             ("test", 0, ["song"], "nothing", ["music"]),
-             ("test", 0, ["dance"], "blank", ["circus"])]
 
 
 def test_category_shares_lift_and_baselines_on_hand_made_posts(tmp_path):

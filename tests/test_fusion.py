@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from handmade import graph, write_dataset
+from handmade import CAT_POSTS, CAT_TAGS, graph, write_dataset
 from v2ht_kg.gnn.data import TrainingData
 from v2ht_kg.gnn.fusion import FusionHead, SplitFeatures, evaluate_head, feature_names, fit_fusion, type_adjacency
 from v2ht_kg.gnn.history import History
@@ -170,8 +170,6 @@ def test_results_measure_graph_semantics_where_the_minilm_groups_are_on(tmp_path
 
 
 def test_category_group_reads_the_lift_and_a_new_post_has_none(tmp_path):
-    from test_baselines import CAT_POSTS, CAT_TAGS
-
     write_dataset(tmp_path / "d", CAT_TAGS, CAT_POSTS)
     data = TrainingData.build(tmp_path / "d", None, seed=0, w2v_dim=8)
     hist = History(data, known_rows(data, "test", "deployed"))
