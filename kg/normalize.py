@@ -63,6 +63,12 @@ _ASCII_ALNUM = re.compile(r"[a-z0-9]+")
 # Inline hashtags would leak the answers into the text modality; mentions and
 # URLs carry no words.
 _TEXT_DROP = re.compile(r"https?://\S+|www\.\S+|[#@]\S+", re.IGNORECASE)
+# ... except a mention in Han script: on Chinese platforms it is a display
+# name, and captions name the platform's own programmes that way
+# (@推广小助手, @今天拍点啥), whose names are tags too (kuairec). Its name
+# stays as words; the "(id)" Kuaishou appends goes. A Latin @handle is an
+# identifier and is still dropped.
+_HAN_MENTION = re.compile(r"@([^\s@#(]*[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff][^\s@#(]*)(?:\([^)]*\))?")
 _IRREGULAR_PLURALS = {
     "men": "man", "women": "woman", "children": "child", "feet": "foot",
     "teeth": "tooth", "mice": "mouse", "geese": "goose",
@@ -365,7 +371,8 @@ class Normalizer:
 
     def tokens(self, text: str, max_tokens: int | None = None) -> list[str]:
         """Lemmatised content words of a text, in order: no stop words,
-        punctuation, URLs, @mentions, inline #tags or tokens without letters."""
+        punctuation, URLs, @mentions (but the name of one in Han script),
+        inline #tags or tokens without letters."""
         return self.tokens_many([text], max_tokens)[0]
 
     def tokens_many(self, texts: Iterable[str], max_tokens: int | None = None) -> list[list[str]]:
@@ -373,8 +380,8 @@ class Normalizer:
             return [[] for _ in texts]
         # Raw tweets carry HTML entities ("&nbsp;"); NFKC then turns the
         # resulting no-break space into a space.
-        cleaned = (_TEXT_DROP.sub(" ", unicodedata.normalize("NFKC", html.unescape(t)).lower())
-                   for t in texts)
+        cleaned = (_TEXT_DROP.sub(" ", _HAN_MENTION.sub(r" \1 ", unicodedata.normalize("NFKC", html.unescape(t))
+                                                         .lower())) for t in texts)
         out: list[list[str]] = []
         zh_stop = cjk.stop_words()
         # The lemmatizer pipe is bypassed: a cached lookup in the same table is

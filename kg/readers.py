@@ -22,9 +22,6 @@ from .records import UNKNOWN_USER, Post
 
 FORMATS = ("twitter-hashtags-2013", "tweets2011", "kuairec", "jsonl", "csv", "synthetic")
 INLINE_TAG = re.compile(r"#\w+", re.UNICODE)
-# A Kuaishou caption's @mention (@推广小助手, @周同学(O1951804829)): the
-# account's name, then an optional (id) the app appends
-KUAISHOU_MENTION = re.compile(r"@([^\s@(（]+)(?:[(（][^)）]*[)）])?")
 MAX_LINE_CHARS = 1_000_000
 
 
@@ -183,10 +180,6 @@ def read_kuairec(root: Path, bad: BadLines) -> Iterator[Post]:
         # knows at upload; it goes first so that the token cap keeps it.
         names = [(row.get(f"{lv}_level_category_name") or "").strip() for lv in ("first", "second", "third")]
         text = INLINE_TAG.sub(" ", " ".join(x for x in (*names, cover, caption) if x and x != "UNKNOWN"))
-        # Mentions name the platform's own programmes (@推广小助手,
-        # @快手创作者服务中心, @今天拍点啥), whose names are also tags, so
-        # they stay in the text as words; the normaliser drops @handles
-        text = KUAISHOU_MENTION.sub(r" \1 ", text)
         # the path as categories: its levels up to the first unknown one
         cats = list(itertools.takewhile(lambda c: c and c != "UNKNOWN", names))
         yield Post(id=vid, user=UNKNOWN_USER, hashtags=tags, text=text, categories=cats)

@@ -121,6 +121,17 @@ def test_text_tokens(norm):
     assert norm.tokens("mixtape #MusikAmerica.com fish&amp;chips&nbsp;now") == ["mixtape", "fish&chips"]
 
 
+def test_han_mentions_keep_their_names(norm):
+    """A Chinese platform's @mention is a display name that can name a tagged
+    programme (@推广小助手, tag 推广小助手): its words stay, the "(id)" the
+    app appends goes; Latin @handles are still dropped."""
+    toks = norm.tokens("谢谢@推广小助手@周同学(O1951804829) 好看 @nytimes 真的")
+    assert toks == ["谢谢", "推广", "助手", "周", "同学", "好看", "真的"]
+    # full-width brackets are folded by NFKC before the id is cut
+    assert norm.tokens("@快手官方大哥（O12）") == ["快手", "官方", "大哥"]
+    assert norm.tokens("@bob_smith great story @x") == ["great", "story"]
+
+
 def test_chinese_text_is_cut_into_words_without_particles(norm):
     # one clause without spaces used to be one token that no other post had
     toks = norm.tokens("邓紫棋酒店隔离，洗手间大放歌喉。高品质裤子的厂家 关注我吧")

@@ -58,24 +58,6 @@ def test_kuairec_text_carries_the_category_path(tmp_path: Path):
     assert [p.categories for p in posts] == [["美食", "美食日常"], ["喜剧"]]
 
 
-def test_kuairec_mentions_stay_as_words(tmp_path: Path):
-    """@推广小助手 names the programme whose tag it is: the reader keeps the
-    account's name (without the app's (id)), so the normaliser, which drops
-    @handles, still sees its words."""
-    from v2ht_kg.kg.normalize import Normalizer
-
-    f = tmp_path / "kuairec_caption_category.csv"
-    f.write_text("video_id,caption,topic_tag\n"
-                 "5,谢谢@推广小助手@周同学(O1951804829) 好看,[推广小助手]\n", encoding="utf-8")
-    post = next(read_posts(f, "kuairec")[0])
-    assert "@" not in post.text and "O1951804829" not in post.text
-    assert "推广小助手" in post.text and "周同学" in post.text
-    tokens = Normalizer().tokens(post.text)
-    assert {"推广", "助手"} <= set(tokens)
-    # the same caption with the @ kept loses the account's words
-    assert not {"推广", "助手"} & set(Normalizer().tokens("谢谢@推广小助手 好看"))
-
-
 def _twitter_dir(tmp_path: Path, train: bytes) -> Path:
     d = tmp_path / "tw"
     d.mkdir()
