@@ -328,14 +328,19 @@ def recommend(
                    features=features, candidates=n_cand, categories=path)
     t_scored = process_seconds()
     lt = {h.name for h in ds.hashtags if h.longtail}
-    items = [{"rank": i + 1, "tag": t, "score": s, "longtail": t in lt, "true": t in truth} for i, (t, s) in enumerate(recs)]
+    # the spelling posts used most (the canonical name is the graph's: words
+    # joined by spaces, "team follow back", "作品 推广"), for a user to paste
+    written = {h.name: h.surfaces[0] if h.surfaces else h.name for h in ds.hashtags}
+    items = [{"rank": i + 1, "tag": t, "surface": written.get(t, t), "score": s, "longtail": t in lt,
+              "true": t in truth} for i, (t, s) in enumerate(recs)]
     if not json_out:
         t = Table(title=f"top-{k} hashtags" + (f" for post {post}" if post else ""))
-        for c in ("rank", "hashtag", "score", "long-tail", "true"):
-            t.add_column(c)
+        shown = any(x["surface"] != x["tag"] for x in items)
+        for c in ("rank", "hashtag") + (("as written",) if shown else ()) + ("score", "long-tail", "true"):
+            t.add_column(c, overflow="fold")  # folded, never cut with an ellipsis: a tag to copy
         for x in items:
-            t.add_row(str(x["rank"]), x["tag"], f"{x['score']:.4f}", "yes" if x["longtail"] else "",
-                      "✓" if x["true"] else "")
+            t.add_row(str(x["rank"]), x["tag"], *(("#" + x["surface"],) if shown else ()), f"{x['score']:.4f}",
+                      "yes" if x["longtail"] else "", "✓" if x["true"] else "")
         console.print(t)
         if truth:
             console.print(f"true hashtags: {', '.join(truth)}")

@@ -121,6 +121,9 @@ def test_default_model_train_evaluate_recommend(tmp_path):
                 if json.loads(l)["split"] == "test")
     rec = json.loads(run("recommend", "d", "--post", post, "-k", "5", "-w", wd, "--json").stdout)
     assert len(rec["recommendations"]) == 5
+    # each tag also as posts spelt it most (the canonical name joins its words with spaces)
+    spelt = {h["name"]: h["surfaces"][0] for h in map(json.loads, (Path(wd) / "data" / "hashtags.jsonl").open())}
+    assert all(r["surface"] == spelt[r["tag"]] for r in rec["recommendations"])
     assert abs(sum(r["score"] for r in rec["recommendations"])) <= 1.0 + 1e-6  # softmax shares
     top = rec["recommendations"][0]["tag"]
     ex = json.loads(run("explain", "d", "--post", post, "--tag", top, "-w", wd, "--json").stdout)
