@@ -30,6 +30,21 @@ def _t(kind: str) -> str:
     return f"[{RICH_COLOURS.get(kind, 'white')}]{kind}[/]"
 
 
+_NUM = "#"  # a column name's prefix: numbers, right-aligned and never wrapped
+
+
+def _table(*columns: str) -> Table:
+    """A table that stays readable at 80 columns: numbers keep every digit
+    (no wrap, no ellipsis), names and evidence fold onto more lines."""
+    t = Table(show_edge=False)
+    for c in columns:
+        if c.startswith(_NUM):
+            t.add_column(c[len(_NUM):], justify="right", no_wrap=True, min_width=5)
+        else:
+            t.add_column(c, overflow="fold", ratio=2 if c == "evidence" else 1)
+    return t
+
+
 # --------------------------------------------------------------------------- rich
 def render(expl: dict, console: Console) -> None:
     tag = expl["tag"]
@@ -74,21 +89,18 @@ def render(expl: dict, console: Console) -> None:
     if prop:
         node = root.add(f"learned propagation (alpha {prop['alpha']}, {prop['layers']} GCN layers; "
                         f"shares of e'(h), sum to 1)")
-        t = Table(show_edge=False)
-        t.add_column("neighbour", no_wrap=True)
-        for c in ("type", "evidence", "A", "A'"):
-            t.add_column(c)
-        for i in range(prop["layers"]):
-            t.add_column(f"layer {i + 1}", justify="right")
-        t.add_column("via all layers", justify="right")
+        # no evidence column: the store's table below has each edge's evidence,
+        # and without it the numbers keep their digits at 80 columns
+        t = _table("neighbour", "type", *(_NUM + c for c in ["A", "A'"] + [f"layer {i + 1}" for i in
+                                                                          range(prop["layers"])] + ["all layers"]))
         me = prop["self"]
-        t.add_row("(self)", "", "", "", _f(me["A_prime"]), *[_f(x) for x in me["layer_shares"]], _f(me["source_share"]))
+        t.add_row("(self)", "", "", _f(me["A_prime"]), *[_f(x) for x in me["layer_shares"]], _f(me["source_share"]))
         shown = prop["neighbours"][:TABLE_ROWS]
         for n in shown:
-            t.add_row(n["tag"], _t(n["type"]), n.get("evidence") or "", _f(n["A"]), _f(n["A_prime"]),
+            t.add_row(n["tag"], _t(n["type"]), _f(n["A"]), _f(n["A_prime"]),
                       *[_f(x) for x in n["layer_shares"]], _f(n["source_share"]))
         if prop.get("residual_share") is not None:
-            t.add_row("(residual e(h))", "", "", "", "", *[""] * (prop["layers"] - 1), _f(prop["residual_share"]), "")
+            t.add_row("(residual e(h))", "", "", "", *[""] * (prop["layers"] - 1), _f(prop["residual_share"]), "")
         node.add(t)
         more = len(prop["neighbours"]) - len(shown)
         if more > 0:
@@ -104,10 +116,7 @@ def render(expl: dict, console: Console) -> None:
     g = expl.get("graph") or {}
     node = root.add("graph evidence (store): " + ", ".join(
         f"{_t(k)} {v}" for k, v in (g.get("totals") or {}).items()))
-    t = Table(show_edge=False)
-    t.add_column("neighbour", no_wrap=True)
-    for c in ("type", "weight", "evidence", "uses"):
-        t.add_column(c)
+    t = _table("neighbour", "type", _NUM + "weight", "evidence", _NUM + "uses")
     for kind, rows in (g.get("neighbours") or {}).items():
         for r in rows:
             t.add_row(r["tag"], _t(kind), _f(r["weight"]), r["evidence"], _f(r.get("count")))

@@ -161,6 +161,13 @@ def test_drawings(world, tmp_path):
     render(e, con)
     txt = con.export_text()
     assert pl["neighbour"] in txt and "without propagation" in txt
+    # at 80 columns the tables fold names and keep every number whole
+    narrow = Console(record=True, width=80)
+    render(e, narrow)
+    txt80 = narrow.export_text()
+    assert "…" not in txt80 and max(len(line) for line in txt80.splitlines()) <= 80
+    prop = e["propagation"]
+    assert f"{prop['self']['A_prime']:.3f}" in txt80 and f"{prop['self']['source_share']:.3f}" in txt80
     with pytest.raises(V2HTError):
         draw(e, tmp_path / "x.svg")
 
