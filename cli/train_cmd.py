@@ -43,10 +43,11 @@ def _modalities(value: Optional[str]) -> list[str] | None:
 def _metrics_table(title: str, rows: dict[str, dict]) -> Table:
     keys = ["recall@5", "ndcg@5", "hit@5", "recall@10", "ndcg@10", "hit@10"]
     t = Table(title=title)
-    t.add_column("model", no_wrap=True)
+    t.add_column("model", overflow="fold")  # at 80 columns the names fold, the headers stay whole
     for k in keys:
-        t.add_column(k.replace("recall", "R").replace("ndcg", "NDCG").replace("hit", "Hit"), justify="right")
-    t.add_column("posts", justify="right")
+        head = k.replace("recall", "R").replace("ndcg", "NDCG").replace("hit", "Hit")
+        t.add_column(head, justify="right", no_wrap=True, min_width=len(head))
+    t.add_column("posts", justify="right", no_wrap=True)
     for name, m in rows.items():
         t.add_row(name, *[f"{m.get(k, float('nan')):.4f}" for k in keys], str(m.get("n_posts", "")))
     return t
