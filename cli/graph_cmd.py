@@ -97,18 +97,39 @@ def build(
                   f"seconds: {summary['seconds']}")
 
 
-def _rows_table(keys: list[str], rows: list[dict], title: str | None = None) -> Table:
+def _rows_table(keys: list[str], rows: list[dict], title: str | None = None):
+    """Rows as a table, or, where its columns would not fit the terminal
+    without squeezing each to a few letters, as one key: value block per row
+    (psql's expanded display)."""
     import json
+
+    from rich.console import Group
+    from rich.measure import Measurement
+    from rich.rule import Rule
 
     # Evidence columns of other relation types are null on every row: hide
     # them (--json keeps every key).
     keys = [k for k in keys if any(r.get(k) is not None for r in rows)] or keys
+    cells = [[v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
+              for v in (r.get(k) for k in keys)] for r in rows]
     t = Table(title=title)
     for k in keys:
         t.add_column(k)
-    for r in rows:
-        t.add_row(*[v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str) for v in (r.get(k) for k in keys)])
-    return t
+    for c in cells:
+        t.add_row(*c)
+    # minimum: every column as wide as its longest word; wider than the
+    # terminal, words would be cut
+    if not rows or Measurement.get(console, console.options.update_width(1 << 20), t).minimum <= console.width:
+        return t
+    blocks = [Rule(title, style="dim")] if title else []
+    for i, c in enumerate(cells, 1):
+        g = Table.grid(padding=(0, 1))
+        g.add_column(style="bold", no_wrap=True)
+        g.add_column(overflow="fold")
+        for k, v in zip(keys, c):
+            g.add_row(k, v)
+        blocks += [Rule(f"row {i}", style="dim", align="left"), g]
+    return Group(*blocks)
 
 
 def cypher(

@@ -149,3 +149,25 @@ def test_default_model_train_evaluate_recommend(tmp_path):
                         "--threads", "1", "-w", wd, "--json").stdout)
     assert 0 <= pe["test"]["overall"]["recall@10"] <= 1
     assert json.loads((Path(wd) / "runs" / "pe" / "config.json").read_text())["propagate_every"] == 3
+
+
+def test_wide_query_rows_go_one_block_a_row_on_a_narrow_terminal(monkeypatch):
+    """Eleven columns at 60 columns would cut every word: each row is then a
+    key: value block, with every value whole; a wide terminal keeps the table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from v2ht_kg.cli import graph_cmd
+
+    keys = [f"column_{i}" for i in range(11)]
+    rows = [{k: f"value-{i}-{j}" for j, k in enumerate(keys)} for i in range(3)]
+    narrow = Console(width=60, record=True)
+    monkeypatch.setattr(graph_cmd, "console", narrow)
+    view = graph_cmd._rows_table(keys, rows, title="q")
+    assert not isinstance(view, Table)
+    narrow.print(view)
+    text = narrow.export_text()
+    assert "row 3" in text and all(f"value-{i}-{j}" in text for i in range(3) for j in range(11))
+    assert "…" not in text
+    monkeypatch.setattr(graph_cmd, "console", Console(width=400))
+    assert isinstance(graph_cmd._rows_table(keys, rows), Table)
