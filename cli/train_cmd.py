@@ -340,7 +340,7 @@ def recommend(
         for c in ("rank", "hashtag") + (("as written",) if shown else ()) + ("score", "long-tail", "true"):
             t.add_column(c, overflow="fold")  # folded, never cut with an ellipsis: a tag to copy
         for x in items:
-            t.add_row(str(x["rank"]), x["tag"], *(("#" + x["surface"],) if shown else ()), f"{x['score']:.4f}",
+            t.add_row(str(x["rank"]), x["tag"], *(("#" + x["surface"].lstrip("#"),) if shown else ()), f"{x['score']:.4f}",
                       "yes" if x["longtail"] else "", "✓" if x["true"] else "")
         console.print(t)
         if truth:

@@ -34,7 +34,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--top", type=int, default=15, help="most missed tags to list")
     a = ap.parse_args()
-    run = load_run(next((a.workdir / "runs" / "headline").glob(f"v2ht-*-seed{a.seed}")))
+    found = sorted((a.workdir / "runs" / "headline").glob(f"v2ht-*-seed{a.seed}"))
+    if not found:
+        raise SystemExit(f"error: {a.workdir}: no runs/headline/v2ht-*-seed{a.seed} (run "
+                         "`RESULTS_WORKDIR=... bash scripts/results.sh kuairec` first)")
+    run = load_run(found[0])
     data = run.data
     ds = PreparedDataset(a.workdir / "data")
     names = [h.name for h in ds.hashtags]
