@@ -93,7 +93,6 @@ def run_headline(wd: Workdir, seeds: Sequence[int] = (0, 1, 2), *, epochs: int =
     rows = ablations(ds, neural_row)
     t_all = time.time()
     res: dict = {"rows": {p: {} for p in PROTOCOLS}, "per_seed": {}, "seconds": {}}
-    base_names = BASELINE_LABELS if has_users else CONTENT_BASELINES
     paper_runs, fits = [], {label: [] for label in rows}
     newuser_model: dict | None = None
     baselines_out: dict = {}
@@ -119,7 +118,7 @@ def run_headline(wd: Workdir, seeds: Sequence[int] = (0, 1, 2), *, epochs: int =
             for p in PROTOCOLS:
                 say(f"baselines ({p})")
                 b = Baselines(data, p)
-                baselines_out[p] = b.evaluate("test", [n for n in b.names if n in base_names])
+                baselines_out[p] = b.evaluate("test", [n for n in b.names if has_users or n in CONTENT_BASELINES])
                 if p == "deployed":
                     baselines_obj = b
         graph = load_graph(wd.graph, [h.name for h in ds.hashtags], ds.fingerprint)

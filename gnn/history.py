@@ -40,6 +40,22 @@ def _prefix(path: Sequence[str], level: int) -> str:
     return "\x1f".join(path[:level + 1])
 
 
+def _prefix_incidence(paths: Sequence[Sequence[str]], level: int, vocab: dict[str, int],
+                      grow: bool = False) -> sp.csr_matrix:
+    """(paths x prefixes) 0/1 matrix of each path's prefix at ``level``: a
+    path without that level, or (unless ``grow`` adds it to ``vocab``) with a
+    prefix ``vocab`` lacks, has an empty row."""
+    r, c = [], []
+    for i, path in enumerate(paths):
+        if len(path) > level:
+            key = _prefix(path, level)
+            j = vocab.setdefault(key, len(vocab)) if grow else vocab.get(key)
+            if j is not None:
+                r.append(i)
+                c.append(j)
+    return sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(paths), len(vocab)))
+
+
 def incidence(tag_lists: Sequence[Sequence[int]], n_cols: int) -> sp.csr_matrix:
     ptr = np.cumsum([0] + [len(t) for t in tag_lists])
     ids = np.fromiter((t for ts in tag_lists for t in ts), dtype=np.int64, count=int(ptr[-1]))
@@ -296,26 +312,11 @@ class History:
             known_paths = [self.data.categories[r] for r in self.known]
             for lv in range(CATEGORY_LEVELS):
                 vocab: dict[str, int] = {}
-                r, c = [], []
-                for i, path in enumerate(known_paths):
-                    if len(path) > lv:
-                        r.append(i)
-                        c.append(vocab.setdefault(_prefix(path, lv), len(vocab)))
-                q = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(known_paths), len(vocab)))
+                q = _prefix_incidence(known_paths, lv, vocab, grow=True)
                 n = np.asarray(q.sum(axis=0)).ravel()
                 table = sp.diags(1.0 / (n + 1.0)) @ (q.T @ self.X)
                 self._cat.append((vocab, table.tocsr()))
-        out = []
-        for lv, (vocab, table) in enumerate(self._cat):
-            r, c = [], []
-            for i, path in enumerate(paths):
-                j = vocab.get(_prefix(path, lv)) if len(path) > lv else None
-                if j is not None:
-                    r.append(i)
-                    c.append(j)
-            q = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(paths), table.shape[0]))
-            out.append((q @ table).tocsr())
-        return out
+        return [(_prefix_incidence(paths, lv, vocab) @ table).tocsr() for lv, (vocab, table) in enumerate(self._cat)]
 
     def category_lift(self, paths: Sequence[Sequence[str]]) -> list[sp.csr_matrix]:
         """category_share over the tag's share of all known posts, log1p:

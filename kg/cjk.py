@@ -16,8 +16,10 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-# CJK Unified Ideographs, Extension A and the compatibility block.
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# CJK Unified Ideographs, Extension A and the compatibility block (the
+# inside of a regex character class).
+HAN_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_HAN = re.compile(f"[{HAN_RANGES}]")
 
 
 def has_han(s: str) -> bool:

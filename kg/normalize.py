@@ -68,11 +68,18 @@ _TEXT_DROP = re.compile(r"https?://\S+|www\.\S+|[#@]\S+", re.IGNORECASE)
 # (@推广小助手, @今天拍点啥), whose names are tags too (kuairec). Its name
 # stays as words; the "(id)" Kuaishou appends goes. A Latin @handle is an
 # identifier and is still dropped.
-_HAN_MENTION = re.compile(r"@([^\s@#(]*[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff][^\s@#(]*)(?:\([^)]*\))?")
+_HAN_MENTION = re.compile(rf"@([^\s@#(]*[{cjk.HAN_RANGES}][^\s@#(]*)(?:\([^)]*\))?")
 _IRREGULAR_PLURALS = {
     "men": "man", "women": "woman", "children": "child", "feet": "foot",
     "teeth": "tooth", "mice": "mouse", "geese": "goose",
 }
+
+
+def _clean_text(text: str) -> str:
+    """HTML entities decoded, NFKC, lower case; Han @mentions as their names;
+    URLs, other @mentions and inline #tags gone."""
+    text = unicodedata.normalize("NFKC", html.unescape(text)).lower()
+    return _TEXT_DROP.sub(" ", _HAN_MENTION.sub(r" \1 ", text))
 
 
 def _read_word_list(name: str) -> list[str]:
@@ -380,8 +387,7 @@ class Normalizer:
             return [[] for _ in texts]
         # Raw tweets carry HTML entities ("&nbsp;"); NFKC then turns the
         # resulting no-break space into a space.
-        cleaned = (_TEXT_DROP.sub(" ", _HAN_MENTION.sub(r" \1 ", unicodedata.normalize("NFKC", html.unescape(t))
-                                                         .lower())) for t in texts)
+        cleaned = (_clean_text(t) for t in texts)
         out: list[list[str]] = []
         zh_stop = cjk.stop_words()
         # The lemmatizer pipe is bypassed: a cached lookup in the same table is
