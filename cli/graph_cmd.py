@@ -282,8 +282,60 @@ def store_status(wd: Optional[Path] = WorkdirOpt, store: Optional[str] = StoreOp
     if json_out:
         print_json(out)
     else:
-        console.print(out)
+        console.print(_status_view(out))
     if out["problems"]:
         from .common import err_console
 
         err_console.print("warning: " + "; ".join(out["problems"]), markup=False, highlight=False, soft_wrap=True)
+
+
+def _status_view(out: dict):
+    """`store status` for a reader: the build marker as key: value lines and
+    the counts as two narrow tables side by side (--json keeps the dict)."""
+    import json
+
+    from rich.columns import Columns
+    from rich.console import Group
+
+    b = out["build"]
+    lines = Table.grid(padding=(0, 2))
+    lines.add_column(style="bold")
+    lines.add_column(overflow="fold")
+    if b is None:
+        lines.add_row("build", "none (this store was never built: `v2ht-kg build`)")
+    else:
+        lines.add_row("build", f"{b.get('status', '?')}, started {b.get('started', '?')}"
+                      + (f", finished {b['finished']}" if b.get("finished") else ""))
+        for key in ("source", "fingerprint", "graph_sha"):
+            if b.get(key) is not None:
+                lines.add_row(key, str(b[key]))
+        sizes = [f"{b[k]:,} {label}" for k, label in (("hashtags", "hashtags"), ("edges", "typed edges"),
+                                                       ("tagged", "TAGGED")) if isinstance(b.get(k), int)]
+        if sizes:
+            lines.add_row("loaded", ", ".join(sizes))
+        params = b.get("graph_params")
+        if params:
+            try:
+                params = ", ".join(f"{k} {v}" for k, v in json.loads(params).items())
+            except (TypeError, ValueError, AttributeError):
+                params = str(params)
+            lines.add_row("relations", params)
+
+    def counts(title: str, d: dict) -> Table:
+        t = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 1))
+        t.add_column()
+        t.add_column(justify="right")
+        for k, n in d.items():
+            t.add_row(k, f"{n:,}")
+        if not d:
+            t.add_row("(none)", "")
+        return t
+
+    c = out["counts"]
+    problems = "; ".join(out["problems"]) or "none (store, data/ and graph.pt agree)"
+    tail = Table.grid(padding=(0, 2))
+    tail.add_column(style="bold")
+    tail.add_column(overflow="fold")
+    tail.add_row("problems", problems)
+    return Group(lines, "", Columns([counts("nodes", c["nodes"]), counts("edges", c["edges"])], padding=(0, 6)),
+                 "", tail)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -79,6 +80,11 @@ def test_build_query_and_rebuild_on_embedded_store(tmp_path):
 
     status = json.loads(run("store", "status", "-w", wd, "--json").stdout)
     assert status["build"]["status"] == "complete"
+    # for a reader: the counts as "label  n,nnn" lines, not a printed dict
+    text = run("store", "status", "-w", wd).stdout
+    assert "{" not in text and "problems  none" in text
+    tagged = status["counts"]["edges"]["TAGGED"]
+    assert re.search(rf"TAGGED\s+{tagged:,}\b", text), text
 
 
 def test_querying_a_work_directory_never_built_is_an_error(tmp_path):
