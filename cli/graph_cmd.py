@@ -242,7 +242,9 @@ def export(
     if json_out:
         print_json(info)
     else:
-        console.print(f"exported {fmt} to {out}: {info}")
+        per_type = ", ".join(f"{k} {n:,}" for k, n in info["edges"].items())
+        console.print(f"exported {fmt} to {out}: {info['nodes']:,} hashtags, "
+                      f"{sum(info['edges'].values()):,} edges ({per_type})")
 
 
 store_app = typer.Typer(help="The embedded graph store.", no_args_is_help=True)
