@@ -32,6 +32,7 @@ from .metrics import PairedAccumulator
 from .protocol import DEFAULT_PROTOCOL, check_protocol, known_rows
 
 NAMES = ("popularity", "user_history", "history_cooc", "knn", "knn_history")
+USER_NAMES = ("user_history", "history_cooc", "knn_history")  # need known authors
 CATEGORY_NAMES = ("category", "knn_category")  # where the posts carry category paths
 GRID = {
     "history_cooc": [{"lam": v} for v in (0.03, 0.1, 0.3, 1.0, 3.0)],
@@ -81,8 +82,10 @@ class Baselines:
     def __init__(self, data, protocol: str = DEFAULT_PROTOCOL):
         self.data = data
         self.protocol = check_protocol(protocol)
-        # the baselines this data set supports, in report order
-        self.names = NAMES + (CATEGORY_NAMES if any(data.categories) else ())
+        # the baselines this data set supports, in report order; without
+        # known authors the user-side ones would repeat popularity and kNN
+        names = NAMES if data.has_users else tuple(n for n in NAMES if n not in USER_NAMES)
+        self.names = names + (CATEGORY_NAMES if any(data.categories) else ())
         self.params: dict[str, dict] = {}
         self._signals: dict[str, SplitSignals] = {}
 
@@ -94,6 +97,8 @@ class Baselines:
 
     def raw(self, name: str, sig: SplitSignals, params: dict | None = None) -> sp.csr_matrix | None:
         """The primary score (sparse, aligned with sig.rows) or None for popularity."""
+        if name not in self.names:
+            raise DataError(f"unknown baseline {name!r}; choose one of {', '.join(self.names)}")
         if name == "popularity":
             return None
         if name == "user_history":
@@ -118,7 +123,7 @@ class Baselines:
             if cp is None:
                 raise DataError("blend weights missing for baseline 'knn_category': tune category first")
             return (params["a"] * _row_normalise(sig.category(cp["w"])) + (1 - params["a"]) * knn).tocsr()
-        raise DataError(f"unknown baseline {name!r}; choose one of {', '.join(self.names)}")
+        raise AssertionError(f"baseline {name!r} is listed but has no score")
 
     def _evaluate(self, name: str, sig: SplitSignals, params: dict | None, batch: int = 512) -> dict:
         acc = PairedAccumulator(self.data.longtail)

@@ -246,6 +246,12 @@ class TrainingData:
         _atomic(Path(self.cache_dir) / self._VIS_CACHE,
                 lambda f: np.savez(f, fingerprint=np.array(self.ds.fingerprint), sums=self._u_post_sum))
 
+    @property
+    def has_users(self) -> bool:
+        """Whether any post has a known author (kuairec: none, every post is
+        the unknown user's)."""
+        return bool((~self._unknown).any())
+
     def user_known(self, user: int | None) -> bool:
         return user is not None and 0 <= user < self.n_users and not self._unknown[user]
 

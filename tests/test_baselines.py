@@ -222,3 +222,16 @@ def test_category_shares_lift_and_baselines_on_hand_made_posts(tmp_path):
 
 def test_sets_without_categories_keep_the_five_baselines(data):
     assert Baselines(data).names == ("popularity", "user_history", "history_cooc", "knn", "knn_history")
+
+
+def test_sets_without_known_authors_leave_out_the_user_baselines(tmp_path):
+    """On a set whose every post is the unknown user's (kuairec), the user
+    side would only repeat popularity and kNN: those rows are not listed."""
+    write_prepared(tmp_path / "d", unknown_user=True, n_users=1, visual=False, acoustic=False, seed=4)
+    data = TrainingData.build(tmp_path / "d", None, seed=0, w2v_dim=8)
+    assert not data.has_users
+    b = Baselines(data)
+    assert b.names == ("popularity", "knn")
+    assert set(b.evaluate("test")) == {"popularity", "knn"}
+    with pytest.raises(DataError, match="unknown baseline 'user_history'"):
+        b.raw("user_history", b.signals("test"))
