@@ -62,6 +62,10 @@ def explain(
 
         run_dir = resolve_run(str(run), Workdir.resolve(wd))
         r = load_run(run_dir)
+        if text is not None:
+            from ..kg.readers import new_post_text
+
+            text = new_post_text(r.data.ds.source_format, text, path)  # as recommend composes it
         with open_store(store, _run_workdir(wd, r.cfg)) as gs:
             expl = explain_tag(r, gs, tag, post=post, text=text, user=user, limit=limit)
         if load_hybrid(run_dir) is not None:

@@ -286,6 +286,16 @@ def recommend(
     if (post is None) == (text is None and video is None):
         raise V2HTError("give either --post ID or --text \"...\" and/or --video FILE (with --user U)")
     path = category_path(category, post)
+    w = workdir(wd)
+    raw_text, fmt = text, None
+    if text is not None:
+        from ..kg.dataset import manifest_source_format
+        from ..kg.readers import new_post_text
+
+        # composed as the set's reader composed its posts' texts (kuairec:
+        # the category path first), before the tokens are taken from it
+        fmt = manifest_source_format(w.data)
+        text = new_post_text(fmt, text, path)
     pending_tokens = None
     if text is not None and video is None:
         from ..kg.tokens_ahead import tokens_ahead
@@ -295,9 +305,14 @@ def recommend(
     from ..gnn.evaluate import recommend as rec
     from ..gnn.runs import load_run
 
-    w = workdir(wd)
     run_dir = resolve_run(run, w)
     r = load_run(run_dir, device=device)
+    if raw_text is not None and r.data.ds.source_format != fmt:  # the run reads another data set
+        from ..kg.readers import new_post_text
+
+        if pending_tokens is not None:
+            pending_tokens()  # reap the child; its tokens are of the other composition
+        text, pending_tokens = new_post_text(r.data.ds.source_format, raw_text, path), None
     from ..gnn.hybrid import HybridScorer, load_hybrid
 
     hybrid = HybridScorer(r, run_dir, device) if load_hybrid(run_dir) is not None else None

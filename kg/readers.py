@@ -14,7 +14,7 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from .errors import DataError
 from .normalize import MAX_TAG_CHARS
@@ -179,10 +179,27 @@ def read_kuairec(root: Path, bad: BadLines) -> Iterator[Post]:
         # The video's category path (时尚 > 穿搭 > ...) is content the platform
         # knows at upload; it goes first so that the token cap keeps it.
         names = [(row.get(f"{lv}_level_category_name") or "").strip() for lv in ("first", "second", "third")]
-        text = INLINE_TAG.sub(" ", " ".join(x for x in (*names, cover, caption) if x and x != "UNKNOWN"))
+        text = category_led_text(names, cover, caption)
         # the path as categories: its levels up to the first unknown one
         cats = list(itertools.takewhile(lambda c: c and c != "UNKNOWN", names))
         yield Post(id=vid, user=UNKNOWN_USER, hashtags=tags, text=text, categories=cats)
+
+
+# Formats whose reader writes the post's category path at the head of its
+# text; a new post's text must be composed alike (new_post_text), or the
+# model meets at serving a text shorter by the words every post had.
+CATEGORY_LED_FORMATS = frozenset({"kuairec"})
+
+
+def category_led_text(names: Sequence[str], *parts: str) -> str:
+    """The category names, then the parts, without inline #tags (the answers)."""
+    return INLINE_TAG.sub(" ", " ".join(x for x in (*names, *parts) if x and x != "UNKNOWN"))
+
+
+def new_post_text(fmt: str | None, text: str, categories: Sequence[str] = ()) -> str:
+    """A new post's text (``recommend --text``, ``--category``) as ``fmt``'s
+    reader writes a post's: for a category-led format, the path first."""
+    return category_led_text(categories, text) if fmt in CATEGORY_LED_FORMATS else text
 
 
 def read_posts(source: Path, fmt: str, skip_bad: bool = False) -> tuple[Iterator[Post], BadLines]:

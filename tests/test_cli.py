@@ -177,3 +177,42 @@ def test_wide_query_rows_go_one_block_a_row_on_a_narrow_terminal(monkeypatch):
     assert "…" not in text
     monkeypatch.setattr(graph_cmd, "console", Console(width=400))
     assert isinstance(graph_cmd._rows_table(keys, rows), Table)
+
+
+def _kuairec_csv(path: Path) -> None:
+    """A small file in kuairec's format: three category paths, captions that
+    name what the video shows, tags that follow both."""
+    head = ("video_id,manual_cover_text,caption,topic_tag,first_level_category_id,first_level_category_name,"
+            "second_level_category_id,second_level_category_name,third_level_category_id,third_level_category_name\n")
+    kinds = [("美食", "美食日常", ["红烧肉 好吃", "面条 好吃", "做饭 日常"], ["美食", "家常菜", "吃货"]),
+             ("喜剧", "搞笑", ["笑死 我 了", "段子 搞笑", "哈哈 太 逗"], ["搞笑", "段子", "幽默"]),
+             ("运动", "篮球", ["投篮 训练", "扣篮 集锦", "球场 日常"], ["篮球", "运动", "健身"])]
+    rows = []
+    for i in range(150):
+        first, second, caps, tags = kinds[i % 3]
+        picked = [tags[0], tags[1 + (i // 3) % 2]] + ([tags[2]] if i % 5 == 0 else [])
+        rows.append(f"{100 + i},UNKNOWN,{caps[(i // 3) % 3]},\"[{','.join(picked)}]\",{i % 3},{first},"
+                    f"{10 + i % 3},{second},-124,UNKNOWN\n")
+    path.write_text(head + "".join(rows), encoding="utf-8")
+
+
+def test_recommend_composes_a_new_post_like_the_data_set(tmp_path):
+    """kuairec's posts carry their category path at the head of their text; a
+    new post given as --text and --category is composed alike, so the caption
+    with --category scores as the caption written after the path names."""
+    src = tmp_path / "kuairec_caption_category.csv"
+    _kuairec_csv(src)
+    wd = str(tmp_path / "work")
+    run("build", str(src), "--format", "kuairec", "-w", wd, "--json")
+    run("train", "--run", "k", "--epochs", "1", "--threads", "1", "-w", wd, "--json")
+
+    def top(*args: str) -> list:
+        out = json.loads(run("recommend", "k", *args, "-k", "5", "-w", wd, "--json").stdout)
+        return [(x["tag"], round(x["score"], 5)) for x in out["recommendations"]]
+
+    # a test post (unknown to the history, like a new one) with that caption
+    posts = [json.loads(line) for line in (tmp_path / "work" / "data" / "posts.jsonl").read_text().splitlines()]
+    pid = next(p["id"] for p in posts if p["split"] == "test" and p["text"] == "美食 美食日常 红烧肉 好吃")
+    stored = top("--post", pid)
+    assert top("--text", "红烧肉 好吃", "--category", "美食 > 美食日常") == stored
+    assert stored[0][0] in ("美食", "家常菜", "吃货")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from v2ht_kg.kg.errors import DataError
-from v2ht_kg.kg.readers import guess_format, read_posts
+from v2ht_kg.kg.readers import guess_format, new_post_text, read_posts
 from v2ht_kg.kg.records import UNKNOWN_USER
 
 from conftest import SHARED_DATA
@@ -56,6 +56,11 @@ def test_kuairec_text_carries_the_category_path(tmp_path: Path):
     assert posts[1].text == "喜剧 封面 两行\n字幕"
     # and kept as the post's category path, up to the first unknown level
     assert [p.categories for p in posts] == [["美食", "美食日常"], ["喜剧"]]
+    # a new post (recommend --text "..." --category "美食 > 美食日常") gets
+    # the text the reader would have written for it, not the caption alone
+    assert new_post_text("kuairec", "好吃的面", ["美食", "美食日常"]) == posts[0].text
+    assert new_post_text("kuairec", "好吃的面 #美食", []) == "好吃的面  "  # no answers inline, as in training
+    assert new_post_text("twitter-hashtags-2013", "good #food", ["food"]) == "good #food"
 
 
 def _twitter_dir(tmp_path: Path, train: bytes) -> Path:
