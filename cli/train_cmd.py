@@ -184,7 +184,7 @@ def _render_eval(test: dict | None, baselines: dict | None, name: str) -> None:
     if not test:
         return
     for part in ("overall", "longtail"):
-        rows = {("V2HT-KG hybrid" if name == "hybrid" else f"V2HT {name}"): test[part]}
+        rows = {("V2HT-KG" if name == "hybrid" else f"V2HT {name}"): test[part]}
         for b, m in (baselines or {}).items():
             rows[b] = m[part]
         console.print(_metrics_table(f"test, {part} (full ranking of every hashtag)", rows))
