@@ -180,11 +180,19 @@ def train(
                   + (", fusion.json, hybrid.json)" if variant == "hybrid" else ")"))
 
 
+TailBoostOpt = typer.Option(
+    0.0, "--tail-boost", help="Rank by score − B·log(1 + the tag's known uses): B > 0 favours rarer tags "
+    "(logit adjustment; docs/metrics.md has its trade-off on the real sets). 0: the model's own ranking.")
+
+
 def _render_eval(test: dict | None, baselines: dict | None, name: str) -> None:
     if not test:
         return
+    label = "V2HT-KG" if name == "hybrid" else f"V2HT {name}"
+    if test.get("tail_boost"):
+        label += f", tail boost {test['tail_boost']:g}"
     for part in ("overall", "longtail"):
-        rows = {("V2HT-KG" if name == "hybrid" else f"V2HT {name}"): test[part]}
+        rows = {label: test[part]}
         for b, m in (baselines or {}).items():
             rows[b] = m[part]
         console.print(_metrics_table(f"test, {part} (full ranking of every hashtag)", rows))
@@ -198,16 +206,20 @@ def evaluate(
     sampling_seeds: str = typer.Option("0,1,2,3,4", help="new-to-user: seeds of the frozen negative samples (mean ± std)."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also evaluate the baselines on the same split (tuned on validation)."),
     graph_reach: bool = typer.Option(False, "--graph-reach", help="Instead: of the long-tail uses the top 10 misses, how many have a typed (cp/ss/po) neighbour that the author's tags, the nearest posts' tags or the top 10 hold (what one hop over the graph could lift), beside the hits the +20% graph-lift bar asks for."),
+    tail_boost: float = TailBoostOpt,
     device: str = typer.Option("cpu", help="cpu | cuda."),
     json_out: bool = JsonOpt,
 ):
     """Evaluate a run's best model: Recall/NDCG/HitRate@5,10, overall and long-tail (or --protocol new-to-user)."""
-    from ..gnn.evaluate import evaluate_run
+    from ..gnn.evaluate import check_tail_boost, evaluate_run
 
     check_options(device=device)
+    check_tail_boost(tail_boost)
     if graph_reach:
         if protocol is not None:
             raise V2HTError("--graph-reach measures under the run's own protocol; drop --protocol")
+        if tail_boost:
+            raise V2HTError("--graph-reach measures the run's own ranking; drop --tail-boost")
         _graph_reach(run, wd, split, device, json_out)
         return
     try:
@@ -217,7 +229,7 @@ def evaluate(
     if not seeds:
         raise V2HTError("--sampling-seeds: give at least one seed")
     out = evaluate_run(resolve_run(run, workdir(wd)), split, device=device, baselines=baselines,
-                       protocol=protocol, sampling_seeds=seeds)
+                       protocol=protocol, sampling_seeds=seeds, tail_boost=tail_boost)
     if json_out:
         print_json(out)
     elif out.get("protocol") == "new-to-user":
@@ -227,7 +239,8 @@ def evaluate(
         for name in ("model", "popularity", "random"):
             if name in out:
                 m = out[name]
-                t.add_row(out["variant"] if name == "model" else name,
+                t.add_row((out["variant"] + (f", tail boost {out['tail_boost']:g}" if out.get("tail_boost") else ""))
+                          if name == "model" else name,
                           *[f"{m[k]['mean']:.4f}±{m[k]['std']:.4f}" for k in ("map", "p@5", "ndcg@5")], str(m["lists"]))
         console.print(t)
     else:
@@ -269,6 +282,7 @@ def recommend(
     explain: bool = typer.Option(False, "--explain", help="Explain each suggested long-tail hashtag (graph evidence, learned weights, score lift)."),
     candidates: int = typer.Option(DEFAULT_CANDIDATES, "--candidates", "-n", help="Two-stage ranking by the V2HT network: a linearised scorer retrieves N hashtags, the exact model reranks them (the run's metrics.json records how often that top 10 equals the exact one)."),
     exact: bool = typer.Option(False, "--exact", help="Rank every hashtag with the exact model (every (post, hashtag) pair scored: slower)."),
+    tail_boost: float = TailBoostOpt,
     wd: Optional[Path] = WorkdirOpt,
     store: Optional[str] = StoreOpt,
     device: str = typer.Option("cpu", help="cpu | cuda."),
@@ -283,6 +297,9 @@ def recommend(
 
     t_start = process_seconds()  # interpreter start-up and imports so far
     check_options(k=k, device=device, candidates=candidates)
+    from ..gnn.evaluate import check_tail_boost
+
+    check_tail_boost(tail_boost)
     if (post is None) == (text is None and video is None):
         raise V2HTError("give either --post ID or --text \"...\" and/or --video FILE (with --user U)")
     path = category_path(category, post)
@@ -317,9 +334,13 @@ def recommend(
 
     hybrid = HybridScorer(r, run_dir, device) if load_hybrid(run_dir) is not None else None
     t_loaded = process_seconds()
-    n_cand = None if exact or hybrid is not None or candidates >= r.data.n_hashtags else candidates
+    # a tail boost reorders every hashtag: the V2HT network then ranks them all exactly
+    n_cand = (None if exact or tail_boost or hybrid is not None or candidates >= r.data.n_hashtags
+              else candidates)
     ranking = ({"by": "fusion head", "exact": True} if hybrid is not None else
                {"by": "V2HT", "exact": n_cand is None, "candidates": n_cand or r.data.n_hashtags})
+    if tail_boost:
+        ranking["tail_boost"] = tail_boost
     ds = r.data.ds
     truth: list[str] = []
     features = video_info = None
@@ -331,7 +352,7 @@ def recommend(
         if post not in ds.post_index:
             raise DataError(f"unknown post id {post!r}")
         row = ds.post_index[post]
-        recs = rec(r, [row], k=k, device=device, hybrid=hybrid, candidates=n_cand)[0]
+        recs = rec(r, [row], k=k, device=device, hybrid=hybrid, candidates=n_cand, tail_boost=tail_boost)[0]
         truth = [ds.hashtags[t].name for t in ds.posts[row].tags]
         user = ds.users[ds.posts[row].user]["name"]
     else:
@@ -341,7 +362,7 @@ def recommend(
         if path and (hybrid is None or "category" not in hybrid.groups):
             err_console.print("[yellow]note:[/] this run's model does not read categories: --category is ignored")
         recs = rec(r, text=text, tokens=tokens, user=user, k=k, device=device, hybrid=hybrid,
-                   features=features, candidates=n_cand, categories=path)
+                   features=features, candidates=n_cand, categories=path, tail_boost=tail_boost)
     t_scored = process_seconds()
     lt = {h.name for h in ds.hashtags if h.longtail}
     # the spelling posts used most (the canonical name is the graph's: words
@@ -350,7 +371,8 @@ def recommend(
     items = [{"rank": i + 1, "tag": t, "surface": written.get(t, t), "score": s, "longtail": t in lt,
               "true": t in truth} for i, (t, s) in enumerate(recs)]
     if not json_out:
-        t = Table(title=f"top-{k} hashtags" + (f" for post {post}" if post else ""))
+        t = Table(title=f"top-{k} hashtags" + (f" for post {post}" if post else "")
+                  + (f" (tail boost {tail_boost:g})" if tail_boost else ""))
         shown = any(x["surface"] != x["tag"] for x in items)
         for c in ("rank", "hashtag") + (("as written",) if shown else ()) + ("score", "long-tail", "true"):
             t.add_column(c, overflow="fold")  # folded, never cut with an ellipsis: a tag to copy

@@ -329,13 +329,16 @@ def score_block(head: FusionHead, feats: SplitFeatures, idx: np.ndarray) -> torc
 
 
 def evaluate_head(head: FusionHead, feats: SplitFeatures, data, idx: np.ndarray | None = None,
-                  batch: int = 64) -> dict:
+                  batch: int = 64, offset: torch.Tensor | None = None) -> dict:
+    """Metrics of the head's ranking; ``offset`` (H,) is subtracted from
+    every post's scores first (evaluate.tail_offset)."""
     idx = np.arange(len(feats.rows)) if idx is None else idx
     acc = PairedAccumulator(data.longtail)
     for i in range(0, len(idx), batch):
         b = idx[i:i + batch]
         rows = feats.rows[b]
-        acc.add_scores(score_block(head, feats, b), data.truth(rows), data.oov[rows])
+        s = score_block(head, feats, b)
+        acc.add_scores(s if offset is None else s - offset, data.truth(rows), data.oov[rows])
     return acc.result()
 
 

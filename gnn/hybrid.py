@@ -285,9 +285,9 @@ class HybridScorer:
         graph = _load_graph(run.cfg["graph_path"], run.data) if uses_graph(self.groups) else None
         self.ctx = HybridContext(run.data, graph, run.model if "neural" in self.groups else None, device)
 
-    def evaluate(self, split: str = "test") -> dict:
+    def evaluate(self, split: str = "test", offset: torch.Tensor | None = None) -> dict:
         feats = self.ctx.features(split, self.protocol, self.groups)
-        return evaluate_head(self.head, feats, self.run.data)
+        return evaluate_head(self.head, feats, self.run.data, offset=offset)
 
     def split_scores(self, split: str = "test") -> torch.Tensor:
         from .fusion import score_block

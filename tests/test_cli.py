@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,20 @@ def test_default_model_train_evaluate_recommend(tmp_path):
     spelt = {h["name"]: h["surfaces"][0] for h in map(json.loads, (Path(wd) / "data" / "hashtags.jsonl").open())}
     assert all(r["surface"] == spelt[r["tag"]] for r in rec["recommendations"])
     assert abs(sum(r["score"] for r in rec["recommendations"])) <= 1.0 + 1e-6  # softmax shares
+    # --tail-boost B ranks by score − B·log(1 + known uses): a huge B puts a
+    # tag of the fewest known uses (train + valid, deployed) first
+    known = Counter(t for l in (Path(wd) / "data" / "posts.jsonl").read_text().splitlines()
+                    for t in json.loads(l)["tags"] if json.loads(l)["split"] != "test")
+    names = [h["name"] for h in map(json.loads, (Path(wd) / "data" / "hashtags.jsonl").open())]
+    fewest = min(known[i] for i in range(len(names)))
+    boosted = json.loads(run("recommend", "d", "--post", post, "-k", "5", "--tail-boost", "1000", "-w", wd,
+                             "--json").stdout)
+    assert known[names.index(boosted["recommendations"][0]["tag"])] == fewest
+    assert boosted["ranking"]["tail_boost"] == 1000
+    ev_b = json.loads(run("evaluate", "d", "--tail-boost", "1000", "-w", wd, "--json", "--no-baselines").stdout)
+    assert ev_b["tail_boost"] == 1000 and ev_b["overall"] != ev["overall"]
+    assert "--tail-boost" in one_line_error(run("recommend", "d", "--post", post, "--tail-boost", "-1", "-w", wd,
+                                                ok=False))
     top = rec["recommendations"][0]["tag"]
     ex = json.loads(run("explain", "d", "--post", post, "--tag", top, "-w", wd, "--json").stdout)
     assert ex["fusion"]["rank"] == 1  # the head's own rank of its first suggestion
