@@ -82,6 +82,7 @@ _POSITIVE_INT = ("epochs", "batch_size", "d_hashtag", "patience", "valid_posts",
 _NON_NEGATIVE_INT = ("min_tag_count", "min_user_posts", "longtail_threshold", "ss_max_depth")
 _POSITIVE_FLOAT = ("lr",)
 _UNIT_FLOAT = ("wup_threshold",)
+_NON_NEGATIVE_FLOAT = ("tail_boost",)
 _DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 
 
@@ -106,6 +107,8 @@ def check_options(**values: Any) -> None:
             raise V2HTError(f"{flag} {v}: must be between 0 and {2**32 - 1}")
         if name in _POSITIVE_FLOAT and not (math.isfinite(v) and v > 0):
             raise V2HTError(f"{flag} {v}: must be a finite number above zero")
+        if name in _NON_NEGATIVE_FLOAT and not (math.isfinite(v) and v >= 0):
+            raise V2HTError(f"{flag} {v}: must be a finite number, 0 or more")
         if name in _UNIT_FLOAT and not (math.isfinite(v) and 0 <= v <= 1):
             raise V2HTError(f"{flag} {v}: must be between 0 and 1")
         if name == "device" and not _DEVICE.fullmatch(str(v)):

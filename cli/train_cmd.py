@@ -211,10 +211,9 @@ def evaluate(
     json_out: bool = JsonOpt,
 ):
     """Evaluate a run's best model: Recall/NDCG/HitRate@5,10, overall and long-tail (or --protocol new-to-user)."""
-    from ..gnn.evaluate import check_tail_boost, evaluate_run
+    from ..gnn.evaluate import evaluate_run
 
-    check_options(device=device)
-    check_tail_boost(tail_boost)
+    check_options(device=device, tail_boost=tail_boost)
     if graph_reach:
         if protocol is not None:
             raise V2HTError("--graph-reach measures under the run's own protocol; drop --protocol")
@@ -296,22 +295,18 @@ def recommend(
     from .common import process_seconds
 
     t_start = process_seconds()  # interpreter start-up and imports so far
-    check_options(k=k, device=device, candidates=candidates)
-    from ..gnn.evaluate import check_tail_boost
-
-    check_tail_boost(tail_boost)
+    check_options(k=k, device=device, candidates=candidates, tail_boost=tail_boost)  # no torch import yet
     if (post is None) == (text is None and video is None):
         raise V2HTError("give either --post ID or --text \"...\" and/or --video FILE (with --user U)")
     path = category_path(category, post)
     w = workdir(wd)
     raw_text, fmt = text, None
     if text is not None:
-        from ..kg.dataset import manifest_source_format
         from ..kg.readers import new_post_text
 
         # composed as the set's reader composed its posts' texts (kuairec:
         # the category path first), before the tokens are taken from it
-        fmt = manifest_source_format(w.data)
+        fmt = w.data_format()
         text = new_post_text(fmt, text, path)
     pending_tokens = None
     if text is not None and video is None:

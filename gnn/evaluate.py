@@ -23,7 +23,6 @@ class Run(NamedTuple):
     data: TrainingData
 
 
-@torch.no_grad()
 def check_tail_boost(boost: float) -> float:
     import math
 
@@ -49,6 +48,7 @@ def known_history(data: TrainingData, split: str, protocol: str):
     return History(data, known_rows(data, split, protocol))
 
 
+@torch.no_grad()
 def evaluate_model(model: torch.nn.Module, data: TrainingData, split: str = "test", *, device: str = "cpu",
                    batch_size: int = 256, chunk: int = 4096, ks: Sequence[int] = KS,
                    rows: np.ndarray | None = None, offset: torch.Tensor | None = None) -> dict[str, dict]:

@@ -123,17 +123,6 @@ def _numbered_jsonl(path: Path):
         raise DataError(f"not UTF-8 (byte {e.start})", str(path)) from None
 
 
-def manifest_source_format(root: Path) -> str | None:
-    """The format a prepared set's posts were read in, from its manifest
-    alone (None where there is none to read): for callers that need it
-    before loading the set."""
-    try:
-        src = json.loads((Path(root) / "manifest.json").read_text(encoding="utf-8")).get("source")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return src.get("format") if isinstance(src, dict) else None
-
-
 class PreparedDataset:
     """Read access to a prepared data set folder."""
 
