@@ -367,7 +367,9 @@ def recommend(
               "true": t in truth} for i, (t, s) in enumerate(recs)]
     if not json_out:
         t = Table(title=f"top-{k} hashtags" + (f" for post {post}" if post else "")
-                  + (f" (tail boost {tail_boost:g})" if tail_boost else ""))
+                  + (f" (tail boost {tail_boost:g})" if tail_boost else ""),
+                  caption=(f"ranked by the model's score − {tail_boost:g}·log(1 + known uses); "
+                           "score: the model's own") if tail_boost else None)
         shown = any(x["surface"] != x["tag"] for x in items)
         for c in ("rank", "hashtag") + (("as written",) if shown else ()) + ("score", "long-tail", "true"):
             t.add_column(c, overflow="fold")  # folded, never cut with an ellipsis: a tag to copy
