@@ -30,6 +30,20 @@ def resolve_run(run: str, w: Workdir) -> Path:
     raise DataError(f"no run {run!r} (not a run folder, not in {w.runs}); runs here: {', '.join(known) or 'none'}")
 
 
+def _run_data_format(run_dir: Path) -> str | None:
+    """The reader format of the data set a run was trained on, from its
+    config and the set's manifest alone (no torch); None where unreadable
+    (load_run then says why)."""
+    import json
+
+    from ..kg.readers import prepared_format
+
+    try:
+        return prepared_format(Path(json.loads((run_dir / "config.json").read_text(encoding="utf-8"))["dataset_dir"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _modalities(value: Optional[str]) -> list[str] | None:
     if not value:
         return None
@@ -175,7 +189,7 @@ def train(
     if json_out:
         print_json(out)
         return
-    _render_eval(out["test"], out["baselines"], variant)
+    _render_eval(out["test"], out["baselines"], _model_label({"variant": variant}))
     console.print(f"run folder: {run_dir}  (metrics.json, curve.png, best.pt"
                   + (", fusion.json, hybrid.json)" if variant == "hybrid" else ")"))
 
@@ -185,12 +199,17 @@ TailBoostOpt = typer.Option(
     "(logit adjustment; docs/metrics.md has its trade-off on the real sets). 0: the model's own ranking.")
 
 
-def _render_eval(test: dict | None, baselines: dict | None, name: str) -> None:
+def _model_label(out: dict) -> str:
+    """An evaluated run's row name: the default model or the V2HT variant,
+    and the tail boost it was ranked with."""
+    name = out.get("variant") or ""
+    label = "V2HT-KG" if name == "hybrid" else f"V2HT {name}"
+    return label + (f", tail boost {out['tail_boost']:g}" if out.get("tail_boost") else "")
+
+
+def _render_eval(test: dict | None, baselines: dict | None, label: str) -> None:
     if not test:
         return
-    label = "V2HT-KG" if name == "hybrid" else f"V2HT {name}"
-    if test.get("tail_boost"):
-        label += f", tail boost {test['tail_boost']:g}"
     for part in ("overall", "longtail"):
         rows = {label: test[part]}
         for b, m in (baselines or {}).items():
@@ -238,12 +257,11 @@ def evaluate(
         for name in ("model", "popularity", "random"):
             if name in out:
                 m = out[name]
-                t.add_row((out["variant"] + (f", tail boost {out['tail_boost']:g}" if out.get("tail_boost") else ""))
-                          if name == "model" else name,
+                t.add_row(_model_label(out) if name == "model" else name,
                           *[f"{m[k]['mean']:.4f}±{m[k]['std']:.4f}" for k in ("map", "p@5", "ndcg@5")], str(m["lists"]))
         console.print(t)
     else:
-        _render_eval(out, out.get("baselines"), out.get("variant") or "")
+        _render_eval(out, out.get("baselines"), _model_label(out))
 
 
 def _graph_reach(run: str, wd: Optional[Path], split: str, device: str, json_out: bool) -> None:
@@ -300,14 +318,13 @@ def recommend(
         raise V2HTError("give either --post ID or --text \"...\" and/or --video FILE (with --user U)")
     path = category_path(category, post)
     w = workdir(wd)
-    raw_text, fmt = text, None
+    run_dir = resolve_run(run, w)
     if text is not None:
         from ..kg.readers import new_post_text
 
-        # composed as the set's reader composed its posts' texts (kuairec:
+        # composed as the run's data set composed its posts' texts (kuairec:
         # the category path first), before the tokens are taken from it
-        fmt = w.data_format()
-        text = new_post_text(fmt, text, path)
+        text = new_post_text(_run_data_format(run_dir), text, path)
     pending_tokens = None
     if text is not None and video is None:
         from ..kg.tokens_ahead import tokens_ahead
@@ -317,14 +334,7 @@ def recommend(
     from ..gnn.evaluate import recommend as rec
     from ..gnn.runs import load_run
 
-    run_dir = resolve_run(run, w)
     r = load_run(run_dir, device=device)
-    if raw_text is not None and r.data.ds.source_format != fmt:  # the run reads another data set
-        from ..kg.readers import new_post_text
-
-        if pending_tokens is not None:
-            pending_tokens()  # reap the child; its tokens are of the other composition
-        text, pending_tokens = new_post_text(r.data.ds.source_format, raw_text, path), None
     from ..gnn.hybrid import HybridScorer, load_hybrid
 
     hybrid = HybridScorer(r, run_dir, device) if load_hybrid(run_dir) is not None else None

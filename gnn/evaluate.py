@@ -180,7 +180,7 @@ def recommend(run: Run, post_rows: Sequence[int] | None = None, *, text: str | N
         raise DataError(f"k must be at least 1, not {k}")
     run.model.eval()
     offset = None
-    if check_tail_boost(tail_boost):
+    if tail_boost:  # tail_offset checks the value
         protocol = str(run.cfg.get("protocol", "deployed"))
         offset = tail_offset(hybrid.ctx.history("test", hybrid.protocol) if hybrid is not None
                              else known_history(data, "test", protocol), tail_boost)

@@ -129,8 +129,9 @@ class PreparedDataset:
     @property
     def source_format(self) -> str | None:
         """The format its posts were read in (manifest ``source.format``)."""
-        src = self.manifest.get("source")
-        return src.get("format") if isinstance(src, dict) else None
+        from .readers import manifest_format
+
+        return manifest_format(self.manifest)
 
     def __init__(self, root: Path):
         self.root = Path(root)

@@ -196,6 +196,24 @@ def category_led_text(names: Sequence[str], *parts: str) -> str:
     return INLINE_TAG.sub(" ", " ".join(x for x in (*names, *parts) if x and x != "UNKNOWN"))
 
 
+def manifest_format(manifest) -> str | None:
+    """The reader format a prepared set's manifest records (``source.format``)."""
+    src = manifest.get("source") if isinstance(manifest, dict) else None
+    return src.get("format") if isinstance(src, dict) else None
+
+
+def prepared_format(data_dir: Path) -> str | None:
+    """manifest_format of the prepared set in ``data_dir``, read without
+    loading the set (no numpy or torch: `recommend` needs it before its
+    start-up work); None where there is no readable manifest."""
+    import json
+
+    try:
+        return manifest_format(json.loads((Path(data_dir) / "manifest.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
+
+
 def new_post_text(fmt: str | None, text: str, categories: Sequence[str] = ()) -> str:
     """A new post's text (``recommend --text``, ``--category``) as ``fmt``'s
     reader writes a post's: for a category-led format, the path first."""

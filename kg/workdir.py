@@ -34,18 +34,6 @@ class Workdir:
     def data(self) -> Path:
         return self.root / "data"
 
-    def data_format(self) -> str | None:
-        """The format the prepared set's posts were read in (its manifest's
-        ``source.format``), without loading the set (no numpy: `recommend`
-        needs it before its start-up work); None where there is none."""
-        import json
-
-        try:
-            src = json.loads((self.data / "manifest.json").read_text(encoding="utf-8")).get("source")
-        except (OSError, ValueError, AttributeError):
-            return None
-        return src.get("format") if isinstance(src, dict) else None
-
     @property
     def raw_synthetic(self) -> Path:
         return self.root / "raw-synthetic"
