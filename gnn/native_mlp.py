@@ -144,6 +144,8 @@ def available(dtype: torch.dtype = torch.float32) -> bool:
                     ok = ok and lib.v2ht_pair_mlp_vectors(int(dt == torch.bfloat16)) == 1
                     if dt not in found and ok and _probe(lib.v2ht_pair_mlp, dt):
                         found[dt] = lib.v2ht_pair_mlp
+                        if dt == torch.bfloat16:  # the probe ran on AMX tiles where this is true
+                            native._STATE["amx_tiles"] = bool(lib.v2ht_pair_mlp_amx(1))
         native._STATE["mlp"] = found
     return native._STATE["mlp"].get(dtype) is not None
 
@@ -158,12 +160,32 @@ def amx() -> bool:
         return False
 
 
-def wanted(dtype: torch.dtype = torch.float32) -> bool:
-    """``available`` and faster than the alternative: with AMX, torch's
-    bfloat16 GEMMs on the C loop's float32 p0 (ranking's unfused tile) ran
-    the bench's full rank 2.1x faster (712 against 337 posts/s) than these
-    VDPBF16PS register tiles, so bfloat16 takes them only without AMX."""
-    return available(dtype) and (dtype == torch.float32 or not amx())
+def amx_tiles() -> bool:
+    """Will pair_mlp.c run bfloat16 layers on AMX tiles? (Built with them,
+    the kernel lends this process their state, and the probe passed there.)"""
+    return available(torch.bfloat16) and native._STATE.get("amx_tiles", False)
+
+
+def tile_shapes(weights: list) -> bool:
+    """Do the hidden layers (w (in, out), bias) fit pair_mlp.c's AMX tiles
+    (in a multiple of 32, out of 16)? Other widths take its VDPBF16PS
+    register tiles."""
+    return all(w.shape[0] % 32 == 0 and w.shape[1] % 16 == 0 for w, _ in weights)
+
+
+def wanted(dtype: torch.dtype = torch.float32, weights: list | None = None) -> bool:
+    """``available`` and faster than the alternative. Without AMX, always.
+    With AMX, torch's bfloat16 GEMMs (oneDNN's, on AMX tiles) on the C
+    loop's p0 ran the bench's full rank 2.1x faster (712 against 337
+    posts/s) than the VDPBF16PS register tiles, so there bfloat16 takes
+    this loop only on its own AMX tiles, for hidden layers (``weights``,
+    when given) of widths they take: there it sums as oneDNN does (the same
+    scores), and ran the bench's full rank 9-12% faster than the unfused
+    tile, 15-17% under OMP_WAIT_POLICY=PASSIVE, the CLI's setting
+    (docs/benchmarks.md)."""
+    if not available(dtype) or dtype == torch.float32 or not amx():
+        return available(dtype)
+    return amx_tiles() and (weights is None or tile_shapes(weights))
 
 
 def pair_mlp(tables: list, cs: list, e_h: torch.Tensor, e_u: torch.Tensor | None, packed: list,

@@ -13,21 +13,28 @@
    - float32: acc = 0, then acc = fma(x[k], w[k][j], acc) for k = 0..K-1,
      then acc + bias, then ReLU;
    - bfloat16: VDPBF16PS over the pairs of k (odd k, then even, each add
-     rounded to float), then + bias in float, ReLU, rounded to bfloat16.
+     rounded to float), then + bias in float, ReLU, rounded to bfloat16;
+     on a CPU with AMX, where oneDNN sums otherwise, TDPBF16PS as oneDNN
+     does there (native_mlp.py compares bfloat16 by `matches`).
    p0 is always built in float32 (pair_body's float32 path); for bfloat16
    layers it is rounded once, as torch's `.to(torch.bfloat16)` rounds: closer
    to float32 than p0 built in bfloat16 op by op, and faster, as its input
    costs no per-op rounding.
    With AVX-512 (and AVX512-BF16 for bfloat16) a 6-row x 64-column register
-   tile; elsewhere the same sums as plain loops. */
+   tile, or AMX tiles (layer_amx); elsewhere the same sums as plain loops. */
 #include "pair_body.h"
 
 #include <stdlib.h>
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__AVX512BF16__) && defined(__linux__)
+#define V2HT_AMX 1
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
-#define BLOCK 48 /* pairs a thread builds and multiplies at once; a multiple of 24 */
+#define BLOCK 48 /* pairs a thread builds and multiplies at once; a multiple of 48 */
 #define V2HT_MAX_LAYERS 4
 
 /* One hidden layer: out = relu(in @ w + bias), in of width k, out of width n.
@@ -174,12 +181,156 @@ static void layer_bf16(const uint16_t *x, int64_t rows, const v2ht_layer *ly, ui
         }
 }
 
+#if defined(V2HT_AMX)
+/* The bfloat16 layers on AMX tiles, where the CPU has them: oneDNN's own
+   bfloat16 GEMMs run there, and TDPBF16PS is 16 rows x 16 columns x 32
+   products an instruction, against VDPBF16PS's 16 x 2. The weights' 32 x 16
+   slices load as they are (pair_mlp's bfloat16 layout, pairs of k adjacent,
+   is AMX's B layout). The sums run over k in slices of 32, ascending, as
+   oneDNN's kernels run them: the same bits as its GEMMs (tests). */
+#define ARCH_REQ_XCOMP_PERM 0x1023
+#define XFEATURE_XTILEDATA 18
+
+typedef struct {
+    uint8_t palette;
+    uint8_t start_row;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_config;
+
+static int amx_state; /* 0 not asked, 1 granted, -1 refused */
+static int amx_wanted = 1;
+
+/* The kernel lends a process the tile registers' state only when asked
+   (Linux >= 5.16): once per process, before any thread touches a tile. */
+static int amx_granted(void)
+{
+    if (amx_state == 0)
+        amx_state = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0 ? 1 : -1;
+    return amx_state == 1;
+}
+
+static void amx_configure(void)
+{
+    amx_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; ++t) {
+        cfg.rows[t] = 16;
+        cfg.colsb[t] = 64;
+    }
+    _tile_loadconfig(&cfg);
+}
+
+/* Does a layer fit the tiles: k in slices of 32, n in columns of 16? */
+static int amx_fits(const v2ht_layer *ly) { return ly->k % 32 == 0 && ly->n % 16 == 0; }
+
+_Static_assert(BLOCK % 48 == 0, "layer_amx takes 48 rows at a time");
+
+/* rows of 16 or 32 columns of relu(sums + bias), rounded to bfloat16:
+   `sums` holds `tiles` 16 x 16 tiles of float sums, side by side in
+   columns; two columns' tiles take one conversion and one store a row */
+static inline __attribute__((always_inline)) void amx_epilogue(const float *sums, int tiles, const float *bias,
+                                                               int64_t n, uint16_t *y)
+{
+    for (int r = 0; r < 16; ++r) {
+        const __m512 lo = bias_relu(_mm512_loadu_ps(sums + 16 * r), bias);
+        if (tiles == 1) {
+            _mm256_storeu_si256((__m256i *)(y + r * n), f2bf16(lo));
+            continue;
+        }
+        const __m512 hi = bias_relu(_mm512_loadu_ps(sums + 256 + 16 * r), bias ? bias + 16 : 0);
+        if (__builtin_expect((_mm512_fpclass_ps_mask(lo, 0xa1) | _mm512_fpclass_ps_mask(hi, 0xa1)) != 0, 0)) {
+            _mm256_storeu_si256((__m256i *)(y + r * n), f2bf16(lo));
+            _mm256_storeu_si256((__m256i *)(y + r * n + 16), f2bf16(hi));
+        } else {
+            _mm512_storeu_si512(y + r * n, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        }
+    }
+}
+
+/* BLOCK rows of relu(x @ w + bias) rounded to bfloat16; `sums` holds
+   6 x 256 floats. Per 32 columns and 48 rows: rows 0-31 as 2 x 2 tiles
+   (tiles 0-3 the sums, 4-5 the rows' inputs, 6-7 the weights), then rows
+   32-47 as 1 x 2; a last 16 columns as 1 x 1 slices. */
+static void layer_amx(const uint16_t *x, const v2ht_layer *ly, uint16_t *y, float *sums)
+{
+    const int64_t k = ly->k, n = ly->n;
+    const uint16_t *w = ly->w;
+    for (int64_t r0 = 0; r0 < BLOCK; r0 += 48) {
+        const uint16_t *xr = x + r0 * k;
+        uint16_t *yr = y + r0 * n;
+        int64_t j0 = 0;
+        for (; j0 + 32 <= n; j0 += 32) {
+            const float *bias = ly->bias ? ly->bias + j0 : 0;
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (int64_t k0 = 0; k0 < k; k0 += 32) {
+                _tile_loadd(6, w + (k0 / 2 * n + j0) * 2, n * 4);
+                _tile_loadd(7, w + (k0 / 2 * n + j0 + 16) * 2, n * 4);
+                _tile_loadd(4, xr + k0, k * 2);
+                _tile_loadd(5, xr + 16 * k + k0, k * 2);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+                _tile_dpbf16ps(2, 5, 6);
+                _tile_dpbf16ps(3, 5, 7);
+            }
+            _tile_stored(0, sums, 64);
+            _tile_stored(1, sums + 256, 64);
+            _tile_stored(2, sums + 512, 64);
+            _tile_stored(3, sums + 768, 64);
+            _tile_zero(0);
+            _tile_zero(1);
+            for (int64_t k0 = 0; k0 < k; k0 += 32) {
+                _tile_loadd(6, w + (k0 / 2 * n + j0) * 2, n * 4);
+                _tile_loadd(7, w + (k0 / 2 * n + j0 + 16) * 2, n * 4);
+                _tile_loadd(4, xr + 32 * k + k0, k * 2);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+            }
+            _tile_stored(0, sums + 1024, 64);
+            _tile_stored(1, sums + 1280, 64);
+            amx_epilogue(sums, 2, bias, n, yr + j0);
+            amx_epilogue(sums + 512, 2, bias, n, yr + 16 * n + j0);
+            amx_epilogue(sums + 1024, 2, bias, n, yr + 32 * n + j0);
+        }
+        if (j0 < n) { /* n % 32 == 16 */
+            const float *bias = ly->bias ? ly->bias + j0 : 0;
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            for (int64_t k0 = 0; k0 < k; k0 += 32) {
+                _tile_loadd(6, w + (k0 / 2 * n + j0) * 2, n * 4);
+                _tile_loadd(4, xr + k0, k * 2);
+                _tile_loadd(5, xr + 16 * k + k0, k * 2);
+                _tile_loadd(7, xr + 32 * k + k0, k * 2);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 5, 6);
+                _tile_dpbf16ps(2, 7, 6);
+            }
+            _tile_stored(0, sums, 64);
+            _tile_stored(1, sums + 256, 64);
+            _tile_stored(2, sums + 512, 64);
+            for (int g = 0; g < 3; ++g)
+                amx_epilogue(sums + 256 * g, 1, bias, n, yr + 16 * g * n + j0);
+        }
+    }
+}
+#endif
+
 static inline __attribute__((always_inline)) void block_input(
     int64_t q0, int64_t rows, int64_t n, int64_t n_mod, const int64_t d, const v2ht_modality *mods,
-    const float *e_h, int64_t eh_post_stride, const float *e_u, float *p0)
+    const float *e_h, int64_t eh_post_stride, const float *e_u, float *p0, uint16_t *bf)
 {
+    /* bf: p0 rounded to bfloat16 there, written so where pair_body's vector
+       path runs (else built in float32 and rounded after) */
+    const int64_t k = n_mod * d;
     for (int64_t r = 0; r < rows; ++r)
-        pair_body(q0 + r, n, n_mod, d, mods, e_h, eh_post_stride, e_u, p0, r * n_mod * d, 0);
+        if (!pair_body(q0 + r, n, n_mod, d, mods, e_h, eh_post_stride, e_u, p0, r * k, bf ? bf + r * k : 0) && bf)
+            round_bf16(p0 + r * k, k, bf + r * k);
 }
 
 /* n floats to bfloat16 as torch's .to(torch.bfloat16) rounds them */
@@ -202,17 +353,27 @@ int v2ht_pair_mlp(int64_t bf16, int64_t pairs, int64_t threads, int64_t n, int64
     }
     const int64_t es = bf16 ? 2 : 4, width = layers[n_layers - 1].n;
     const int64_t blocks = (pairs + BLOCK - 1) / BLOCK;
-    int failed = 0;
+    int failed = 0, tiles = 0;
+#if defined(V2HT_AMX)
+    tiles = bf16 && amx_wanted && amx_granted();
+    for (int64_t i = 0; tiles && i < n_layers; ++i)
+        tiles = amx_fits(layers + i);
+#endif
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         /* two ping-pong buffers of BLOCK rows, zeroed so the rows past the
-           last pair (computed, never stored) hold no NaN from the heap */
-        char *buf = calloc(2 * BLOCK * widest * es + (bf16 ? BLOCK * layers[0].k * 4 : 0), 1);
+           last pair (computed, never stored) hold no NaN from the heap; then
+           p0 in float32 for bfloat16 layers, and AMX's sums */
+        char *buf = calloc(2 * BLOCK * widest * es + (bf16 ? BLOCK * layers[0].k * 4 + 6 * 256 * 4 : 0), 1);
         float *p0f = bf16 && buf ? (float *)(buf + 2 * BLOCK * widest * es) : 0;
         if (!buf) {
 #pragma omp atomic write
             failed = 1;
         }
+#if defined(V2HT_AMX)
+        if (tiles)
+            amx_configure(); /* each thread's own tile state */
+#endif
 #pragma omp for schedule(static)
         for (int64_t blk = 0; blk < blocks; ++blk) {
             if (!buf)
@@ -220,13 +381,19 @@ int v2ht_pair_mlp(int64_t bf16, int64_t pairs, int64_t threads, int64_t n, int64
             const int64_t q0 = blk * BLOCK, rows = pairs - q0 < BLOCK ? pairs - q0 : BLOCK;
             char *in = buf, *nxt = buf + BLOCK * widest * es;
             float *p0 = bf16 ? p0f : (float *)in;
+            /* rows past the last pair keep zeros or an earlier block's values:
+               computed, never stored */
+            uint16_t *bf = bf16 ? (uint16_t *)in : 0;
             if (d == 64)
-                block_input(q0, rows, n, n_mod, 64, mods, e_h, eh_post_stride, e_u, p0);
+                block_input(q0, rows, n, n_mod, 64, mods, e_h, eh_post_stride, e_u, p0, bf);
             else
-                block_input(q0, rows, n, n_mod, d, mods, e_h, eh_post_stride, e_u, p0);
-            if (bf16) /* the whole block: rows past the last pair are zeros or an earlier block's */
-                round_bf16(p0, BLOCK * layers[0].k, (uint16_t *)in);
+                block_input(q0, rows, n, n_mod, d, mods, e_h, eh_post_stride, e_u, p0, bf);
             for (int64_t i = 0; i < n_layers; ++i) {
+#if defined(V2HT_AMX)
+                if (tiles)
+                    layer_amx((const uint16_t *)in, layers + i, (uint16_t *)nxt, p0f + BLOCK * layers[0].k);
+                else
+#endif
                 if (bf16)
                     layer_bf16((const uint16_t *)in, BLOCK, layers + i, (uint16_t *)nxt);
                 else
@@ -237,9 +404,27 @@ int v2ht_pair_mlp(int64_t bf16, int64_t pairs, int64_t threads, int64_t n, int64
             }
             memcpy((char *)out + q0 * width * es, in, rows * width * es);
         }
+#if defined(V2HT_AMX)
+        if (tiles)
+            _tile_release();
+#endif
         free(buf);
     }
     return failed ? -2 : 0;
+}
+
+/* Take AMX tiles for bfloat16 layers (want 1, the default) or VDPBF16PS's
+   register tiles (0)? Returns 1 where bfloat16 layers will run on AMX
+   tiles: built for them, and the kernel lends this process their state. */
+int v2ht_pair_mlp_amx(int64_t want)
+{
+#if defined(V2HT_AMX)
+    amx_wanted = want != 0;
+    return amx_wanted && amx_granted();
+#else
+    (void)want;
+    return 0;
+#endif
 }
 
 /* 1 where this build has the register tiles for the layers' element type

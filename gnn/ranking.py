@@ -9,9 +9,9 @@ written in place (both by one C loop where native.py has one, by torch ops
 otherwise, with the same bits), and the MLP of Eqs. 15-16, in buffers
 allocated once per call. With AVX-512 the hidden layers of Eq. 15 run in
 that C loop too (native_mlp.py: p0 never leaves a thread's cache), again
-with torch's bits (bfloat16: but for rare near-ties, and only on a CPU
-without AMX, where torch's bfloat16 GEMMs are faster); the logit layer is
-always torch's. p0 is float32 either way, rounded once for a bfloat16 MLP.
+with torch's bits (bfloat16: on AMX tiles where the CPU has them, the same
+bits as oneDNN's GEMMs there; elsewhere VDPBF16PS, but for rare
+near-ties); the logit layer is always torch's. p0 is float32 either way, rounded once for a bfloat16 MLP.
 The full rank gives it tiles of hashtags shared by every post; the rerank
 gives it each post's own candidates. Same arithmetic, so two stages with
 N = H return the exact full rank's top k.
@@ -58,8 +58,9 @@ PAIRS_PER_STEP = 1 << 13
 # thread's cache: larger tiles only save calls (8k -> 32k pairs: 67% -> 79% of
 # the fp32 FLOP bound, 39% -> 71% of the bf16 one, bench_model)
 MLP_PAIRS_PER_STEP = 1 << 15
-# ... and for torch's bfloat16 GEMMs on AMX (native_mlp.wanted): 8k -> 32k
-# pairs 489 -> 712 posts/s, 128k 431 (bench_model's full rank)
+# ... and for torch's bfloat16 GEMMs on AMX, for widths the loop's AMX tiles
+# do not take (native_mlp.wanted): 8k -> 32k pairs 489 -> 712 posts/s, 128k 431
+# (bench_model's full rank)
 BF16_PAIRS_PER_STEP = 1 << 15
 FUSED_PAIRS = 1 << 14  # the compiled kernel's best tile here
 REFERENCE = 32  # pairs the first pass linearises at
@@ -140,7 +141,7 @@ class PairKernel:
             self.bufs["p0_mlp"] = buffer(len(self.mods) * d, dtype=dt)
         self.hidden = [buffer(w.shape[1], dtype=dt) for w, _ in self.weights[:-1]]
         # the hidden layers fused with p0 (pair_mlp.c), where it reproduces these ops
-        fused = dev.type == "cpu" and len(self.weights) > 1 and native_mlp.wanted(dt)
+        fused = dev.type == "cpu" and len(self.weights) > 1 and native_mlp.wanted(dt, self.weights[:-1])
         self.packed = native_mlp.layers(self.weights[:-1], dt) if fused else None
 
     def _view(self, name: str, n: int, *tail: int) -> torch.Tensor:
@@ -234,7 +235,8 @@ def _run_tiles(model, post, side, n: int, ids_of, *, chunk: int, bf16: bool, fus
     every tile has the same shape (the last one overlaps the one before), so
     one compile serves them all; a failed compile falls back to eager."""
     b = _n_posts(post)
-    mlp = side[0].device.type == "cpu" and native_mlp.wanted(torch.bfloat16 if bf16 else torch.float32)
+    hidden = [(lin.weight.t(), None) for lin in model.mlp if isinstance(lin, nn.Linear)][:-1]
+    mlp = side[0].device.type == "cpu" and native_mlp.wanted(torch.bfloat16 if bf16 else torch.float32, hidden)
     per_step = MLP_PAIRS_PER_STEP if mlp else BF16_PAIRS_PER_STEP if bf16 else PAIRS_PER_STEP
     step = max(1, min(n, FUSED_PAIRS // max(b, 1))) if fused else _tile(b, n, chunk, per_step)
     kernel = PairKernel(model, post, side, step, bf16=bf16)

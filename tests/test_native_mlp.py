@@ -85,14 +85,18 @@ def test_what_it_would_misread_is_refused(own_cache):
         assert native_mlp.pair_mlp(tabs, cs, e_h, e_u, packed, out, ks) is None
 
 
-def test_a_full_rank_is_the_same_with_and_without_the_fused_layers(own_cache, monkeypatch):
-    m = model(config(("visual", "acoustic", "text"), "full", n_hashtags=400), 0).eval()
+# the test model's widths, and ones AMX tiles take (inputs 3 x 32 = 96, outputs 64 and 32)
+@pytest.mark.parametrize("widths", [{}, {"d_hashtag": 32, "d_common": 32, "mlp_hidden": (64, 32)}])
+def test_a_full_rank_is_the_same_with_and_without_the_fused_layers(own_cache, monkeypatch, widths):
+    m = model(config(("visual", "acoustic", "text"), "full", n_hashtags=400, **widths), 0).eval()
     bt = batch(b=6, n=400)
     calls = []
     real = native_mlp._call
     monkeypatch.setattr(native_mlp, "_call", lambda *a, **k: calls.append(1) or real(*a, **k))
+    hidden = [(lin.weight.t(), None) for lin in m.mlp if isinstance(lin, torch.nn.Linear)][:-1]
     for bf16 in (False, True):
-        if not native_mlp.wanted(torch.bfloat16 if bf16 else torch.float32):  # bf16 with AMX: torch's GEMMs
+        # bf16 with AMX: the loop's AMX tiles for widths they take, else torch's GEMMs
+        if not native_mlp.wanted(torch.bfloat16 if bf16 else torch.float32, hidden):
             continue
         calls.clear()
         fast = m.score_all(bt, bf16=bf16)
@@ -162,3 +166,20 @@ def test_bf16_matching_refuses_what_is_more_than_a_near_tie():
     nan[3] = float("nan")
     assert not native_mlp.matches(want, nan)
     assert not native_mlp.matches(want.float(), one.float())  # float32: to the bit
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_amx_tiles_sum_as_onednn_does(own_cache, threads):
+    """Where the loop runs bfloat16 layers on AMX tiles, oneDNN's bfloat16
+    GEMMs run on them too, and sum in the same order: the same bits, not
+    only ``matches``."""
+    torch.set_num_threads(threads)
+    if not native_mlp.amx_tiles():
+        pytest.skip("no AMX tiles here (or the kernel does not lend them)")
+    for widths, bias in (((64, 32), True), ((128, 64, 16), False), ((32,), True)):
+        tabs, cs, ks, e_h, e_u, weights = case(torch.bfloat16, widths, bias=bias, seed=len(widths))
+        assert native_mlp.tile_shapes(weights)
+        expect = want(tabs, cs, e_h, e_u, weights)
+        got = native_mlp.pair_mlp(tabs, cs, e_h, e_u, native_mlp.layers(weights, torch.bfloat16),
+                                  torch.full(expect.shape, float("nan"), dtype=torch.bfloat16), ks)
+        assert got is not None and torch.equal(expect, got), widths
