@@ -510,7 +510,7 @@ class Explainer:
             "run": {"variant": self.run.cfg.get("variant"), "data_fingerprint": self.run.cfg.get("data_fingerprint")},
             "summary": summary_sentence(tag, prop),
             "score": score, "propagation": prop, "graph": ev,
-            "user": {"name": self.user, "history": self.history[:self.limit],
+            "user": {"name": self.user, "history": self.history[:self.limit], "past_tags": len(self.history),
                      "neighbours": ev["user_neighbours"]},
             "text_hashtags": self.text_tags, "attention": att,
             "warnings": list(self.warnings),
@@ -556,7 +556,8 @@ def explain_graph_only(store, tag: str, *, text: str | None = None, user: str | 
             "degree": {r: row.get(r) for r in RELATIONS},
             "post": {"text": text, "tokens": tokens, "user": user} if (text or user) else None,
             "summary": None, "score": None, "propagation": None, "graph": ev,
-            "user": {"name": user, "history": history[:limit], "neighbours": ev["user_neighbours"]},
+            "user": {"name": user, "history": history[:limit], "past_tags": len(history),
+                     "neighbours": ev["user_neighbours"]},
             "text_hashtags": text_tags, "attention": None, "warnings": warnings}
 
 

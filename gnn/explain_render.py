@@ -136,10 +136,14 @@ def render(expl: dict, console: Console) -> None:
 
     u = expl.get("user") or {}
     if u.get("name"):
-        un = root.add(f"user {u['name']}: {len(u.get('history') or [])} past tags shown")
-        if u.get("neighbours"):
-            for r in u["neighbours"]:
-                un.add(f"past tag `{r['tag']}` ({r['posts']} posts) is a {_t(r['type'])} neighbour: {r['evidence']}")
+        past = u.get("past_tags", len(u.get("history") or []))
+        nb = u.get("neighbours") or []
+        un = root.add(f"user {u['name']}: {past} past tag{'' if past == 1 else 's'}"
+                      + (f", {len(nb)} of them direct neighbours" if nb else ""))
+        if nb:
+            for r in nb:
+                posts = f"{r['posts']} post{'' if r['posts'] == 1 else 's'}"
+                un.add(f"past tag `{r['tag']}` ({posts}) is a {_t(r['type'])} neighbour: {r['evidence']}")
         else:
             un.add("none of the user's past tags is a direct neighbour")
 

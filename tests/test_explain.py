@@ -54,6 +54,10 @@ def test_planted_neighbour_is_named_first(world):
     # the post's own tags are never evidence: the post is left out of the user's history
     assert e["post"]["id"] == pl["posts"][0] and pl["tag"] in e["post"]["true_tags"]
     assert pl["tag"] not in [u["tag"] for u in e["user"]["history"]]
+    # the count names the whole history; the neighbours come from all of it, not only the tags listed
+    u = e["user"]
+    assert u["past_tags"] >= len(u["history"]) and len(u["neighbours"]) <= u["past_tags"]
+    assert len({n["tag"] for n in u["neighbours"]}) == len(u["neighbours"])
 
 
 @pytest.mark.parametrize("pick", ["planted", "hub", "first"])
