@@ -131,6 +131,18 @@ def process_seconds() -> float:
         return time.perf_counter() - _LOADED
 
 
+def readable(value: Any) -> str:
+    """A value for a table cell or a line of text: dicts as "key value, ...",
+    lists as "a, b", floats to 4 significant digits (--json keeps them whole)."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {readable(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(readable(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 

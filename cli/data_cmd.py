@@ -11,7 +11,7 @@ from ..kg.dataset import PreparedDataset
 from ..kg.prepare import default_params
 from ..kg.readers import FORMATS, guess_format, read_posts
 from ..kg.stats import plot_frequency, prepared_stats, raw_stats
-from .common import JsonOpt, WorkdirOpt, check_options, console, print_json, progress_bar, workdir
+from .common import JsonOpt, WorkdirOpt, check_options, console, print_json, progress_bar, readable, workdir
 
 app = typer.Typer(help="Generate, prepare and describe data sets.", no_args_is_help=True)
 
@@ -109,7 +109,7 @@ def prepare(
 def _render_stats(title: str, stats: dict) -> None:
     t = Table(title=title, show_header=False)
     for k, v in stats.items():
-        t.add_row(k.replace("_", " "), str(v))
+        t.add_row(k.replace("_", " "), readable(v))
     console.print(t)
 
 

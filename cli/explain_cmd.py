@@ -33,9 +33,11 @@ def explain(
     store: Optional[str] = StoreOpt,
     json_out: bool = JsonOpt,
 ):
-    """Explain a hashtag: graph evidence (typed neighbours, paths to the post's and the user's
-    hashtags), the learned propagation (edge weights, per-layer shares of e'(h)), the score with
-    and without propagation, the user signal and the attention.
+    """Explain a hashtag: graph evidence, learned propagation, score, user signal, attention.
+
+    The graph evidence: typed neighbours, and paths to the post's and the
+    user's hashtags. The learned propagation: edge weights and per-layer
+    shares of e'(h). The score with and without propagation.
 
     Examples: v2ht-kg explain RUN --post v0000034 --tag "saffron hill";
     v2ht-kg explain --tag KidDancer --out kid.html   (graph evidence only, no model)

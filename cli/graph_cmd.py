@@ -11,7 +11,7 @@ from ..kg import cypher_lib
 from ..kg.errors import V2HTError
 from ..kg.prepare import default_params
 from ..kg.readers import FORMATS, guess_format
-from .common import JsonOpt, StoreOpt, WorkdirOpt, check_options, console, print_json, progress_bar, workdir
+from .common import JsonOpt, StoreOpt, WorkdirOpt, check_options, console, print_json, progress_bar, readable, workdir
 from .data_cmd import (LongtailOpt, MaxPostsOpt, MinTagCountOpt, MinUserPostsOpt, SeedOpt, SplitOpt,
                        _render_stats)
 
@@ -90,11 +90,11 @@ def build(
         t.add_row(r, str(n), str((summary["edges_before_priority"] or {}).get(r, "")))
     console.print(t)
     st = summary["relation_stats"] or {}
-    console.print(f"overridden relations: {summary['overridden']}")
+    console.print(f"overridden relations: {readable(summary['overridden']) or 'none'}")
     console.print(f"long-tail tags with a cp/ss/po neighbour: {st.get('longtail_with_semantic_neighbour')} of {st.get('longtail')}"
                   f"; isolated tags: {st.get('isolated')}")
     console.print(f"training posts loaded: {summary['train_posts_loaded']} ({summary['tagged_edges']} TAGGED edges); "
-                  f"seconds: {summary['seconds']}")
+                  f"seconds: {readable(summary['seconds'])}")
 
 
 def _rows_table(keys: list[str], rows: list[dict], title: str | None = None):
