@@ -372,7 +372,8 @@ def fit_fusion(valid: SplitFeatures, data, *, extra: SplitFeatures | None = None
         v = evaluate_head(head, valid, data, hold_idx)["overall"][select]
         curve.append(v)
         states.append({k: t.detach().clone() for k, t in head.state_dict().items()})
-        say(f"fusion epoch {ep}: holdout {select} {v:.4f}")
+        # the V2HT epochs' layout, * on a new best
+        say(f"fusion {ep:>3}/{max_epochs}  holdout {select} {v:.4f}" + ("  *" if v >= max(curve) else ""))
         return patience is not None and ep - (int(np.argmax(curve)) + 1) >= patience
 
     head = _train(parts, max_epochs, seed, on_epoch=on_epoch)
