@@ -88,7 +88,7 @@ def layers(weights: list, dtype: torch.dtype) -> list | None:
     return out or None
 
 
-def _call(fn, tables, cs, e_h, e_u, packed, out, ks=None) -> bool:
+def _call(fn, tables, cs, e_h, e_u, packed, out, ks=None, logit=None) -> bool:
     b, n = out.shape[:2]
     d = e_h.shape[-1]
     ptr = native._pointers()
@@ -97,9 +97,15 @@ def _call(fn, tables, cs, e_h, e_u, packed, out, ks=None) -> bool:
     for ly, (w, bias) in zip(lys, packed):
         ly.k, ly.n = w.shape[0] * (2 if w.dim() == 3 else 1), w.shape[1]
         ly.w, ly.bias = ptr(w), None if bias is None else ptr(bias)
-    return fn(int(out.dtype == torch.bfloat16), b * n, native._threads(b * n), n, len(tables), d, mods, ptr(e_h),
+    bf16 = packed[0][0].dtype == torch.bfloat16
+    lw, mode = None, 0
+    if logit is not None:  # the weights, then the bias, in one bfloat16 array
+        w, bias = logit
+        lw = ptr(torch.cat([w.reshape(-1), bias.reshape(-1)]) if bias is not None else w.reshape(-1))
+        mode = 2 if bias is not None else 1
+    return fn(int(bf16), b * n, native._threads(b * n), n, len(tables), d, mods, ptr(e_h),
               0 if e_h.shape[0] == 1 else n * d, None if e_u is None else ptr(e_u), len(packed), lys,
-              out.data_ptr()) == 0
+              lw, mode, out.data_ptr()) == 0
 
 
 def _probe(fn, dtype: torch.dtype) -> bool:
@@ -126,7 +132,23 @@ def _probe(fn, dtype: torch.dtype) -> bool:
             got = torch.full((b, n, widths[-1]), float("nan"), dtype=dtype)
             if packed is None or not _call(fn, tables, cs, e_h, e_u, packed, got) or not matches(want, got):
                 return False
+            if dtype == torch.bfloat16:  # the logit layer too, which the loop takes for bfloat16
+                lw = (torch.randn(widths[-1], 1, generator=gen) / widths[-1] ** 0.5).to(dtype)
+                lb = (0.1 * torch.randn(1, generator=gen)).to(dtype) if biased else None
+                want_l = torch_logit(want.view(b * n, -1), lw, lb).view(b, n)
+                got_l = torch.full((b, n), float("nan"))
+                if not _call(fn, tables, cs, e_h, e_u, packed, got_l, logit=(lw, lb)) or \
+                        not matches(want_l.bfloat16(), got_l.bfloat16()):
+                    return False
     return True
+
+
+def torch_logit(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Eq. 16's logit of hidden activations x (pairs, k) with w (k, 1), in
+    x's dtype (bfloat16: rounded after the product and after the bias), as
+    float32."""
+    logit = (x @ w).view(-1)
+    return (logit if bias is None else logit + bias).float()
 
 
 def available(dtype: torch.dtype = torch.float32) -> bool:
@@ -189,17 +211,28 @@ def wanted(dtype: torch.dtype = torch.float32, weights: list | None = None) -> b
 
 
 def pair_mlp(tables: list, cs: list, e_h: torch.Tensor, e_u: torch.Tensor | None, packed: list,
-             out: torch.Tensor, ks: list | None = None) -> torch.Tensor | None:
+             out: torch.Tensor, ks: list | None = None, logit: tuple | None = None) -> torch.Tensor | None:
     """The last hidden layer's activation (B, n, width) for every pair into
     ``out``, through pair_mlp.c; ``packed`` from ``layers``, in out's dtype;
     the tables, e_h and e_u float32 (p0 is built in float32, and rounded
-    once for bfloat16 layers). None where the loop is unavailable for out's
-    dtype or the tensors are not what it reads: the caller then runs
+    once for bfloat16 layers). With ``logit`` (w (width, 1), bias (1,) or
+    None; bfloat16 layers only) each pair's logit instead, float32 (B, n),
+    as ``torch_logit`` gives it. None where the loop is unavailable for the
+    layers' dtype or the tensors are not what it reads: the caller then runs
     pair_input and the torch GEMMs."""
-    dt = out.dtype
+    dt = packed[0][0].dtype if packed else out.dtype
     if out.device.type != "cpu" or not out.is_contiguous() or dt not in DTYPES or not available(dt):
         return None
-    b, n, width = out.shape
+    if logit is not None:
+        w, bias = logit
+        if dt != torch.bfloat16 or out.dtype != torch.float32 or out.dim() != 2 or w.dtype != dt or \
+                w.numel() != packed[-1][0].shape[1] or (bias is not None and (bias.dtype != dt or bias.numel() != 1)):
+            return None
+        (b, n), width = out.shape, w.numel()
+    else:
+        if out.dtype != dt or out.dim() != 3:
+            return None
+        b, n, width = out.shape
     d = e_h.shape[-1]
     if not packed or packed[0][0].shape[0] * (2 if dt == torch.bfloat16 else 1) != len(tables) * d:
         return None
@@ -208,4 +241,4 @@ def pair_mlp(tables: list, cs: list, e_h: torch.Tensor, e_u: torch.Tensor | None
     p0 = torch.empty(b, n, len(tables) * d, device="meta")  # the shape native's checks expect
     if not native._fits(tables, cs, e_h, e_u, p0, ks):
         return None
-    return out if _call(native._STATE["mlp"][dt], tables, cs, e_h, e_u, packed, out, ks) else None
+    return out if _call(native._STATE["mlp"][dt], tables, cs, e_h, e_u, packed, out, ks, logit) else None

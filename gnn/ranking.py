@@ -136,7 +136,7 @@ class PairKernel:
             return torch.empty(b * tile * math.prod(tail), dtype=dtype, device=dev)
 
         self.bufs = {"g": buffer(d), "hu": buffer(d), "yd": buffer(2 * d), "e": buffer(d),
-                     "eh": buffer(d), "p0": buffer(len(self.mods) * d)}
+                     "eh": buffer(d), "p0": buffer(len(self.mods) * d), "logit": buffer()}
         if dt != torch.float32:
             self.bufs["p0_mlp"] = buffer(len(self.mods) * d, dtype=dt)
         self.hidden = [buffer(w.shape[1], dtype=dt) for w, _ in self.weights[:-1]]
@@ -171,7 +171,11 @@ class PairKernel:
         tables, cs = [self.tables[m] for m in self.mods], [self.c[m][ids] for m in self.mods]
         ks = self.step_counts if isinstance(ids, slice) else None
         ks = None if ks is None else [k[:, ids] for k in ks]
-        if self.packed is not None:  # p0 and Eq. 15 in one C loop
+        if self.packed is not None:  # p0 and Eq. 15 in one C loop (bfloat16: Eq. 16 too)
+            if self.dt == torch.bfloat16:
+                out = self.bufs["logit"][:b * n].view(b, n)
+                if native_mlp.pair_mlp(tables, cs, e_h, self.e_u, self.packed, out, ks, self.weights[-1]) is not None:
+                    return out.clone()
             width = self.weights[-2][0].shape[1]
             x = self.hidden[-1][:b * n * width].view(b, n, width)
             if native_mlp.pair_mlp(tables, cs, e_h, self.e_u, self.packed, x, ks) is not None:
@@ -199,9 +203,7 @@ class PairKernel:
         return self._logit(x, b, n)
 
     def _logit(self, x: torch.Tensor, b: int, n: int) -> torch.Tensor:
-        w, bias = self.weights[-1]  # Eq. 16, logit
-        logit = (x @ w).view(b, n)
-        return (logit if bias is None else logit + bias).float()
+        return native_mlp.torch_logit(x, *self.weights[-1]).view(b, n)  # Eq. 16
 
     def fused_logits(self, ids: slice | torch.Tensor) -> torch.Tensor | None:
         """logits(ids) through the compiled kernel; None if it cannot compile here

@@ -183,3 +183,35 @@ def test_amx_tiles_sum_as_onednn_does(own_cache, threads):
         got = native_mlp.pair_mlp(tabs, cs, e_h, e_u, native_mlp.layers(weights, torch.bfloat16),
                                   torch.full(expect.shape, float("nan"), dtype=torch.bfloat16), ks)
         assert got is not None and torch.equal(expect, got), widths
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bf16_logits_are_torchs(own_cache, threads):
+    """The loop's logit layer (bfloat16 layers) gives what torch_logit gives
+    on the hidden activations: the same bits where it sums as oneDNN does
+    (each row in one lane, the pairs of k in order), at most near-ties
+    elsewhere; a width the loop cannot take is refused."""
+    torch.set_num_threads(threads)
+    if not native_mlp.available(torch.bfloat16):
+        pytest.skip("no bfloat16 register tiles here (no AVX512-BF16?)")
+    gen = torch.Generator().manual_seed(5)
+    for widths, bias in (((64, 32), True), ((64, 32), False), ((48, 20), True)):
+        tabs, cs, ks, e_h, e_u, weights = case(torch.bfloat16, widths, bias=bias, n=500)
+        packed = native_mlp.layers(weights, torch.bfloat16)
+        hidden = want(tabs, cs, e_h, e_u, weights)
+        lw = (torch.randn(widths[-1], 1, generator=gen) / 4).bfloat16()
+        lb = torch.tensor([0.3]).bfloat16() if bias else None
+        expect = native_mlp.torch_logit(hidden.view(-1, widths[-1]), lw, lb).view(hidden.shape[:2])
+        got = native_mlp.pair_mlp(tabs, cs, e_h, e_u, packed, torch.full(expect.shape, float("nan")), ks,
+                                  logit=(lw, lb))
+        assert got is not None and got.dtype == torch.float32
+        assert native_mlp.matches(expect.bfloat16(), got.bfloat16()), widths
+        if native_mlp.amx_tiles() and native_mlp.tile_shapes(weights):
+            assert torch.equal(expect, got), widths
+    tabs, cs, ks, e_h, e_u, weights = case(torch.bfloat16, (64, 32), n=50)
+    packed = native_mlp.layers(weights, torch.bfloat16)
+    out = torch.empty(8, 50)
+    assert native_mlp.pair_mlp(tabs, cs, e_h, e_u, packed, out, ks, logit=(torch.randn(31, 1).bfloat16(), None)) is None
+    assert native_mlp.pair_mlp(tabs, cs, e_h, e_u, packed, out, ks, logit=(torch.randn(32, 1), None)) is None
+    assert native_mlp.pair_mlp(tabs, cs, e_h, e_u, packed, out.bfloat16(), ks,
+                               logit=(torch.randn(32, 1).bfloat16(), None)) is None
