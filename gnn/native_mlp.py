@@ -4,11 +4,13 @@ native.pair_input writes a whole tile's p0 (8k pairs x 192 values, 6 MB in
 float32) and the MLP's GEMMs then read it back from memory. pair_mlp.c
 builds p0 a few dozen pairs at a time in a per-thread buffer that stays in
 cache and multiplies it through the hidden layers there; the logit layer
-stays in torch. Its sums run in the order of oneDNN's and MKL's GEMMs at
-these shapes, so it is used only where a probe on random data finds the
-hidden activations bit-identical to p0 through ``torch_hidden`` (bfloat16:
-see ``matches``); otherwise the tile takes pair_input and the torch GEMMs,
-same results.
+stays in torch for float32 (MKL's one-column product sums in an order of
+its own) and joins the loop for bfloat16. Its sums run in the order of
+oneDNN's and MKL's GEMMs at these shapes, so it is used only where a probe
+on random data finds the hidden activations (and bfloat16 logits)
+bit-identical to p0 through ``torch_hidden`` and ``torch_logit``
+(bfloat16: see ``matches``); otherwise the tile takes pair_input and the
+torch GEMMs, same results.
 """
 from __future__ import annotations
 
@@ -202,9 +204,8 @@ def wanted(dtype: torch.dtype = torch.float32, weights: list | None = None) -> b
     posts/s) than the VDPBF16PS register tiles, so there bfloat16 takes
     this loop only on its own AMX tiles, for hidden layers (``weights``,
     when given) of widths they take: there it sums as oneDNN does (the same
-    scores), and ran the bench's full rank 9-12% faster than the unfused
-    tile, 15-17% under OMP_WAIT_POLICY=PASSIVE, the CLI's setting
-    (docs/benchmarks.md)."""
+    scores), and ran the bench's full rank 11-19% faster than the unfused
+    tile (docs/benchmarks.md)."""
     if not available(dtype) or dtype == torch.float32 or not amx():
         return available(dtype)
     return amx_tiles() and (weights is None or tile_shapes(weights))

@@ -4,8 +4,9 @@
    float32), which leaves the caches before the first layer's GEMM reads it
    back. Here each thread builds p0 for BLOCK pairs at a time into its own
    buffer (36 kB: it stays in L1/L2), multiplies it through every hidden
-   layer there, and writes only the last hidden activation to `out`; the
-   logit layer (one output column) stays in torch.
+   layer there, and writes only the last hidden activation to `out`, or,
+   for bfloat16 layers, each pair's logit (block_logits); float32's logit
+   layer (one output column) stays in torch.
 
    The products sum in the order oneDNN's and MKL's CPU GEMMs do at these
    shapes, so the results are theirs to the bit (native.py checks that on

@@ -11,7 +11,8 @@ allocated once per call. With AVX-512 the hidden layers of Eq. 15 run in
 that C loop too (native_mlp.py: p0 never leaves a thread's cache), again
 with torch's bits (bfloat16: on AMX tiles where the CPU has them, the same
 bits as oneDNN's GEMMs there; elsewhere VDPBF16PS, but for rare
-near-ties); the logit layer is always torch's. p0 is float32 either way, rounded once for a bfloat16 MLP.
+near-ties); the logit layer is torch's in float32 and the loop's in
+bfloat16. p0 is float32 either way, rounded once for a bfloat16 MLP.
 The full rank gives it tiles of hashtags shared by every post; the rerank
 gives it each post's own candidates. Same arithmetic, so two stages with
 N = H return the exact full rank's top k.
