@@ -192,9 +192,9 @@ def amx_tiles() -> bool:
 
 def tile_shapes(weights: list) -> bool:
     """Do the hidden layers (w (in, out), bias) fit pair_mlp.c's AMX tiles
-    (in a multiple of 32, out of 16)? Other widths take its VDPBF16PS
-    register tiles."""
-    return all(w.shape[0] % 32 == 0 and w.shape[1] % 16 == 0 for w, _ in weights)
+    (in and out multiples of 32)? Other widths take its VDPBF16PS register
+    tiles."""
+    return all(w.shape[0] % 32 == 0 and w.shape[1] % 32 == 0 for w, _ in weights)
 
 
 def wanted(dtype: torch.dtype = torch.float32, weights: list | None = None) -> bool:

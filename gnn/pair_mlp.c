@@ -224,26 +224,22 @@ static void amx_configure(void)
     _tile_loadconfig(&cfg);
 }
 
-/* Does a layer fit the tiles: k in slices of 32, n in columns of 16? */
-static int amx_fits(const v2ht_layer *ly) { return ly->k % 32 == 0 && ly->n % 16 == 0; }
+/* Does a layer fit the tiles: k in slices of 32, n in pairs of 16 columns? */
+static int amx_fits(const v2ht_layer *ly) { return ly->k % 32 == 0 && ly->n % 32 == 0; }
 
-_Static_assert(BLOCK % 48 == 0, "layer_amx takes 48 rows at a time");
+_Static_assert(BLOCK % 16 == 0, "layer_amx takes 16 rows at a time");
 
-/* rows of 16 or 32 columns of relu(sums + bias), rounded to bfloat16:
-   `sums` holds `tiles` 16 x 16 tiles of float sums, side by side in
-   columns; two columns' tiles take one conversion and one store a row */
-static inline __attribute__((always_inline)) void amx_epilogue(const float *sums, int tiles, const float *bias,
-                                                               int64_t n, uint16_t *y)
+/* 16 rows x 32 columns of relu(sums + bias), rounded to bfloat16: `sums`
+   holds two 16 x 16 tiles of float sums, side by side in columns; a row's
+   32 values take one conversion and one store */
+static inline __attribute__((always_inline)) void amx_epilogue(const float *sums, const float *bias, int64_t n,
+                                                               uint16_t *y)
 {
     for (int r = 0; r < 16; ++r) {
         const __m512 lo = bias_relu(_mm512_loadu_ps(sums + 16 * r), bias);
-        if (tiles == 1) {
-            _mm256_storeu_si256((__m256i *)(y + r * n), f2bf16(lo));
-            continue;
-        }
         const __m512 hi = bias_relu(_mm512_loadu_ps(sums + 256 + 16 * r), bias ? bias + 16 : 0);
         if (__builtin_expect((_mm512_fpclass_ps_mask(lo, 0xa1) | _mm512_fpclass_ps_mask(hi, 0xa1)) != 0, 0)) {
-            _mm256_storeu_si256((__m256i *)(y + r * n), f2bf16(lo));
+            _mm256_storeu_si256((__m256i *)(y + r * n), f2bf16(lo)); /* NaN or denormal: f2bf16's integer path */
             _mm256_storeu_si256((__m256i *)(y + r * n + 16), f2bf16(hi));
         } else {
             _mm512_storeu_si512(y + r * n, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
@@ -251,72 +247,28 @@ static inline __attribute__((always_inline)) void amx_epilogue(const float *sums
     }
 }
 
-/* BLOCK rows of relu(x @ w + bias) rounded to bfloat16; `sums` holds
-   6 x 256 floats. Per 32 columns and 48 rows: rows 0-31 as 2 x 2 tiles
-   (tiles 0-3 the sums, 4-5 the rows' inputs, 6-7 the weights), then rows
-   32-47 as 1 x 2; a last 16 columns as 1 x 1 slices. */
+/* BLOCK rows of relu(x @ w + bias) rounded to bfloat16, n a multiple of
+   32; `sums` holds 512 floats. Each 16 rows x 32 columns as 1 x 2 tiles:
+   tiles 0-1 the sums, 4 the rows' inputs, 6-7 the weights. */
 static void layer_amx(const uint16_t *x, const v2ht_layer *ly, uint16_t *y, float *sums)
 {
     const int64_t k = ly->k, n = ly->n;
     const uint16_t *w = ly->w;
-    for (int64_t r0 = 0; r0 < BLOCK; r0 += 48) {
-        const uint16_t *xr = x + r0 * k;
-        uint16_t *yr = y + r0 * n;
-        int64_t j0 = 0;
-        for (; j0 + 32 <= n; j0 += 32) {
-            const float *bias = ly->bias ? ly->bias + j0 : 0;
-            _tile_zero(0);
-            _tile_zero(1);
-            _tile_zero(2);
-            _tile_zero(3);
-            for (int64_t k0 = 0; k0 < k; k0 += 32) {
-                _tile_loadd(6, w + (k0 / 2 * n + j0) * 2, n * 4);
-                _tile_loadd(7, w + (k0 / 2 * n + j0 + 16) * 2, n * 4);
-                _tile_loadd(4, xr + k0, k * 2);
-                _tile_loadd(5, xr + 16 * k + k0, k * 2);
-                _tile_dpbf16ps(0, 4, 6);
-                _tile_dpbf16ps(1, 4, 7);
-                _tile_dpbf16ps(2, 5, 6);
-                _tile_dpbf16ps(3, 5, 7);
-            }
-            _tile_stored(0, sums, 64);
-            _tile_stored(1, sums + 256, 64);
-            _tile_stored(2, sums + 512, 64);
-            _tile_stored(3, sums + 768, 64);
+    for (int64_t j0 = 0; j0 < n; j0 += 32) {
+        const float *bias = ly->bias ? ly->bias + j0 : 0;
+        for (int64_t r0 = 0; r0 < BLOCK; r0 += 16) {
             _tile_zero(0);
             _tile_zero(1);
             for (int64_t k0 = 0; k0 < k; k0 += 32) {
                 _tile_loadd(6, w + (k0 / 2 * n + j0) * 2, n * 4);
                 _tile_loadd(7, w + (k0 / 2 * n + j0 + 16) * 2, n * 4);
-                _tile_loadd(4, xr + 32 * k + k0, k * 2);
+                _tile_loadd(4, x + r0 * k + k0, k * 2);
                 _tile_dpbf16ps(0, 4, 6);
                 _tile_dpbf16ps(1, 4, 7);
             }
-            _tile_stored(0, sums + 1024, 64);
-            _tile_stored(1, sums + 1280, 64);
-            amx_epilogue(sums, 2, bias, n, yr + j0);
-            amx_epilogue(sums + 512, 2, bias, n, yr + 16 * n + j0);
-            amx_epilogue(sums + 1024, 2, bias, n, yr + 32 * n + j0);
-        }
-        if (j0 < n) { /* n % 32 == 16 */
-            const float *bias = ly->bias ? ly->bias + j0 : 0;
-            _tile_zero(0);
-            _tile_zero(1);
-            _tile_zero(2);
-            for (int64_t k0 = 0; k0 < k; k0 += 32) {
-                _tile_loadd(6, w + (k0 / 2 * n + j0) * 2, n * 4);
-                _tile_loadd(4, xr + k0, k * 2);
-                _tile_loadd(5, xr + 16 * k + k0, k * 2);
-                _tile_loadd(7, xr + 32 * k + k0, k * 2);
-                _tile_dpbf16ps(0, 4, 6);
-                _tile_dpbf16ps(1, 5, 6);
-                _tile_dpbf16ps(2, 7, 6);
-            }
             _tile_stored(0, sums, 64);
             _tile_stored(1, sums + 256, 64);
-            _tile_stored(2, sums + 512, 64);
-            for (int g = 0; g < 3; ++g)
-                amx_epilogue(sums + 256 * g, 1, bias, n, yr + 16 * g * n + j0);
+            amx_epilogue(sums, bias, n, y + r0 * n + j0);
         }
     }
 }
