@@ -94,6 +94,19 @@ static inline __m256i f2bf16(__m512 x)
     return (__m256i)_mm512_cvtneps_pbh(x);
 }
 
+
+/* 32 floats (lo, then hi) rounded to bfloat16 at y: one VCVTNE2PS2BF16, or
+   f2bf16's integer path for vectors holding a NaN or a denormal */
+static inline void store32_bf16(uint16_t *y, __m512 lo, __m512 hi)
+{
+    if (__builtin_expect((_mm512_fpclass_ps_mask(lo, 0xa1) | _mm512_fpclass_ps_mask(hi, 0xa1)) != 0, 0)) {
+        _mm256_storeu_si256((__m256i *)y, f2bf16(lo));
+        _mm256_storeu_si256((__m256i *)(y + 16), f2bf16(hi));
+    } else {
+        _mm512_storeu_si512(y, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+}
+#define STORE32(y, lo, hi) store32_bf16((y), (lo), (hi))
 #endif
 
 /* pair_body's blocks, 16 float32 values at a time: the same ops in the same
@@ -119,6 +132,18 @@ static inline __attribute__((always_inline)) void pair_blocks(
         for (int64_t m = 0; m < n_mod; ++m) {
             const __m512 l = _mm512_set1_ps(lam[m]);
             const float *ym = y[m];
+#if defined(__AVX512BF16__)
+            if (bf && d % 32 == 0) { /* two vectors a conversion and a store */
+                for (int64_t v = 0; v < d / 16; v += 2) {
+                    const __m512 lo = MIX16(hu[v], BLEND16(_mm512_loadu_ps(ym + 16 * v), l,
+                                                           _mm512_loadu_ps(ym + d + 16 * v)), g[v]);
+                    const __m512 hi = MIX16(hu[v + 1], BLEND16(_mm512_loadu_ps(ym + 16 * v + 16), l,
+                                                               _mm512_loadu_ps(ym + d + 16 * v + 16)), g[v + 1]);
+                    STORE32(bf + m * d + 16 * v, lo, hi);
+                }
+                continue;
+            }
+#endif
             for (int64_t v = 0; v < d / 16; ++v) {
                 const __m512 e = BLEND16(_mm512_loadu_ps(ym + 16 * v), l, _mm512_loadu_ps(ym + d + 16 * v));
                 STORE16(m * d + 16 * v, MIX16(hu[v], e, g[v]));

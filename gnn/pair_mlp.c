@@ -355,6 +355,7 @@ int v2ht_pair_mlp(int64_t bf16, int64_t pairs, int64_t threads, int64_t n, int64
     for (int64_t i = 0; tiles && i < n_layers; ++i)
         tiles = amx_fits(layers + i);
 #endif
+    (void)tiles; /* without AMX: never set */
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         /* two ping-pong buffers of BLOCK rows, zeroed so the rows past the
