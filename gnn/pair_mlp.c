@@ -238,12 +238,7 @@ static inline __attribute__((always_inline)) void amx_epilogue(const float *sums
     for (int r = 0; r < 16; ++r) {
         const __m512 lo = bias_relu(_mm512_loadu_ps(sums + 16 * r), bias);
         const __m512 hi = bias_relu(_mm512_loadu_ps(sums + 256 + 16 * r), bias ? bias + 16 : 0);
-        if (__builtin_expect((_mm512_fpclass_ps_mask(lo, 0xa1) | _mm512_fpclass_ps_mask(hi, 0xa1)) != 0, 0)) {
-            _mm256_storeu_si256((__m256i *)(y + r * n), f2bf16(lo)); /* NaN or denormal: f2bf16's integer path */
-            _mm256_storeu_si256((__m256i *)(y + r * n + 16), f2bf16(hi));
-        } else {
-            _mm512_storeu_si512(y + r * n, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-        }
+        store32_bf16(y + r * n, lo, hi);
     }
 }
 
