@@ -40,8 +40,11 @@ def tail_offset(hist, boost: float) -> torch.Tensor | None:
     return boost * torch.from_numpy(hist.pop()).float()
 
 
-def known_history(data: TrainingData, split: str, protocol: str):
-    """The History of the posts known when ``split``'s posts are ranked."""
+def known_history(data: TrainingData, split: str, protocol: str, hybrid=None):
+    """The History of the posts known when ``split``'s posts are ranked (the
+    fusion head's own, cached, where there is one)."""
+    if hybrid is not None:
+        return hybrid.ctx.history(split, protocol)
     from .history import History
     from .protocol import known_rows
 
@@ -107,8 +110,7 @@ def evaluate_run(run_dir: Path, split: str = "test", *, device: str = "cpu", bat
     hybrid = HybridScorer(run, run_dir, device) if load_hybrid(run_dir) is not None else None
     model_name = "hybrid" if hybrid is not None else run.cfg.get("variant")
     ranked = "test" if protocol == "new-to-user" else split
-    offset = tail_offset(hybrid.ctx.history(ranked, trained) if hybrid is not None
-                         else known_history(run.data, ranked, trained), tail_boost) if tail_boost else None
+    offset = tail_offset(known_history(run.data, ranked, trained, hybrid), tail_boost) if tail_boost else None
     boost = {"tail_boost": tail_boost} if tail_boost else {}
     if protocol == "new-to-user":
         from .newuser import evaluate_new_to_user
@@ -181,9 +183,8 @@ def recommend(run: Run, post_rows: Sequence[int] | None = None, *, text: str | N
     run.model.eval()
     offset = None
     if tail_boost:  # tail_offset checks the value
-        protocol = str(run.cfg.get("protocol", "deployed"))
-        offset = tail_offset(hybrid.ctx.history("test", hybrid.protocol) if hybrid is not None
-                             else known_history(data, "test", protocol), tail_boost)
+        protocol = hybrid.protocol if hybrid is not None else str(run.cfg.get("protocol", "deployed"))
+        offset = tail_offset(known_history(data, "test", protocol, hybrid), tail_boost)
     if post_rows is not None:
         rows = np.asarray(list(post_rows), dtype=np.int64)
         if len(rows) and (rows.min() < 0 or rows.max() >= data.n_posts):

@@ -173,7 +173,7 @@ def _load(fma: bool):
         lib.v2ht_pair_mlp.restype = ctypes.c_int
         lib.v2ht_pair_mlp_vectors.argtypes = [i64]
         lib.v2ht_pair_mlp_vectors.restype = ctypes.c_int
-        lib.v2ht_pair_mlp_amx.argtypes = [i64]
+        lib.v2ht_pair_mlp_amx.argtypes = []
         lib.v2ht_pair_mlp_amx.restype = ctypes.c_int
         lib.v2ht_step_counts.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, i64]
         lib.v2ht_step_counts.restype = None

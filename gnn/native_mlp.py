@@ -100,14 +100,18 @@ def _call(fn, tables, cs, e_h, e_u, packed, out, ks=None, logit=None) -> bool:
         ly.k, ly.n = w.shape[0] * (2 if w.dim() == 3 else 1), w.shape[1]
         ly.w, ly.bias = ptr(w), None if bias is None else ptr(bias)
     bf16 = packed[0][0].dtype == torch.bfloat16
-    lw, mode = None, 0
-    if logit is not None:  # the weights, then the bias, in one bfloat16 array
-        w, bias = logit
-        lw = ptr(torch.cat([w.reshape(-1), bias.reshape(-1)]) if bias is not None else w.reshape(-1))
-        mode = 2 if bias is not None else 1
+    lw, biased = logit if logit is not None else (None, False)
     return fn(int(bf16), b * n, native._threads(b * n), n, len(tables), d, mods, ptr(e_h),
               0 if e_h.shape[0] == 1 else n * d, None if e_u is None else ptr(e_u), len(packed), lys,
-              lw, mode, out.data_ptr()) == 0
+              None if lw is None else ptr(lw), 0 if lw is None else 1 + biased, out.data_ptr()) == 0
+
+
+def logit_layer(w: torch.Tensor, bias: torch.Tensor | None) -> tuple[torch.Tensor, bool]:
+    """The logit layer (w (k, 1), bias (1,) or None) in pair_mlp.c's layout:
+    the k weights, then the bias, in one contiguous array; and whether
+    there is a bias."""
+    flat = w.reshape(-1)
+    return (torch.cat([flat, bias.reshape(-1)]) if bias is not None else flat.contiguous()), bias is not None
 
 
 def _probe(fn, dtype: torch.dtype) -> bool:
@@ -139,7 +143,7 @@ def _probe(fn, dtype: torch.dtype) -> bool:
                 lb = (0.1 * torch.randn(1, generator=gen)).to(dtype) if biased else None
                 want_l = torch_logit(want.view(b * n, -1), lw, lb).view(b, n)
                 got_l = torch.full((b, n), float("nan"))
-                if not _call(fn, tables, cs, e_h, e_u, packed, got_l, logit=(lw, lb)) or \
+                if not _call(fn, tables, cs, e_h, e_u, packed, got_l, logit=logit_layer(lw, lb)) or \
                         not matches(want_l.bfloat16(), got_l.bfloat16()):
                     return False
     return True
@@ -169,7 +173,7 @@ def available(dtype: torch.dtype = torch.float32) -> bool:
                     if dt not in found and ok and _probe(lib.v2ht_pair_mlp, dt):
                         found[dt] = lib.v2ht_pair_mlp
                         if dt == torch.bfloat16:  # the probe ran on AMX tiles where this is true
-                            native._STATE["amx_tiles"] = bool(lib.v2ht_pair_mlp_amx(1))
+                            native._STATE["amx_tiles"] = bool(lib.v2ht_pair_mlp_amx())
         native._STATE["mlp"] = found
     return native._STATE["mlp"].get(dtype) is not None
 
@@ -216,20 +220,21 @@ def pair_mlp(tables: list, cs: list, e_h: torch.Tensor, e_u: torch.Tensor | None
     """The last hidden layer's activation (B, n, width) for every pair into
     ``out``, through pair_mlp.c; ``packed`` from ``layers``, in out's dtype;
     the tables, e_h and e_u float32 (p0 is built in float32, and rounded
-    once for bfloat16 layers). With ``logit`` (w (width, 1), bias (1,) or
-    None; bfloat16 layers only) each pair's logit instead, float32 (B, n),
-    as ``torch_logit`` gives it. None where the loop is unavailable for the
+    once for bfloat16 layers). With ``logit`` (``logit_layer``'s; bfloat16
+    layers only) each pair's logit instead, float32 (B, n), as
+    ``torch_logit`` gives it. None where the loop is unavailable for the
     layers' dtype or the tensors are not what it reads: the caller then runs
     pair_input and the torch GEMMs."""
     dt = packed[0][0].dtype if packed else out.dtype
     if out.device.type != "cpu" or not out.is_contiguous() or dt not in DTYPES or not available(dt):
         return None
     if logit is not None:
-        w, bias = logit
-        if dt != torch.bfloat16 or out.dtype != torch.float32 or out.dim() != 2 or w.dtype != dt or \
-                w.numel() != packed[-1][0].shape[1] or (bias is not None and (bias.dtype != dt or bias.numel() != 1)):
+        lw, biased = logit
+        width = lw.numel() - biased
+        if dt != torch.bfloat16 or out.dtype != torch.float32 or out.dim() != 2 or lw.dtype != dt or \
+                not lw.is_contiguous() or width != packed[-1][0].shape[1]:
             return None
-        (b, n), width = out.shape, w.numel()
+        b, n = out.shape
     else:
         if out.dtype != dt or out.dim() != 3:
             return None

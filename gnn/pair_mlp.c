@@ -201,7 +201,6 @@ typedef struct {
 } amx_config;
 
 static int amx_state; /* 0 not asked, 1 granted, -1 refused */
-static int amx_wanted = 1;
 
 /* The kernel lends a process the tile registers' state only when asked
    (Linux >= 5.16): once per process, before any thread touches a tile. */
@@ -346,7 +345,7 @@ int v2ht_pair_mlp(int64_t bf16, int64_t pairs, int64_t threads, int64_t n, int64
     const int64_t blocks = (pairs + BLOCK - 1) / BLOCK;
     int failed = 0, tiles = 0;
 #if defined(V2HT_AMX)
-    tiles = bf16 && amx_wanted && amx_granted();
+    tiles = bf16 && amx_granted();
     for (int64_t i = 0; tiles && i < n_layers; ++i)
         tiles = amx_fits(layers + i);
 #endif
@@ -410,16 +409,13 @@ int v2ht_pair_mlp(int64_t bf16, int64_t pairs, int64_t threads, int64_t n, int64
     return failed ? -2 : 0;
 }
 
-/* Take AMX tiles for bfloat16 layers (want 1, the default) or VDPBF16PS's
-   register tiles (0)? Returns 1 where bfloat16 layers will run on AMX
-   tiles: built for them, and the kernel lends this process their state. */
-int v2ht_pair_mlp_amx(int64_t want)
+/* 1 where bfloat16 layers run on AMX tiles (those whose widths amx_fits):
+   built for them, and the kernel lends this process their state. */
+int v2ht_pair_mlp_amx(void)
 {
 #if defined(V2HT_AMX)
-    amx_wanted = want != 0;
-    return amx_wanted && amx_granted();
+    return amx_granted();
 #else
-    (void)want;
     return 0;
 #endif
 }

@@ -142,8 +142,10 @@ class PairKernel:
             self.bufs["p0_mlp"] = buffer(len(self.mods) * d, dtype=dt)
         self.hidden = [buffer(w.shape[1], dtype=dt) for w, _ in self.weights[:-1]]
         # the hidden layers fused with p0 (pair_mlp.c), where it reproduces these ops
-        fused = dev.type == "cpu" and len(self.weights) > 1 and native_mlp.wanted(dt, self.weights[:-1])
+        fused = dev.type == "cpu" and _fuses(model, dt)
         self.packed = native_mlp.layers(self.weights[:-1], dt) if fused else None
+        # bfloat16: the logit layer too, its weights packed once for every tile
+        self.logit = native_mlp.logit_layer(*self.weights[-1]) if fused and dt == torch.bfloat16 else None
 
     def _view(self, name: str, n: int, *tail: int) -> torch.Tensor:
         return self.bufs[name][:self.b * n * math.prod(tail)].view(self.b, n, *tail)
@@ -173,9 +175,9 @@ class PairKernel:
         ks = self.step_counts if isinstance(ids, slice) else None
         ks = None if ks is None else [k[:, ids] for k in ks]
         if self.packed is not None:  # p0 and Eq. 15 in one C loop (bfloat16: Eq. 16 too)
-            if self.dt == torch.bfloat16:
+            if self.logit is not None:
                 out = self.bufs["logit"][:b * n].view(b, n)
-                if native_mlp.pair_mlp(tables, cs, e_h, self.e_u, self.packed, out, ks, self.weights[-1]) is not None:
+                if native_mlp.pair_mlp(tables, cs, e_h, self.e_u, self.packed, out, ks, self.logit) is not None:
                     return out.clone()
             width = self.weights[-2][0].shape[1]
             x = self.hidden[-1][:b * n * width].view(b, n, width)
@@ -228,6 +230,13 @@ class PairKernel:
         return out.float()
 
 
+def _fuses(model, dtype: torch.dtype) -> bool:
+    """Do the model's hidden layers run fused with p0 in pair_mlp.c for this
+    dtype (native_mlp.wanted, at their widths)?"""
+    linears = [lin for lin in model.mlp if isinstance(lin, nn.Linear)]
+    return len(linears) > 1 and native_mlp.wanted(dtype, [(lin.weight.t(), None) for lin in linears[:-1]])
+
+
 def _tile(b: int, limit: int, chunk: int, per_step: int) -> int:
     return max(1, min(chunk, limit, per_step // max(b, 1)))
 
@@ -238,8 +247,7 @@ def _run_tiles(model, post, side, n: int, ids_of, *, chunk: int, bf16: bool, fus
     every tile has the same shape (the last one overlaps the one before), so
     one compile serves them all; a failed compile falls back to eager."""
     b = _n_posts(post)
-    hidden = [(lin.weight.t(), None) for lin in model.mlp if isinstance(lin, nn.Linear)][:-1]
-    mlp = side[0].device.type == "cpu" and native_mlp.wanted(torch.bfloat16 if bf16 else torch.float32, hidden)
+    mlp = side[0].device.type == "cpu" and _fuses(model, torch.bfloat16 if bf16 else torch.float32)
     per_step = MLP_PAIRS_PER_STEP if mlp else BF16_PAIRS_PER_STEP if bf16 else PAIRS_PER_STEP
     step = max(1, min(n, FUSED_PAIRS // max(b, 1))) if fused else _tile(b, n, chunk, per_step)
     kernel = PairKernel(model, post, side, step, bf16=bf16)

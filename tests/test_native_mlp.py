@@ -203,7 +203,7 @@ def test_bf16_logits_are_torchs(own_cache, threads):
         lb = torch.tensor([0.3]).bfloat16() if bias else None
         expect = native_mlp.torch_logit(hidden.view(-1, widths[-1]), lw, lb).view(hidden.shape[:2])
         got = native_mlp.pair_mlp(tabs, cs, e_h, e_u, packed, torch.full(expect.shape, float("nan")), ks,
-                                  logit=(lw, lb))
+                                  logit=native_mlp.logit_layer(lw, lb))
         assert got is not None and got.dtype == torch.float32
         assert native_mlp.matches(expect.bfloat16(), got.bfloat16()), widths
         if native_mlp.amx_tiles() and native_mlp.tile_shapes(weights):
@@ -211,7 +211,8 @@ def test_bf16_logits_are_torchs(own_cache, threads):
     tabs, cs, ks, e_h, e_u, weights = case(torch.bfloat16, (64, 32), n=50)
     packed = native_mlp.layers(weights, torch.bfloat16)
     out = torch.empty(8, 50)
-    assert native_mlp.pair_mlp(tabs, cs, e_h, e_u, packed, out, ks, logit=(torch.randn(31, 1).bfloat16(), None)) is None
-    assert native_mlp.pair_mlp(tabs, cs, e_h, e_u, packed, out, ks, logit=(torch.randn(32, 1), None)) is None
+    odd, fp32 = (native_mlp.logit_layer(w, None) for w in (torch.randn(31, 1).bfloat16(), torch.randn(32, 1)))
+    assert native_mlp.pair_mlp(tabs, cs, e_h, e_u, packed, out, ks, logit=odd) is None
+    assert native_mlp.pair_mlp(tabs, cs, e_h, e_u, packed, out, ks, logit=fp32) is None
     assert native_mlp.pair_mlp(tabs, cs, e_h, e_u, packed, out.bfloat16(), ks,
-                               logit=(torch.randn(32, 1).bfloat16(), None)) is None
+                               logit=native_mlp.logit_layer(torch.randn(32, 1).bfloat16(), None)) is None
