@@ -97,14 +97,16 @@ class _Modality(ctypes.Structure):
         [(name, ctypes.c_int64) for name in ("t", "c_post_stride", "k_post_stride")]
 
 
-def step_counts(tab, c: torch.Tensor) -> torch.Tensor:
+def step_counts(tab, c: torch.Tensor, order: torch.Tensor | None = None) -> torch.Tensor:
     """k (B, H) int32: for each post and each of H hashtag scores c, the number
     of the post's steps with -a < c, what segment_lookup's searchsorted finds,
     for all hashtags at once: sort c once, then walk each post's steps and the
     sorted scores together (pair_input.c), or, without the C loop, place each
-    step among the sorted scores and count by a prefix sum."""
+    step among the sorted scores and count by a prefix sum. ``order``:
+    torch.argsort(c), where the caller keeps it (c is the model's, the same
+    for every batch)."""
     c = c.float().contiguous()
-    order = torch.argsort(c)
+    order = torch.argsort(c) if order is None else order
     ns = tab.neg_sorted
     fn = _steps_fn()
     if fn is not None and ns.dtype == torch.float32 and ns.is_contiguous() and c.device.type == "cpu":

@@ -114,8 +114,9 @@ def _n_posts(post) -> int:
 class PairKernel:
     """Exact logits of tiles of (post, hashtag) pairs for one batch of encoded posts."""
 
-    def __init__(self, model, post, side, tile: int, *, bf16: bool = False):
+    def __init__(self, model, post, side, tile: int, *, bf16: bool = False, c_order: dict | None = None):
         emb, c = side
+        self.c_order = c_order or {}  # argsort of each c_m, where the caller keeps it
         # the MLP's dtype; p0 is built in float32 either way and, for
         # bfloat16, rounded once (closer to float32 than bfloat16 op by op,
         # and faster: no rounding per op)
@@ -159,7 +160,7 @@ class PairKernel:
         shared hashtags (the full rank); None where the C loop will not run."""
         if self.emb.device.type != "cpu" or not native.available():
             return None
-        return [native.step_counts(self.tables[m], self.c[m].float()) for m in self.mods]
+        return [native.step_counts(self.tables[m], self.c[m].float(), self.c_order.get(m)) for m in self.mods]
 
     def logits(self, ids: slice | torch.Tensor) -> torch.Tensor:
         """(B, n) logits for a slice of hashtags shared by every post, or ids (B, n) per post."""
@@ -178,7 +179,7 @@ class PairKernel:
             if self.logit is not None:
                 out = self.bufs["logit"][:b * n].view(b, n)
                 if native_mlp.pair_mlp(tables, cs, e_h, self.e_u, self.packed, out, ks, self.logit) is not None:
-                    return out.clone()
+                    return out  # the kernel's buffer: the caller copies it out before the next tile
             width = self.weights[-2][0].shape[1]
             x = self.hidden[-1][:b * n * width].view(b, n, width)
             if native_mlp.pair_mlp(tables, cs, e_h, self.e_u, self.packed, x, ks) is not None:
@@ -237,20 +238,68 @@ def _fuses(model, dtype: torch.dtype) -> bool:
     return len(linears) > 1 and native_mlp.wanted(dtype, [(lin.weight.t(), None) for lin in linears[:-1]])
 
 
+@dataclasses.dataclass(frozen=True)
+class TileOrder:
+    """The order the full rank takes the hashtags in: sorted by their
+    attention score c under one modality, so that, for every post, that
+    modality's step count k (and so the segment-table row each pair reads)
+    only rises from one hashtag to the next, and a tile's pairs read a few
+    neighbouring rows, not rows all over the post's table (bench_model's
+    bfloat16 full rank: about 10% faster). Each pair's arithmetic is the same
+    whatever its place, so the scores are too."""
+
+    modality: str
+    order: torch.Tensor  # (H,): the hashtag at each place
+    place: torch.Tensor  # (1, H): each hashtag's place
+    side: tuple  # (e'(h)[order], {m: c_m[order]})
+    c_order: dict  # {m: argsort of side's c_m}, for native.step_counts
+
+
+_ORDERS: dict = {}  # id(e'(h)) -> (weakref to it, {modality: TileOrder}); a few sides at most
+_MAX_ORDERS = 4
+
+
+def tile_order(post, side) -> TileOrder | None:
+    """The full rank's TileOrder for these posts and this hashtag side (kept
+    while the side lives: the model caches it across batches), sorted by the
+    modality whose segment tables are longest; None without modalities."""
+    import weakref
+
+    emb, c = side
+    mods = [m for m in c if m in post.modalities]
+    if not mods:
+        return None
+    key = max(mods, key=lambda m: post.modalities[m].a.shape[1])
+    ref, by = _ORDERS.get(id(emb), (None, None))
+    if ref is None or ref() is not emb:
+        while len(_ORDERS) >= _MAX_ORDERS:
+            _ORDERS.pop(next(iter(_ORDERS)))
+        by = {}
+        _ORDERS[id(emb)] = (weakref.ref(emb), by)
+    if key not in by:
+        order = torch.argsort(c[key].float())
+        cs = {m: v[order].contiguous() for m, v in c.items()}
+        by[key] = TileOrder(key, order, torch.argsort(order).unsqueeze(0), (emb[order].contiguous(), cs),
+                            {m: torch.argsort(v.float()) for m, v in cs.items()})
+    return by[key]
+
+
 def _tile(b: int, limit: int, chunk: int, per_step: int) -> int:
     return max(1, min(chunk, limit, per_step // max(b, 1)))
 
 
-def _run_tiles(model, post, side, n: int, ids_of, *, chunk: int, bf16: bool, fused: bool) -> torch.Tensor:
+def _run_tiles(model, post, side, n: int, ids_of, *, chunk: int, bf16: bool, fused: bool,
+               c_order: dict | None = None) -> torch.Tensor:
     """(B, n) logits, tile by tile; ``ids_of(start, stop)`` names the tile's
     hashtags (a slice shared by every post, or per-post ids). With ``fused``
     every tile has the same shape (the last one overlaps the one before), so
-    one compile serves them all; a failed compile falls back to eager."""
+    one compile serves them all; a failed compile falls back to eager.
+    ``c_order``: PairKernel's."""
     b = _n_posts(post)
     mlp = side[0].device.type == "cpu" and _fuses(model, torch.bfloat16 if bf16 else torch.float32)
     per_step = MLP_PAIRS_PER_STEP if mlp else BF16_PAIRS_PER_STEP if bf16 else PAIRS_PER_STEP
     step = max(1, min(n, FUSED_PAIRS // max(b, 1))) if fused else _tile(b, n, chunk, per_step)
-    kernel = PairKernel(model, post, side, step, bf16=bf16)
+    kernel = PairKernel(model, post, side, step, bf16=bf16, c_order=c_order)
     out = torch.empty(b, n, device=side[0].device)
     for s in range(0, n, step):
         if fused:
@@ -278,7 +327,12 @@ def score_all(model, batch, chunk: int = 4096, *, bf16: bool = False, fused: boo
 
 
 def _score_encoded(model, post, side, *, chunk: int = 4096, bf16: bool = False, fused: bool = False) -> torch.Tensor:
-    return _run_tiles(model, post, side, model.cfg.n_hashtags, slice, chunk=chunk, bf16=bf16, fused=fused)
+    order = tile_order(post, side)
+    if order is None:
+        return _run_tiles(model, post, side, model.cfg.n_hashtags, slice, chunk=chunk, bf16=bf16, fused=fused)
+    placed = _run_tiles(model, post, order.side, model.cfg.n_hashtags, slice, chunk=chunk, bf16=bf16,
+                        fused=fused, c_order=order.c_order)
+    return torch.gather(placed, 1, order.place.expand(placed.shape[0], -1))  # back to the hashtags' columns
 
 
 @torch.no_grad()
