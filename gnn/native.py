@@ -171,7 +171,7 @@ def _load(fma: bool):
         lib.v2ht_pair_input_bf16.argtypes = lib.v2ht_pair_input.argtypes
         lib.v2ht_pair_input_bf16.restype = ctypes.c_int
         lib.v2ht_pair_mlp.argtypes = [i64, i64, i64, i64, i64, i64, ctypes.POINTER(_Modality), ptr, i64, ptr, i64,
-                                      ctypes.POINTER(_Layer), ptr, i64, ptr]
+                                      ctypes.POINTER(_Layer), ptr, i64, i64, ptr]
         lib.v2ht_pair_mlp.restype = ctypes.c_int
         lib.v2ht_pair_mlp_vectors.argtypes = [i64]
         lib.v2ht_pair_mlp_vectors.restype = ctypes.c_int

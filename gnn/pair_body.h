@@ -182,14 +182,12 @@ static inline void round_bf16(const float *x, int64_t n, uint16_t *y)
    where the vector path runs, the block is written there rounded and 1 is
    returned; otherwise the float32 block goes to p0 + out0 and 0 is
    returned (the caller rounds it). */
-static inline __attribute__((always_inline)) int pair_body(
-    int64_t pair, int64_t n, int64_t n_mod, const int64_t d, const v2ht_modality *mods,
-    const float *e_h, int64_t eh_post_stride, const float *e_u, float *p0, int64_t out0, uint16_t *bf)
+/* Pair (p, j)'s lookups for each modality: the segment-table row y[m]
+   (Y_k | X_k - Y_k) and the blend weight lam[m] (encoders.segment_lookup). */
+static inline __attribute__((always_inline)) void pair_lookup(
+    int64_t p, int64_t j, int64_t pair, int64_t n_mod, const int64_t d, const v2ht_modality *mods,
+    const float **y, float *lam)
 {
-    const int64_t p = pair / n, j = pair % n;
-    const int64_t eh0 = p * eh_post_stride + j * d;
-    const float *y[V2HT_MAX_MODALITIES];
-    float lam[V2HT_MAX_MODALITIES];
     for (int64_t m = 0; m < n_mod; ++m) { /* the searches first: independent, so they overlap */
         const v2ht_modality *md = mods + m;
         const float cv = md->c[p * md->c_post_stride + j];
@@ -204,6 +202,17 @@ static inline __attribute__((always_inline)) int pair_body(
         lam[m] = l;
         y[m] = md->yd + row * 2 * d;
     }
+}
+
+/* Pair (p, j)'s block of p0 from its lookups; with ``bf`` (a bfloat16 p0's
+   block for this pair), where the vector path runs, the block is written
+   there rounded and 1 is returned; otherwise the float32 block goes to
+   p0 + out0 and 0 is returned (the caller rounds it). */
+static inline __attribute__((always_inline)) int pair_write(
+    int64_t p, int64_t j, int64_t n_mod, const int64_t d, const float *const *y, const float *lam,
+    const float *e_h, int64_t eh_post_stride, const float *e_u, float *p0, int64_t out0, uint16_t *bf)
+{
+    const int64_t eh0 = p * eh_post_stride + j * d;
 #if defined(__AVX512F__)
     if (d % 16 == 0 && d <= 256) {
         pair_blocks(n_mod, d, y, lam, e_h + eh0, e_u ? e_u + p * d : 0, p0 + out0, bf);
@@ -236,6 +245,20 @@ static inline __attribute__((always_inline)) int pair_body(
         }
     }
     return 0;
+}
+
+/* One pair (post pair / n, hashtag pair % n); inlined with d constant, so
+   the d-loops unroll into whole vector registers. float32 throughout (a
+   bfloat16 MLP gets p0 rounded once, pair_mlp.c); returns as pair_write. */
+static inline __attribute__((always_inline)) int pair_body(
+    int64_t pair, int64_t n, int64_t n_mod, const int64_t d, const v2ht_modality *mods,
+    const float *e_h, int64_t eh_post_stride, const float *e_u, float *p0, int64_t out0, uint16_t *bf)
+{
+    const int64_t p = pair / n, j = pair % n;
+    const float *y[V2HT_MAX_MODALITIES];
+    float lam[V2HT_MAX_MODALITIES];
+    pair_lookup(p, j, pair, n_mod, d, mods, y, lam);
+    return pair_write(p, j, n_mod, d, y, lam, e_h, eh_post_stride, e_u, p0, out0, bf);
 }
 
 #endif

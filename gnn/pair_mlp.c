@@ -277,8 +277,11 @@ static void layer_amx(const uint16_t *x, const v2ht_layer *ly, uint16_t *y, floa
    (odd k, then even); rounded to bfloat16, plus the bias in float, rounded
    again. Sixteen rows at a time, one a lane. `lw`: k weights, then the bias
    when `biased`. */
-static void block_logits(const uint16_t *h, int64_t rows, int64_t k, const uint16_t *lw, int biased, float *out)
+static void block_logits(const uint16_t *h, int64_t rows, int64_t k, const uint16_t *lw, int biased,
+                         int64_t p, int64_t j, int64_t n, int64_t stride, float *out)
 {
+    /* row r is pair (p, j) counted on from the block's first: its logit goes
+       to out[p * stride + j] (the full rank's columns, written in place) */
     const float b = biased ? bf2f(lw[k]) : 0.0f;
     const __m512i lane = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                             _mm512_set1_epi32((int)k * 2)); /* each row's offset in bytes */
@@ -296,7 +299,11 @@ static void block_logits(const uint16_t *h, int64_t rows, int64_t k, const uint1
         _mm512_storeu_ps(sums, acc);
         for (int64_t r = 0; r < nr; ++r) {
             const float l = bf2f(f2bf(sums[r]));
-            out[r0 + r] = biased ? bf2f(f2bf(l + b)) : l;
+            out[p * stride + j] = biased ? bf2f(f2bf(l + b)) : l;
+            if (++j == n) {
+                j = 0;
+                ++p;
+            }
         }
     }
 }
@@ -307,10 +314,25 @@ static inline __attribute__((always_inline)) void block_input(
     const float *e_h, int64_t eh_post_stride, const float *e_u, float *p0, uint16_t *bf)
 {
     /* bf: p0 rounded to bfloat16 there, written so where pair_body's vector
-       path runs (else built in float32 and rounded after) */
+       path runs (else built in float32 and rounded after). Every pair's
+       lookups first (post and hashtag counted on, not divided out), then
+       the vectors: the lookups' loads and divisions overlap. */
     const int64_t k = n_mod * d;
+    const float *y[BLOCK][V2HT_MAX_MODALITIES];
+    float lam[BLOCK][V2HT_MAX_MODALITIES];
+    int64_t ps[BLOCK], js[BLOCK];
+    int64_t p = q0 / n, j = q0 % n;
+    for (int64_t r = 0; r < rows; ++r) {
+        ps[r] = p;
+        js[r] = j;
+        pair_lookup(p, j, q0 + r, n_mod, d, mods, y[r], lam[r]);
+        if (++j == n) {
+            j = 0;
+            ++p;
+        }
+    }
     for (int64_t r = 0; r < rows; ++r)
-        if (!pair_body(q0 + r, n, n_mod, d, mods, e_h, eh_post_stride, e_u, p0, r * k, bf ? bf + r * k : 0) && bf)
+        if (!pair_write(ps[r], js[r], n_mod, d, y[r], lam[r], e_h, eh_post_stride, e_u, p0, r * k, bf ? bf + r * k : 0) && bf)
             round_bf16(p0 + r * k, k, bf + r * k);
 }
 
@@ -320,12 +342,14 @@ static inline __attribute__((always_inline)) void block_input(
    bfloat16); the tables, e_h and e_u are float32 either way. With
    `logit` (bfloat16 layers only: the last width's weights, then the bias
    when logit_mode is 2; logit_mode 1: no bias) `out` gets each pair's
-   logit instead, as float32 (block_logits).
+   logit instead, as float32 (block_logits), post p's row out_stride
+   floats after post p - 1's (n where out is contiguous).
    Returns 0, -1 (nothing written) for shapes it does not take, -2 when a
    thread's buffers could not be allocated (out then incomplete). */
 int v2ht_pair_mlp(int64_t bf16, int64_t pairs, int64_t threads, int64_t n, int64_t n_mod, int64_t d,
                   const v2ht_modality *mods, const float *e_h, int64_t eh_post_stride, const float *e_u,
-                  int64_t n_layers, const v2ht_layer *layers, const uint16_t *logit, int64_t logit_mode, void *out)
+                  int64_t n_layers, const v2ht_layer *layers, const uint16_t *logit, int64_t logit_mode,
+                  int64_t out_stride, void *out)
 {
     if (n_mod > V2HT_MAX_MODALITIES || n_layers < 1 || n_layers > V2HT_MAX_LAYERS || layers[0].k != n_mod * d)
         return -1;
@@ -395,7 +419,8 @@ int v2ht_pair_mlp(int64_t bf16, int64_t pairs, int64_t threads, int64_t n, int64
             }
 #if defined(__AVX512BF16__)
             if (logit_mode)
-                block_logits((const uint16_t *)in, rows, width, logit, logit_mode == 2, (float *)out + q0);
+                block_logits((const uint16_t *)in, rows, width, logit, logit_mode == 2, q0 / n, q0 % n, n, out_stride,
+                             (float *)out);
             else
 #endif
             memcpy((char *)out + q0 * width * es, in, rows * width * es);

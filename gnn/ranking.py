@@ -162,8 +162,11 @@ class PairKernel:
             return None
         return [native.step_counts(self.tables[m], self.c[m].float(), self.c_order.get(m)) for m in self.mods]
 
-    def logits(self, ids: slice | torch.Tensor) -> torch.Tensor:
-        """(B, n) logits for a slice of hashtags shared by every post, or ids (B, n) per post."""
+    def logits(self, ids: slice | torch.Tensor, into: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, n) logits for a slice of hashtags shared by every post, or ids (B, n) per post;
+        written into ``into`` (B, n) where the kernel can write there in place (then
+        ``into`` is returned), else into a buffer of the kernel's, which the next
+        call overwrites."""
         b, d = self.b, self.d
         if isinstance(ids, slice):
             e_h = self.emb[ids].unsqueeze(0)  # a view: no copy
@@ -177,9 +180,9 @@ class PairKernel:
         ks = None if ks is None else [k[:, ids] for k in ks]
         if self.packed is not None:  # p0 and Eq. 15 in one C loop (bfloat16: Eq. 16 too)
             if self.logit is not None:
-                out = self.bufs["logit"][:b * n].view(b, n)
+                out = into if into is not None else self.bufs["logit"][:b * n].view(b, n)
                 if native_mlp.pair_mlp(tables, cs, e_h, self.e_u, self.packed, out, ks, self.logit) is not None:
-                    return out  # the kernel's buffer: the caller copies it out before the next tile
+                    return out
             width = self.weights[-2][0].shape[1]
             x = self.hidden[-1][:b * n * width].view(b, n, width)
             if native_mlp.pair_mlp(tables, cs, e_h, self.e_u, self.packed, x, ks) is not None:
@@ -310,7 +313,9 @@ def _run_tiles(model, post, side, n: int, ids_of, *, chunk: int, bf16: bool, fus
                 continue
             fused = False
         stop = min(s + step, n)
-        out[:, s:stop] = kernel.logits(ids_of(s, stop))
+        got = kernel.logits(ids_of(s, stop), into=out[:, s:stop])
+        if got.data_ptr() != out[:, s:stop].data_ptr():
+            out[:, s:stop] = got
     return out
 
 

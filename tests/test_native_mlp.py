@@ -208,6 +208,13 @@ def test_bf16_logits_are_torchs(own_cache, threads):
         assert native_mlp.matches(expect.bfloat16(), got.bfloat16()), widths
         if native_mlp.amx_tiles() and native_mlp.tile_shapes(weights):
             assert torch.equal(expect, got), widths
+        # into the columns of a wider table in place (the full rank's): the same
+        # logits there, and nothing written beside them
+        wide = torch.full((expect.shape[0], expect.shape[1] + 7), float("nan"))
+        cols = wide[:, 3:3 + expect.shape[1]]
+        assert native_mlp.pair_mlp(tabs, cs, e_h, e_u, packed, cols, ks, logit=native_mlp.logit_layer(lw, lb)) is cols
+        assert torch.equal(cols, got), widths
+        assert wide[:, :3].isnan().all() and wide[:, 3 + expect.shape[1]:].isnan().all()
     tabs, cs, ks, e_h, e_u, weights = case(torch.bfloat16, (64, 32), n=50)
     packed = native_mlp.layers(weights, torch.bfloat16)
     out = torch.empty(8, 50)
