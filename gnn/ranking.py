@@ -249,7 +249,10 @@ class TileOrder:
     only rises from one hashtag to the next, and a tile's pairs read a few
     neighbouring rows, not rows all over the post's table (bench_model's
     bfloat16 full rank: about 10% faster). Each pair's arithmetic is the same
-    whatever its place, so the scores are too."""
+    whatever its place, and so are its scores, but for the float32 logit
+    layer: torch's one-column product sums a row by its place in the tile,
+    which moves a few scores by their last bit (as the tile size always
+    has)."""
 
     modality: str
     order: torch.Tensor  # (H,): the hashtag at each place

@@ -4,6 +4,8 @@ candidates are distinct, excluded hashtags never come back, and on a model
 whose scores a linear query explains the retrieval keeps the exact top 10."""
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
@@ -29,6 +31,35 @@ def test_two_stage_with_every_hashtag_is_the_exact_top_k(variant):
     assert torch.equal(ids, exact_ids)
     assert torch.allclose(scores, exact_scores)
     assert ranking.agreement(m, [bt], n=H) == 1.0
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_the_full_rank_in_tile_order_is_the_rank_in_hashtag_order(bf16):
+    """The full rank takes the hashtags sorted by one modality's score c
+    (ranking.TileOrder) and puts each logit back in its hashtag's column:
+    the scores of tiles in hashtag order, with the C loops and with torch's
+    ops, but for the last bit where a product of torch's sums a row by its
+    place in the tile (the float32 logit layer)."""
+    from v2ht_kg.gnn import native
+
+    m = big()
+    bt = batch(b=5, n=H)
+    with torch.no_grad():
+        side = m._hashtag_side()
+        post = m.encode_posts(bt, side)
+        order = ranking.tile_order(post, side)
+        key = order.modality
+        assert key == max(side[1], key=lambda k: post.modalities[k].a.shape[1])
+        assert not torch.equal(order.order, torch.arange(H))  # a real permutation, kept for the side
+        assert torch.equal(torch.sort(order.order).values, torch.arange(H))
+        assert ranking.tile_order(post, side) is order
+        assert (order.side[1][key][1:] >= order.side[1][key][:-1]).all()
+        for off in ([False, True] if native.available() else [True]):
+            with native.off() if off else contextlib.nullcontext():
+                plain = ranking._run_tiles(m, post, side, H, slice, chunk=37, bf16=bf16, fused=False)
+                got = ranking._score_encoded(m, post, side, chunk=37, bf16=bf16)
+            assert torch.allclose(got, plain, rtol=1e-6, atol=0), off
+            assert (got == plain).float().mean() > 0.95, off
 
 
 def test_rerank_scores_are_exact_and_candidates_distinct():
