@@ -23,6 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from v2ht_kg.cli import openmp
+
+openmp.apply()  # before torch loads OpenMP: the CLI's wait policy, so the figures are the CLI's
+
 import torch
 
 from v2ht_kg.cli.runtime import keep_freed_memory

@@ -17,6 +17,10 @@ import argparse
 import resource
 import time
 
+from v2ht_kg.cli import openmp
+
+openmp.apply()  # before torch loads OpenMP: the CLI's wait policy, so the figures are the CLI's
+
 import torch
 from torch_geometric.data import Data
 

@@ -24,6 +24,10 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
+from v2ht_kg.cli import openmp
+
+openmp.apply()  # before torch loads OpenMP: the CLI's wait policy, so the figures are the CLI's
+
 import torch
 
 from v2ht_kg.cli.runtime import keep_freed_memory

@@ -5,9 +5,11 @@
 Runs exact full ranking of the V2HT network (random weights, synthetic
 INSVIDEO-like sizes: 15,751 hashtags) in a child process, alone and beside
 one busy neighbour process, for:
-- all cores with OpenMP's default (spinning) wait policy: the old default;
+- all cores with OpenMP's default (spinning) wait policy: the first default;
 - all cores with OMP_WAIT_POLICY=PASSIVE;
-- the free cores (gnn.trainer.free_cores) with PASSIVE: the default now.
+- the free cores (gnn.trainer.free_cores) with PASSIVE: the default until
+  2026-12-04;
+- the free cores with the CLI's short spin (cli/openmp.py): the default now.
 Prints posts/s and the slowdown the neighbour causes for each. Run it on a
 quiet machine: the free-core count reads the load average.
 """
@@ -46,10 +48,16 @@ print(json.dumps({"threads": n, "posts_s": done / (time.perf_counter() - t0)}))
 
 
 def run(threads: str, policy: str | None, seconds: float, neighbour: bool) -> dict:
+    """policy: an OMP_WAIT_POLICY, "cli" for the CLI's (cli/openmp.py), or None
+    for OpenMP's own default."""
+    from v2ht_kg.cli import openmp
+
     env = dict(os.environ)
-    env.pop("OMP_NUM_THREADS", None)
-    env.pop("OMP_WAIT_POLICY", None)
-    if policy:
+    for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        env.pop(k, None)
+    if policy == "cli":
+        openmp.apply(env)
+    elif policy:
         env["OMP_WAIT_POLICY"] = policy
     busy = None
     if neighbour:
@@ -70,9 +78,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=6.0)
     a = ap.parse_args()
     cores = str(len(os.sched_getaffinity(0)))
-    settings = [("all cores, spinning (old default)", cores, None),
+    settings = [("all cores, spinning (first default)", cores, None),
                 ("all cores, PASSIVE", cores, "PASSIVE"),
-                ("free cores, PASSIVE (default)", "free", "PASSIVE")]
+                ("free cores, PASSIVE", "free", "PASSIVE"),
+                ("free cores, short spin (default)", "free", "cli")]
     print(f"load average before: {os.getloadavg()[0]:.2f} on {cores} cores")
     for label, threads, policy in settings:
         alone = run(threads, policy, a.seconds, False)

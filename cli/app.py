@@ -4,10 +4,11 @@ from __future__ import annotations
 import os
 import sys
 
-# OpenMP threads that sleep at a barrier instead of spinning: a spinning
-# thread steals the core its peers (or another process) need. Set before
-# torch loads its OpenMP runtime; a user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP threads that spin briefly at a barrier, then sleep (cli/openmp.py):
+# set before torch loads its OpenMP runtime; a user's own setting wins.
+from . import openmp
+
+openmp.apply()
 
 import typer
 
