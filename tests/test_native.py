@@ -203,6 +203,27 @@ def test_sparse_products_match_torch_bit_for_bit(own_cache, threads):
             assert got is not None and torch.equal(got, native.torch_sddmm(crow, col, a, b)), d
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sparse_products_over_a_wide_x_in_column_blocks(own_cache, threads):
+    """Where x is larger than a core's cache share (over 3 MB) csr.c takes its
+    columns a block at a time, each row resuming where the block before left
+    it: the same sums in the same order (columns in random order within a row
+    included), and an index past the end still refused."""
+    torch.set_num_threads(threads)
+    n, d = 14_000, 64  # x: 3.6 MB of float32
+    crow, col, gen = random_csr(300, n, 9, hub=3_000)
+    vals = torch.rand(col.numel(), generator=gen)
+    x = torch.randn(n, d, generator=gen)
+    a = torch.randn(300, d, generator=gen)
+    if native._spmm_fn(d) is not None:
+        assert torch.equal(native.csr_spmm(crow, col, vals, x), native.torch_spmm(crow, col, vals, x))
+    if native._sddmm_fn(d) is not None:
+        assert torch.equal(native.csr_sddmm(crow, col, a, x), native.torch_sddmm(crow, col, a, x))
+    bad = col.clone()
+    bad[int(crow[150])] = n  # the first entry of a middle row, past the end of x
+    assert native.csr_spmm(crow, bad, vals, x) is None and native.csr_sddmm(crow, bad, a, x) is None
+
+
 def test_sparse_products_refuse_what_they_would_read_out_of_bounds(own_cache):
     crow, col, gen = random_csr(40, 30, 8, hub=50)
     vals, x = torch.rand(col.numel(), generator=gen), torch.randn(30, 64, generator=gen)  # the width probed above
