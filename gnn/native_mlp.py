@@ -103,8 +103,8 @@ def _call(fn, tables, cs, e_h, e_u, packed, out, ks=None, logit=None) -> bool:
     lw, biased = logit if logit is not None else (None, False)
     return fn(int(bf16), b * n, native._threads(b * n), n, len(tables), d, mods, ptr(e_h),
               0 if e_h.shape[0] == 1 else n * d, None if e_u is None else ptr(e_u), len(packed), lys,
-              None if lw is None else ptr(lw), 0 if lw is None else 1 + biased, out.stride(0) if lw is not None else n,
-              out.data_ptr()) == 0
+              None if lw is None else ptr(lw), 0 if lw is None else 1 + biased,
+              n if lw is None else out.stride(0), out.data_ptr()) == 0
 
 
 def logit_layer(w: torch.Tensor, bias: torch.Tensor | None) -> tuple[torch.Tensor, bool]:
@@ -223,14 +223,15 @@ def pair_mlp(tables: list, cs: list, e_h: torch.Tensor, e_u: torch.Tensor | None
     the tables, e_h and e_u float32 (p0 is built in float32, and rounded
     once for bfloat16 layers). With ``logit`` (``logit_layer``'s; bfloat16
     layers only) each pair's logit instead, float32 (B, n) (rows of any
-    stride: the columns of a wider table), as ``torch_logit`` gives it. None where the loop is unavailable for the
-    layers' dtype or the tensors are not what it reads: the caller then runs
-    pair_input and the torch GEMMs."""
+    stride: the columns of a wider table), as ``torch_logit`` gives it. None
+    where the loop is unavailable for the layers' dtype or the tensors are
+    not what it reads: the caller then runs pair_input and the torch GEMMs."""
     dt = packed[0][0].dtype if packed else out.dtype
     if out.device.type != "cpu" or dt not in DTYPES or not available(dt):
         return None
     # logits may go into the columns of a wider (B, H) table in place: rows of any stride
-    if not out.is_contiguous() and (logit is None or out.dim() != 2 or out.stride(1) != 1 or out.stride(0) < out.shape[1]):
+    strided = logit is not None and out.dim() == 2 and out.stride(1) == 1 and out.stride(0) >= out.shape[1]
+    if not (out.is_contiguous() or strided):
         return None
     if logit is not None:
         lw, biased = logit

@@ -261,27 +261,43 @@ class TileOrder:
     c_order: dict  # {m: argsort of side's c_m}, for native.step_counts
 
 
-_ORDERS: dict = {}  # id(e'(h)) -> (weakref to it, {modality: TileOrder}); a few sides at most
+_ORDERS: dict = {}  # id(e'(h)) -> (what the order was made from, {modality: TileOrder}); a few sides
 _MAX_ORDERS = 4
+
+
+def _made_from(side) -> tuple:
+    """What a TileOrder depends on: each tensor of the side, by identity and
+    in-place version (a model without propagation hands out its embedding
+    parameter itself, which training updates in place)."""
+    import weakref
+
+    emb, c = side
+    return tuple((weakref.ref(t), t._version) for t in (emb, *c.values()))
+
+
+def _still(made: tuple, side) -> bool:
+    emb, c = side
+    ts = (emb, *c.values())
+    return len(made) == len(ts) and all(ref() is t and v == t._version for (ref, v), t in zip(made, ts))
 
 
 def tile_order(post, side) -> TileOrder | None:
     """The full rank's TileOrder for these posts and this hashtag side (kept
-    while the side lives: the model caches it across batches), sorted by the
-    modality whose segment tables are longest; None without modalities."""
-    import weakref
-
+    while the side's tensors live unchanged: the model caches its side
+    across batches), sorted by the modality whose segment tables are
+    longest; None without modalities."""
     emb, c = side
     mods = [m for m in c if m in post.modalities]
     if not mods:
         return None
     key = max(mods, key=lambda m: post.modalities[m].a.shape[1])
-    ref, by = _ORDERS.get(id(emb), (None, None))
-    if ref is None or ref() is not emb:
+    made, by = _ORDERS.get(id(emb), (None, None))
+    if made is None or not _still(made, side):
+        _ORDERS.pop(id(emb), None)
         while len(_ORDERS) >= _MAX_ORDERS:
             _ORDERS.pop(next(iter(_ORDERS)))
         by = {}
-        _ORDERS[id(emb)] = (weakref.ref(emb), by)
+        _ORDERS[id(emb)] = (_made_from(side), by)
     if key not in by:
         order = torch.argsort(c[key].float())
         cs = {m: v[order].contiguous() for m, v in c.items()}
