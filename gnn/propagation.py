@@ -111,7 +111,8 @@ class _PairDots(torch.autograd.Function):
     def backward(ctx, grad):
         u, v, crow, col, crow_t, col_t, perm_t, crow32, col32, crow_t32, col_t32 = ctx.saved_tensors
         g_u = _spmm(crow32, col32, grad, v) if ctx.needs_input_grad[0] else None
-        g_v = _spmm(crow_t32, col_t32, grad[perm_t], u) if ctx.needs_input_grad[1] else None
+        # index_select, not grad[perm_t]: the same gather, 3x faster for 1.75M entries here
+        g_v = _spmm(crow_t32, col_t32, grad.index_select(0, perm_t), u) if ctx.needs_input_grad[1] else None
         return g_u, g_v, None, None, None, None, None, None
 
 
