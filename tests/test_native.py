@@ -267,7 +267,7 @@ def test_propagation_is_the_same_with_and_without_the_sparse_loops(own_cache, mo
     used = []
     for name in ("_call_spmm", "_call_sddmm"):
         real = getattr(native, name)
-        monkeypatch.setattr(native, name, lambda *a, _real=real, _name=name: used.append(_name) or _real(*a))
+        monkeypatch.setattr(native, name, lambda *a, _real=real, _name=name, **k: used.append(_name) or _real(*a, **k))
 
     def run():
         for p in (emb, *prop.parameters()):
