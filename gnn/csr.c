@@ -57,12 +57,38 @@ static inline int64_t block_cols(int64_t n_cols, int64_t width)
     return b < 1 ? 1 : b > n_cols ? n_cols : b;
 }
 
+/* Each row's next entry for the passes (crow's starts), or NULL */
+static int32_t *cursors(const int32_t *crow, int64_t n_rows)
+{
+    int32_t *pos = malloc((size_t)(n_rows > 0 ? n_rows : 1) * sizeof(int32_t));
+    if (pos)
+        memcpy(pos, crow, (size_t)n_rows * sizeof(int32_t));
+    return pos;
+}
+
+/* 0 when the passes took every row's entries, -1 when some were left: a
+   column index out of range, never read. Frees pos. */
+static int finish(int32_t *pos, const int32_t *crow, int64_t n_rows)
+{
+    int bad = 0;
+    for (int64_t r = 0; r < n_rows; r++)
+        bad |= pos[r] != crow[r + 1];
+    free(pos);
+    return bad ? -1 : 0;
+}
+
 /* Whether to take x in blocks at all: not where it is at most a few
    megabytes (INSVIDEO's 17,548 x 32 floats, 2.2 MB, ran 7% slower in
    blocks; x 64 wide, 4.5 MB, 26% faster). */
 static inline int blocked(int64_t n_cols, int64_t width)
 {
     return n_cols * width * (int64_t)sizeof(float) > 3 * (int64_t)V2HT_BLOCK_BYTES;
+}
+
+/* The columns of one pass: a block, or all of them */
+static inline int64_t pass_cols(int64_t n_cols, int64_t width)
+{
+    return blocked(n_cols, width) ? block_cols(n_cols, width) : (n_cols > 0 ? n_cols : 1);
 }
 
 /* Row r's entries from pos[r] on, in storage order, while their column is
@@ -95,11 +121,9 @@ static inline int blocked(int64_t n_cols, int64_t width)
 int v2ht_csr_spmm(int64_t n_rows, int64_t n_cols, int64_t d, const int32_t *crow, const int32_t *col,
                   const float *vals, const float *x, float *out, int64_t threads) {
     if (d < 1 || d > MAX_D) return -1;
-    int32_t *pos = malloc((size_t)(n_rows > 0 ? n_rows : 1) * sizeof(int32_t));
+    int32_t *pos = cursors(crow, n_rows);
     if (!pos) return -1;
-    memcpy(pos, crow, (size_t)n_rows * sizeof(int32_t));
-    const int64_t step = blocked(n_cols, d) ? block_cols(n_cols, d) : (n_cols > 0 ? n_cols : 1);
-    int bad = 0;
+    const int64_t step = pass_cols(n_cols, d);
     _Pragma("omp parallel num_threads(threads) if (threads > 1)")
     for (int64_t lo = 0; lo < n_cols || lo == 0; lo += step) {
         const int64_t hi = lo + step < n_cols ? lo + step : n_cols;
@@ -112,10 +136,7 @@ int v2ht_csr_spmm(int64_t n_rows, int64_t n_cols, int64_t d, const int32_t *crow
         }
         if (hi >= n_cols) break;
     }
-    for (int64_t r = 0; r < n_rows; r++)
-        bad |= pos[r] != crow[r + 1];
-    free(pos);
-    return bad ? -1 : 0;
+    return finish(pos, crow, n_rows);
 }
 
 /* Sampled dense-dense product: out[k] = <a[r, :], b[col[k], :]> for every
@@ -147,11 +168,9 @@ int v2ht_csr_spmm(int64_t n_rows, int64_t n_cols, int64_t d, const int32_t *crow
 #define SDDMM(NAME, W, KD, FMA)                                                       \
 static int NAME(int64_t n_rows, int64_t n_b, int64_t kd, const int32_t *crow, const int32_t *col, \
                 const float *a, const float *b, float *out, int64_t threads) {        \
-    int32_t *pos = malloc((size_t)(n_rows > 0 ? n_rows : 1) * sizeof(int32_t));      \
+    int32_t *pos = cursors(crow, n_rows);                                             \
     if (!pos) return -1;                                                              \
-    memcpy(pos, crow, (size_t)n_rows * sizeof(int32_t));                              \
-    const int64_t step = blocked(n_b, kd) ? block_cols(n_b, kd) : (n_b > 0 ? n_b : 1); \
-    int bad = 0;                                                                      \
+    const int64_t step = pass_cols(n_b, kd);                                          \
     _Pragma("omp parallel num_threads(threads) if (threads > 1)")                     \
     for (int64_t lo = 0; lo < n_b || lo == 0; lo += step) {                           \
         const int64_t hi = lo + step < n_b ? lo + step : n_b;                         \
@@ -170,10 +189,7 @@ static int NAME(int64_t n_rows, int64_t n_b, int64_t kd, const int32_t *crow, co
         }                                                                             \
         if (hi >= n_b) break;                                                         \
     }                                                                                 \
-    for (int64_t r = 0; r < n_rows; r++)                                              \
-        bad |= pos[r] != crow[r + 1];                                                 \
-    free(pos);                                                                        \
-    return bad ? -1 : 0;                                                              \
+    return finish(pos, crow, n_rows);                                                 \
 }
 
 SDDMM(sddmm_8_64_0, 8, 64, 0)
