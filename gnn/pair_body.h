@@ -176,12 +176,6 @@ static inline void round_bf16(const float *x, int64_t n, uint16_t *y)
         y[i] = f2bf(x[i]);
 }
 
-/* One pair; inlined with d constant, so the d-loops unroll into whole
-   vector registers. float32 throughout (a bfloat16 MLP gets p0 rounded
-   once, pair_mlp.c). With ``bf`` (a bfloat16 p0's block for this pair),
-   where the vector path runs, the block is written there rounded and 1 is
-   returned; otherwise the float32 block goes to p0 + out0 and 0 is
-   returned (the caller rounds it). */
 /* Pair (p, j)'s lookups for each modality: the segment-table row y[m]
    (Y_k | X_k - Y_k) and the blend weight lam[m] (encoders.segment_lookup). */
 static inline __attribute__((always_inline)) void pair_lookup(
