@@ -53,7 +53,7 @@ def run(threads: str, policy: str | None, seconds: float, neighbour: bool) -> di
     from v2ht_kg.cli import openmp
 
     env = dict(os.environ)
-    for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+    for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME"):
         env.pop(k, None)
     if policy == "cli":
         openmp.apply(env)

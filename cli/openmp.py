@@ -18,10 +18,17 @@ import os
 from typing import MutableMapping
 
 SPINCOUNT = "3000"  # about 10 microseconds of spinning here
+# Intel's OpenMP (a torch built against it) reads KMP_BLOCKTIME instead, in
+# milliseconds, 200 by default: far too long beside a neighbour, and a
+# millisecond is its finest step, so it sleeps at once, as PASSIVE did.
+BLOCKTIME = "0"
+_OWN = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 
 
 def apply(environ: MutableMapping[str, str] = os.environ) -> None:
-    """The short spin, unless the user chose a wait policy or spin count of
-    their own (theirs wins)."""
-    if "OMP_WAIT_POLICY" not in environ and "GOMP_SPINCOUNT" not in environ:
+    """The short spin (GNU OpenMP; Intel's sleeps at once), unless the user
+    chose a wait policy, spin count or block time of their own (theirs
+    wins)."""
+    if not any(k in environ for k in _OWN):
         environ["GOMP_SPINCOUNT"] = SPINCOUNT
+        environ["KMP_BLOCKTIME"] = BLOCKTIME

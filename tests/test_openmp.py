@@ -16,7 +16,8 @@ seen = {}
 class Watch(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name == "torch" and not seen:
-            seen.update(spin=os.environ.get("GOMP_SPINCOUNT"), policy=os.environ.get("OMP_WAIT_POLICY"))
+            seen.update(spin=os.environ.get("GOMP_SPINCOUNT"), policy=os.environ.get("OMP_WAIT_POLICY"),
+                        block=os.environ.get("KMP_BLOCKTIME"))
         return None
 sys.meta_path.insert(0, Watch())
 import v2ht_kg.cli.app
@@ -28,15 +29,16 @@ print(json.dumps(seen))
 def test_the_short_spin_unless_the_user_chose():
     env: dict[str, str] = {}
     openmp.apply(env)
-    assert env == {"GOMP_SPINCOUNT": openmp.SPINCOUNT}
-    for own in ({"OMP_WAIT_POLICY": "PASSIVE"}, {"GOMP_SPINCOUNT": "0"}, {"OMP_WAIT_POLICY": "ACTIVE"}):
+    assert env == {"GOMP_SPINCOUNT": openmp.SPINCOUNT, "KMP_BLOCKTIME": openmp.BLOCKTIME}
+    for own in ({"OMP_WAIT_POLICY": "PASSIVE"}, {"GOMP_SPINCOUNT": "0"}, {"OMP_WAIT_POLICY": "ACTIVE"},
+                {"KMP_BLOCKTIME": "200"}):
         env = dict(own)
         openmp.apply(env)
         assert env == own
 
 
 def _seen(**extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "KMP_BLOCKTIME")}
     p = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120,
                        env={**env, **extra})
     assert p.returncode == 0, p.stderr
@@ -44,5 +46,5 @@ def _seen(**extra: str) -> dict:
 
 
 def test_the_cli_sets_it_before_torch_loads():
-    assert _seen() == {"spin": openmp.SPINCOUNT, "policy": None}
-    assert _seen(OMP_WAIT_POLICY="PASSIVE") == {"spin": None, "policy": "PASSIVE"}
+    assert _seen() == {"spin": openmp.SPINCOUNT, "policy": None, "block": openmp.BLOCKTIME}
+    assert _seen(OMP_WAIT_POLICY="PASSIVE") == {"spin": None, "policy": "PASSIVE", "block": None}
