@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
-from v2ht_kg.gnn.propagation import HashtagPropagation, _CSRMatmul, _PairDots
+from v2ht_kg.gnn.propagation import HashtagPropagation, _CSRMatmul, _PairDots, _RowSums
 from v2ht_kg.kg.errors import V2HTError
 
 
@@ -274,6 +274,19 @@ def test_symmetric_csr_matmul_gradcheck():
     x = torch.randn(N, 3, dtype=torch.double, requires_grad=True)
     assert torch.autograd.gradcheck(
         lambda v, y: _CSRMatmul.apply(v.index_select(0, t.pair_of), y, t.crow, t.cols, None), (pair, x))
+
+
+def test_row_sums_along_csr_rows_equal_the_sums_over_each_pairs_two_ends_with_their_gradient():
+    # node 7 of the star graph below has no pair: its sum is 0, not a neighbour's
+    g = undirected([(0, 1), (0, 2), (1, 2), (2, 5), (3, 4), (0, 6)], [0, 1, 3, 3, 2, 3], [1.0] * 6, 8)
+    t = HashtagPropagation(D, 8, g, edge_hidden=3).topo
+    pair = torch.rand(t.n_pairs, dtype=torch.double, requires_grad=True)
+    got = _RowSums.apply(pair, pair.detach().index_select(0, t.pair_of), t)
+    want = torch.zeros(8, dtype=torch.double).index_add(0, t.pair_lo, pair).index_add(0, t.pair_hi, pair)
+    at_0 = (t.pair_lo == 0) | (t.pair_hi == 0)
+    assert int(at_0.sum()) == 3 and torch.allclose(got[0], pair[at_0].sum())
+    assert torch.allclose(got, want) and got[7] == 0
+    assert torch.autograd.gradcheck(lambda v: _RowSums.apply(v, v.detach().index_select(0, t.pair_of), t), (pair,))
 
 
 def test_co_max_neighbours_keeps_each_ends_strongest_co_pairs_and_every_semantic_pair():
