@@ -3,7 +3,7 @@ the way `build` feeds it, with no v2ht-kg code in the loop, so the store
 load's figures can be read against what the engine allows.
 
     .venv/bin/python bench/bench_ingest.py [--edges 400000] [--heap 2g]
-        [--variants json,joined,parse,wal-off,batch-1m,heap-4g]
+        [--variants json,empty-list,joined,parse,wal-off,batch-1m,heap-4g]
 
 Each variant runs in a fresh process (a cold JVM), creates 17,548 vertices
 in a new database under a temporary folder, then loads the same random
@@ -11,8 +11,10 @@ edges twice (two edge types, "cold" and "warm"), and prints per round the
 time to build the Python rows, to encode them as JSON, the engine's ingest
 calls and the batch's close, and the rates:
 
-- json: CO-like property edges (weight, overrides, count, strength, pmi) as
-  JSON rows, what the store does for typed edges (`EdgeBatcher.newEdgesJson`);
+- json: CO-like property edges (weight, count, strength, pmi) as JSON rows,
+  what the store does for typed edges (`EdgeBatcher.newEdgesJson`);
+- empty-list: the same with an empty `overrides` list on every edge, as the
+  store wrote co edges until 2026-12-05;
 - joined: the same pairs without properties as two joined RID strings, what
   it does for POSTED/TAGGED (`newEdgesJoined`);
 - parse: Java only parses the JSON rows (no edge is created): the share of
@@ -32,6 +34,7 @@ H = 17_548
 CHUNK = 100_000
 VARIANTS = {
     "json": ("json", "2g", {}),
+    "empty-list": ("json-empty-list", "2g", {}),
     "joined": ("joined", "2g", {}),
     "parse": ("parse", "2g", {}),
     "wal-off": ("json", "2g", {"use_wal": False}),
@@ -72,7 +75,8 @@ def child(mode: str, heap: str, n_edges: int, opts: dict, root: str) -> None:
             dst = [";".join(rids[b] for _, b in pairs[i:i + CHUNK]) for i in range(0, n_edges, CHUNK)]
             t1 = t2 = time.perf_counter()
         else:
-            rows = [{"_src": rids[a], "_dst": rids[b], "weight": 0.5, "overrides": [], "count": 3, "strength": 0.25,
+            extra = {"overrides": []} if mode == "json-empty-list" else {}
+            rows = [{"_src": rids[a], "_dst": rids[b], "weight": 0.5, **extra, "count": 3, "strength": 0.25,
                      "pmi": 1.5} for a, b in pairs]
             t1 = time.perf_counter()
             chunks = [json.dumps(rows[i:i + CHUNK]) for i in range(0, n_edges, CHUNK)]

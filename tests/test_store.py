@@ -154,7 +154,8 @@ def test_edges_read_back_with_evidence(store, path):
     assert (ss["synset_a"], ss["synset_b"]) == ("dancer.n.01", "kid.n.01")
     assert ss["overrides"] == ["cp", "co"] and ss["weight"] == 1.0
     po = got[("dancer", "singer")]
-    assert po["_type"] == "PO" and po["wup"] == pytest.approx(0.82) and po["overrides"] == []
+    # no overrides: no property at all (an empty list per CO edge slowed the bulk load 40%)
+    assert po["_type"] == "PO" and po["wup"] == pytest.approx(0.82) and "overrides" not in po
 
 
 def test_one_relationship_per_pair(store):

@@ -11,4 +11,4 @@ RETURN a.name AS a,
        r.count AS count,
        r.strength AS strength,
        r.pmi AS pmi,
-       r.overrides AS overrides
+       coalesce(r.overrides, []) AS overrides

@@ -9,4 +9,4 @@ RETURN a.name AS a,
        b.name AS b,
        r.weight AS weight,
        r.words AS words,
-       r.overrides AS overrides
+       coalesce(r.overrides, []) AS overrides

@@ -11,4 +11,4 @@ RETURN a.name AS a,
        r.wup AS wup,
        r.synset_a AS synset_a,
        r.synset_b AS synset_b,
-       r.overrides AS overrides
+       coalesce(r.overrides, []) AS overrides

@@ -12,4 +12,4 @@ RETURN a.name AS a,
        r.synset_b AS synset_b,
        r.direction AS direction,
        r.depth AS depth,
-       r.overrides AS overrides
+       coalesce(r.overrides, []) AS overrides

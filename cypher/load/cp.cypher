@@ -1,5 +1,5 @@
 // CP edges between hashtags (a < b by name); MERGE, so a rerun keeps one edge per pair.
-// props holds the weight, the evidence fields and the overridden relations; SET = replaces
+// props holds the weight, the evidence fields and the overridden relations (where any); SET = replaces
 // whatever an earlier load stored. n counts rows whose two hashtags exist.
 // mode: write
 // param rows: [{"a": "dance", "b": "kid dancer", "props": {"weight": 1.0, "words": ["dance"], "overrides": ["co"]}}]

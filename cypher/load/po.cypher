@@ -1,5 +1,5 @@
 // PO edges between hashtags (a < b by name); MERGE, so a rerun keeps one edge per pair.
-// props holds the weight, the evidence fields and the overridden relations; SET = replaces
+// props holds the weight, the evidence fields and the overridden relations (where any); SET = replaces
 // whatever an earlier load stored. n counts rows whose two hashtags exist.
 // mode: write
 // param rows: [{"a": "dance", "b": "kid dancer", "props": {"weight": 0.82, "wup": 0.82, "synset_a": "dancer.n.01", "synset_b": "singer.n.01", "overrides": ["co"]}}]

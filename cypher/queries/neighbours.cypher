@@ -21,7 +21,7 @@ RETURN n.name AS neighbour,
        r.count AS co_count,
        r.strength AS strength,
        r.pmi AS pmi,
-       r.overrides AS overrides,
+       coalesce(r.overrides, []) AS overrides,
        n.count AS neighbour_count,
        n.longtail AS neighbour_longtail
 ORDER BY weight DESC, neighbour

@@ -11,7 +11,7 @@ WHERE a.name < b.name
 RETURN a.name AS a,
        b.name AS b,
        type(r) AS type,
-       r.overrides AS overrides,
+       coalesce(r.overrides, []) AS overrides,
        r.weight AS weight
 ORDER BY type, a, b
 LIMIT toInteger(coalesce($limit, 50))
