@@ -47,12 +47,12 @@ def _groups(es: Sequence[Edge]) -> dict[tuple[str, ...], list[Edge]]:
     for e in es:
         rough.setdefault((bool(e.overrides), tuple(e.evidence), None in e.evidence.values()), []).append(e)
     groups: dict[tuple[str, ...], list[Edge]] = {}
-    for (over, keys, has_none), group in rough.items():
+    for (_, _, has_none), group in rough.items():
         if has_none:
             for e in group:
                 groups.setdefault(_fields(e), []).append(e)
-        else:
-            groups.setdefault((*(("overrides",) if over else ()), *keys), []).extend(group)
+        else:  # every edge of the group has the first one's fields
+            groups.setdefault(_fields(group[0]), []).extend(group)
     return groups
 
 
