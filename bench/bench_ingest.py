@@ -3,7 +3,7 @@ the way `build` feeds it, with no v2ht-kg code in the loop, so the store
 load's figures can be read against what the engine allows.
 
     .venv/bin/python bench/bench_ingest.py [--edges 400000] [--heap 2g]
-        [--variants json,empty-list,joined,parse,wal-off,batch-1m,heap-4g]
+        [--variants json,empty-list,joined,parse,wal-off,batch-1m,heap-4g,g1]
 
 Each variant runs in a fresh process (a cold JVM), creates 17,548 vertices
 in a new database under a temporary folder, then loads the same random
@@ -12,7 +12,9 @@ time to build the Python rows, to encode them as JSON, the engine's ingest
 calls and the batch's close, and the rates:
 
 - json: CO-like property edges (weight, count, strength, pmi) as JSON rows,
-  what the store does for typed edges (`EdgeBatcher.newEdgesJson`);
+  what the store does for typed edges (`EdgeBatcher.newEdgesJson`), with
+  full-precision floats as co's are (until 2026-12-05 late the bench wrote
+  0.5, 0.25 and 1.5, whose short text the engine parses faster);
 - empty-list: the same with an empty `overrides` list on every edge, as the
   store wrote co edges until 2026-12-05;
 - joined: the same pairs without properties as two joined RID strings, what
@@ -20,7 +22,12 @@ calls and the batch's close, and the rates:
 - parse: Java only parses the JSON rows (no edge is created): the share of
   the JSON path that is parsing;
 - wal-off, batch-1m, heap-4g: the json variant without the write-ahead log
-  (which `build` keeps on), with a 1M-edge batch, with a 4 GB heap.
+  (which `build` keeps on), with a 1M-edge batch, with a 4 GB heap;
+- g1: the json variant under the JVM's own pick of collector (G1 on two
+  cores) instead of the parallel one `build` asks for (kg.embedded.GC_ARGS).
+
+Every variant starts the JVM with build's collector flags unless it names
+its own.
 """
 from __future__ import annotations
 
@@ -32,18 +39,19 @@ import tempfile
 
 H = 17_548
 CHUNK = 100_000
-VARIANTS = {
-    "json": ("json", "2g", {}),
-    "empty-list": ("json-empty-list", "2g", {}),
-    "joined": ("joined", "2g", {}),
-    "parse": ("parse", "2g", {}),
-    "wal-off": ("json", "2g", {"use_wal": False}),
-    "batch-1m": ("json", "2g", {"batch_size": 1_000_000}),
-    "heap-4g": ("json", "4g", {}),
+VARIANTS = {  # name: (rows, heap, GraphBatch options, JVM collector flags; None: build's)
+    "json": ("json", "2g", {}, None),
+    "empty-list": ("json-empty-list", "2g", {}, None),
+    "joined": ("joined", "2g", {}, None),
+    "parse": ("parse", "2g", {}, None),
+    "wal-off": ("json", "2g", {"use_wal": False}, None),
+    "batch-1m": ("json", "2g", {"batch_size": 1_000_000}, None),
+    "heap-4g": ("json", "4g", {}, None),
+    "g1": ("json", "2g", {}, ["-XX:+UseG1GC"]),
 }
 
 
-def child(mode: str, heap: str, n_edges: int, opts: dict, root: str) -> None:
+def child(mode: str, heap: str, n_edges: int, opts: dict, gc_args: list | None, root: str) -> None:
     import gc
     import random
     import time
@@ -51,7 +59,9 @@ def child(mode: str, heap: str, n_edges: int, opts: dict, root: str) -> None:
     import jpype  # noqa: F401
     from arcadedb_embedded.jvm import start_jvm
 
-    start_jvm(heap_size=heap)
+    from v2ht_kg.kg.embedded import jvm_gc_args
+
+    start_jvm(heap_size=heap, jvm_args=jvm_gc_args() if gc_args is None else gc_args)
     import arcadedb_embedded as adb
     from arcadedb_embedded.results import _bridge_class
 
@@ -64,6 +74,11 @@ def child(mode: str, heap: str, n_edges: int, opts: dict, root: str) -> None:
                                          json.dumps([{"name": f"t{i}", "count": i} for i in range(H)]))).split(";")
     rng = random.Random(0)
     pairs = [(rng.randrange(H), rng.randrange(H)) for _ in range(n_edges)]
+    # co's evidence as build writes it: a count, strength = count / a tag's
+    # posts (full-precision floats, whose text the engine parses) and a PMI
+    counts = [rng.randrange(2, 50) for _ in range(n_edges)]
+    strengths = [k / rng.randrange(k, 500) for k in counts]
+    pmis = [rng.gauss(0.0, 3.0) for _ in range(n_edges)]
     gc.collect()
     gc.freeze()  # as build does (kg.embedded.frozen_gc)
     for rnd, label in enumerate(("cold", "warm")):
@@ -76,8 +91,8 @@ def child(mode: str, heap: str, n_edges: int, opts: dict, root: str) -> None:
             t1 = t2 = time.perf_counter()
         else:
             extra = {"overrides": []} if mode == "json-empty-list" else {}
-            rows = [{"_src": rids[a], "_dst": rids[b], "weight": 0.5, **extra, "count": 3, "strength": 0.25,
-                     "pmi": 1.5} for a, b in pairs]
+            rows = [{"_src": rids[a], "_dst": rids[b], "weight": s, **extra, "count": k, "strength": s, "pmi": p}
+                    for (a, b), k, s, p in zip(pairs, counts, strengths, pmis)]
             t1 = time.perf_counter()
             chunks = [json.dumps(rows[i:i + CHUNK]) for i in range(0, n_edges, CHUNK)]
             t2 = time.perf_counter()
@@ -109,8 +124,8 @@ def main() -> int:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        mode, heap, opts, root = json.loads(args.child)
-        child(mode, heap, args.edges, opts, root)
+        mode, heap, opts, gc_args, root = json.loads(args.child)
+        child(mode, heap, args.edges, opts, gc_args, root)
         return 0
     print(f"{'variant':9} {'round':5} {'rows s':>7} {'json s':>7} {'ingest s':>9} {'close s':>8} "
           f"{'edges/s':>8} {'engine/s':>9}")
@@ -118,9 +133,9 @@ def main() -> int:
         if name not in VARIANTS:
             print(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}", file=sys.stderr)
             return 2
-        mode, heap, opts = VARIANTS[name]
+        mode, heap, opts, gc_args = VARIANTS[name]
         with tempfile.TemporaryDirectory() as tmp:
-            spec = json.dumps([mode, heap, opts, f"{tmp}/db"])
+            spec = json.dumps([mode, heap, opts, gc_args, f"{tmp}/db"])
             out = subprocess.run([sys.executable, __file__, "--edges", str(args.edges), "--child", spec],
                                  capture_output=True, text=True, cwd=tmp)
         rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]

@@ -388,3 +388,28 @@ def test_engine_type_counts_equal_the_cypher_counts(store, embedded_server):
         assert counted.counts() == store.counts()
     finally:
         counted.close()
+
+
+def test_jvm_collector_is_the_parallel_one_unless_the_user_chose(monkeypatch):
+    from v2ht_kg.kg.embedded import GC_ARGS, jvm_gc_args
+
+    for k in ("ARCADEDB_JVM_ARGS", "JAVA_TOOL_OPTIONS"):
+        monkeypatch.delenv(k, raising=False)
+    assert jvm_gc_args() == list(GC_ARGS)
+    monkeypatch.setenv("ARCADEDB_JVM_ARGS", "-Xss4m -XX:+UseG1GC")
+    assert jvm_gc_args() == []  # two collectors would stop the JVM from starting
+    monkeypatch.setenv("ARCADEDB_JVM_ARGS", "-XX:+UseStringDeduplication")
+    assert jvm_gc_args() == list(GC_ARGS)  # a flag that only looks alike
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-XX:+UseZGC")
+    assert jvm_gc_args() == []
+
+
+def test_the_embedded_engine_runs_under_the_chosen_collector(embedded_server):
+    chosen = " ".join(os.environ.get(k, "") for k in ("ARCADEDB_JVM_ARGS", "JAVA_TOOL_OPTIONS"))
+    if "GC" in chosen:
+        pytest.skip(f"the environment chooses the JVM's options: {chosen.strip()}")
+    import jpype
+
+    beans = jpype.JClass("java.lang.management.ManagementFactory").getGarbageCollectorMXBeans()
+    names = {str(b.getName()) for b in beans}
+    assert "PS Scavenge" in names, names
