@@ -235,3 +235,22 @@ def test_sets_without_known_authors_leave_out_the_user_baselines(tmp_path):
     assert set(b.evaluate("test")) == {"popularity", "knn"}
     with pytest.raises(DataError, match="unknown baseline 'user_history'"):
         b.raw("user_history", b.signals("test"))
+
+
+def test_prototypes_are_each_tags_unit_mean_over_known_posts_only(data):
+    known = known_rows(data, "test", "deployed")
+    h = History(data, known)
+    emb = np.random.default_rng(3).standard_normal((len(data.ds.posts), 16)).astype(np.float32)
+    got = h.prototypes(emb)
+    assert got.shape == (data.n_hashtags, 16) and got.dtype == np.float32
+    # the CSC product it replaced: the same sums in the same order, so the same bits
+    c = np.asarray(h.X.T @ emb[h.known], dtype=np.float32)
+    assert np.array_equal(got, c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12))
+    known_set = set(int(r) for r in known)
+    for t in range(data.n_hashtags):
+        rows = [r for r in range(len(data.ds.posts)) if r in known_set and t in data.tags[r]]
+        if not rows:
+            assert not got[t].any()  # a tag with no known use has no centroid
+            continue
+        mean = emb[rows].astype(np.float64).sum(0)
+        assert np.allclose(got[t], mean / np.linalg.norm(mean), atol=1e-6)
