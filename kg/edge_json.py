@@ -26,6 +26,8 @@ from typing import Sequence
 from .schema import Edge
 
 _NUMBER = (int, float, bool)
+# a typed edge's own properties: evidence may not use these names
+OWN = ("weight", "overrides")
 
 
 def _column_texts(values: list) -> list[str]:
@@ -35,7 +37,10 @@ def _column_texts(values: list) -> list[str]:
     return [json.dumps(v) for v in values]
 
 
-def _fields(e: Edge) -> tuple[str, ...]:
+def stored_fields(e: Edge) -> tuple[str, ...]:
+    """The properties an edge's stored form holds beside its weight:
+    "overrides" only where there are some, and the evidence fields that are
+    not None (both load paths; store.edge_row for Cypher)."""
     return (*(("overrides",) if e.overrides else ()), *(k for k, v in e.evidence.items() if v is not None))
 
 
@@ -50,9 +55,9 @@ def _groups(es: Sequence[Edge]) -> dict[tuple[str, ...], list[Edge]]:
     for (_, _, has_none), group in rough.items():
         if has_none:
             for e in group:
-                groups.setdefault(_fields(e), []).append(e)
+                groups.setdefault(stored_fields(e), []).append(e)
         else:  # every edge of the group has the first one's fields
-            groups.setdefault(_fields(group[0]), []).extend(group)
+            groups.setdefault(stored_fields(group[0]), []).extend(group)
     return groups
 
 

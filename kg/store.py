@@ -29,7 +29,7 @@ from neo4j.exceptions import AuthError, CypherSyntaxError, Neo4jError, ServiceUn
 from . import cypher_lib
 from .config import EMBEDDED_READER, redact_uri, resolve_store
 from .errors import DataError, StoreError, V2HTError
-from .edge_json import edge_rows_json
+from .edge_json import OWN, edge_rows_json, stored_fields
 from .schema import REL_LABEL, Edge
 
 BATCH = 20_000
@@ -120,18 +120,18 @@ def edge_row(edge: Edge) -> dict:
     # overrides only where the pair had lower-priority relations: an empty
     # list on every CO edge (1.75M at INSVIDEO scale) cost ArcadeDB's ingest
     # 40% of its time (bench/bench_ingest.py, empty-list); readers coalesce
+    clash = sorted(set(OWN) & set(edge.evidence))
+    if clash:
+        raise DataError(f"edge {edge.a!r}-{edge.b!r}: evidence field {clash[0]!r} clashes with a stored property")
     props = {"weight": float(edge.weight)}
-    if edge.overrides:
-        props["overrides"] = list(edge.overrides)
-    for key, val in edge.evidence.items():
-        if key in props:
-            raise DataError(f"edge {edge.a!r}-{edge.b!r}: evidence field {key!r} clashes with a stored property")
+    for key in stored_fields(edge):
+        val = list(edge.overrides) if key == "overrides" else edge.evidence[key]
         if isinstance(val, (list, tuple)):
             val = [str(v) for v in val]
-        elif val is not None and not isinstance(val, (str, int, float, bool)):
+        elif not isinstance(val, (str, int, float, bool)):
             raise DataError(f"edge {edge.a!r}-{edge.b!r}: evidence {key!r} is not a JSON scalar or string list")
         props[key] = val
-    return {"a": edge.a, "b": edge.b, "props": {k: v for k, v in props.items() if v is not None}}
+    return {"a": edge.a, "b": edge.b, "props": props}
 
 
 def _flat(meta: dict, prefix: str = "") -> dict:
@@ -422,7 +422,7 @@ class GraphStore:
                 m = missing[0]
                 raise DataError(f"{len(missing)} {kind} edges name hashtags not in the store, e.g. {m.a!r}-{m.b!r}")
             # the distinct field sets, not a union over every edge's keys (3 s at INSVIDEO scale)
-            clash = {"weight", "overrides", "_src", "_dst"} & {k for ks in {tuple(e.evidence) for e in es} for k in ks}
+            clash = {*OWN, "_src", "_dst"} & {k for ks in {tuple(e.evidence) for e in es} for k in ks}
             if clash:
                 raise DataError(f"{kind} edge evidence field {sorted(clash)[0]!r} clashes with a stored property")
             batches[REL_LABEL[kind]] = JsonChunks.over(es, partial(edge_rows_json, rids=rids))

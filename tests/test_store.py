@@ -405,11 +405,22 @@ def test_jvm_collector_is_the_parallel_one_unless_the_user_chose(monkeypatch):
 
 
 def test_the_embedded_engine_runs_under_the_chosen_collector(embedded_server):
-    chosen = " ".join(os.environ.get(k, "") for k in ("ARCADEDB_JVM_ARGS", "JAVA_TOOL_OPTIONS"))
-    if "GC" in chosen:
-        pytest.skip(f"the environment chooses the JVM's options: {chosen.strip()}")
+    from v2ht_kg.kg.embedded import jvm_gc_args
+
+    if not jvm_gc_args():
+        pytest.skip("the environment chooses the JVM's collector (ARCADEDB_JVM_ARGS or JAVA_TOOL_OPTIONS)")
     import jpype
 
     beans = jpype.JClass("java.lang.management.ManagementFactory").getGarbageCollectorMXBeans()
     names = {str(b.getName()) for b in beans}
     assert "PS Scavenge" in names, names
+
+
+def test_evidence_may_not_take_an_edge_property_name_even_without_overrides():
+    from v2ht_kg.kg.store import edge_row
+
+    for field in ("overrides", "weight"):
+        with pytest.raises(DataError, match=f"evidence field '{field}' clashes"):
+            edge_row(Edge("a", "b", "co", 0.5, {field: 1, "count": 2}))
+    row = edge_row(Edge("a", "b", "co", 0.5, {"count": 2, "pmi": None, "words": ("x", 3)}))
+    assert row["props"] == {"weight": 0.5, "count": 2, "words": ["x", "3"]}  # no None, no empty overrides
