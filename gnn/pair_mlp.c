@@ -269,40 +269,89 @@ static void layer_amx(const uint16_t *x, const v2ht_layer *ly, uint16_t *y, floa
 #endif
 
 #if defined(__AVX512BF16__)
+/* 16 x 16 32-bit values transposed in registers: r[i] lane c becomes r[c]
+   lane i. Unpacks within 128-bit blocks, then whole blocks moved. */
+static inline __attribute__((always_inline)) void transpose16(__m512i *r)
+{
+    __m512i t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) { /* u[i + c], block b: column 4 b + c of rows i..i+3 */
+        u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int c = 0; c < 4; ++c) {
+        const __m512i a0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44), a1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE);
+        const __m512i b0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44),
+                      b1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
+        r[c] = _mm512_shuffle_i32x4(a0, b0, 0x88);
+        r[4 + c] = _mm512_shuffle_i32x4(a0, b0, 0xDD);
+        r[8 + c] = _mm512_shuffle_i32x4(a1, b1, 0x88);
+        r[12 + c] = _mm512_shuffle_i32x4(a1, b1, 0xDD);
+    }
+}
+
+/* bf2f(f2bf(x)) on 16 floats */
+static inline __m512 round_to_bf16(__m512 x)
+{
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(f2bf16(x)), 16));
+}
+
 /* The logit layer (Eq. 16) for bfloat16 hidden activations h (rows x k,
    k even): as torch computes `h @ w` in bfloat16, then `+ bias`, then
    `.float()`. The sum runs as oneDNN's product of one column runs it (found
    by search on 4M random rows: no row differs): each row in one float
    lane, over the pairs of k ascending, VDPBF16PS's order within a pair
    (odd k, then even); rounded to bfloat16, plus the bias in float, rounded
-   again. Sixteen rows at a time, one a lane. `lw`: k weights, then the bias
-   when `biased`. */
+   again. Sixteen rows at a time, one a lane: their pairs of k, sixteen at a
+   time, transposed in registers (a gather a pair of k cost 3x the whole
+   layer). `lw`: k weights, then the bias when `biased`. */
 static void block_logits(const uint16_t *h, int64_t rows, int64_t k, const uint16_t *lw, int biased,
                          int64_t p, int64_t j, int64_t n, int64_t stride, float *out)
 {
     /* row r is pair (p, j) counted on from the block's first: its logit goes
        to out[p * stride + j] (the full rank's columns, written in place) */
-    const float b = biased ? bf2f(lw[k]) : 0.0f;
-    const __m512i lane = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                            _mm512_set1_epi32((int)k * 2)); /* each row's offset in bytes */
-    float sums[16];
+    const __m512 b = _mm512_set1_ps(biased ? bf2f(lw[k]) : 0.0f);
+    const int64_t kp_all = k / 2;
     for (int64_t r0 = 0; r0 < rows; r0 += 16) {
         const int64_t nr = rows - r0 < 16 ? rows - r0 : 16;
-        const __mmask16 live = (__mmask16)((1u << nr) - 1u);
         __m512 acc = _mm512_setzero_ps();
-        for (int64_t kp = 0; kp < k / 2; ++kp) {
-            uint32_t pair;
-            memcpy(&pair, lw + 2 * kp, sizeof pair);
-            const __m512i x = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, lane, h + r0 * k + 2 * kp, 1);
-            acc = _mm512_dpbf16_ps(acc, (__m512bh)x, (__m512bh)_mm512_set1_epi32((int)pair));
+        for (int64_t c0 = 0; c0 < kp_all; c0 += 16) {
+            const int64_t nc = kp_all - c0 < 16 ? kp_all - c0 : 16;
+            const __mmask16 cols = (__mmask16)((1u << nc) - 1u);
+            __m512i x[16];
+            for (int r = 0; r < 16; ++r)
+                x[r] = r < nr ? _mm512_maskz_loadu_epi32(cols, h + (r0 + r) * k + 2 * c0) : _mm512_setzero_si512();
+            transpose16(x);
+            for (int64_t c = 0; c < nc; ++c) {
+                uint32_t pair;
+                memcpy(&pair, lw + 2 * (c0 + c), sizeof pair);
+                acc = _mm512_dpbf16_ps(acc, (__m512bh)x[c], (__m512bh)_mm512_set1_epi32((int)pair));
+            }
         }
-        _mm512_storeu_ps(sums, acc);
-        for (int64_t r = 0; r < nr; ++r) {
-            const float l = bf2f(f2bf(sums[r]));
-            out[p * stride + j] = biased ? bf2f(f2bf(l + b)) : l;
-            if (++j == n) {
+        __m512 l = round_to_bf16(acc);
+        if (biased)
+            l = round_to_bf16(_mm512_add_ps(l, b));
+        if (j + nr <= n) {
+            _mm512_mask_storeu_ps(out + p * stride + j, (__mmask16)((1u << nr) - 1u), l);
+            j += nr;
+            if (j == n) {
                 j = 0;
                 ++p;
+            }
+        } else {
+            float ls[16];
+            _mm512_storeu_ps(ls, l);
+            for (int64_t r = 0; r < nr; ++r) {
+                out[p * stride + j] = ls[r];
+                if (++j == n) {
+                    j = 0;
+                    ++p;
+                }
             }
         }
     }
