@@ -58,6 +58,7 @@ def main() -> None:
     # inherits the mask too.
     os.umask(os.umask(0o077) | 0o077)
     runtime.keep_freed_memory()  # large tensors reuse freed pages (runtime.py)
+    runtime.fewer_gc_passes()  # imports and data loading create millions of objects, no garbage
     # Standalone mode: click prints usage errors itself (exit 2); everything
     # else propagates here, so user errors become one line instead of a trace.
     try:
