@@ -7,7 +7,9 @@ Loading has three paths, chosen per call (``path="auto"``):
 * ``merge``  — Cypher MERGE in ``UNWIND $rows`` batches: idempotent, portable
   (Neo4j), the one used whenever the target type already holds data.
 * ``create`` — Cypher CREATE, used for a type that is still empty (a fresh
-  build), batches spread over a few concurrent sessions.
+  build): node batches spread over two concurrent sessions, relationship
+  batches (edges, posts with their TAGGED edges) in one, as concurrent
+  writes between shared endpoints conflict.
 * ``bulk``   — ArcadeDB's GraphBatch ingest, only when this process hosts the
   embedded server and the type is empty; several times the Cypher speed.
 """
@@ -378,8 +380,11 @@ class GraphStore:
         for kind, rs in rows.items():
             how = hows[kind]
             name = f"load/{kind}_create" if how == "create" else f"load/{kind}"
-            # Concurrent MERGE of edges between shared endpoints deadlocks on Neo4j: one session.
-            n = self._batches(name, rs, batch, WORKERS if how == "create" else 1)
+            # One session, CREATE or MERGE: concurrent transactions writing edges
+            # between shared endpoints conflict (Neo4j's lock deadlocks; the embedded
+            # engine's concurrent-modification errors), and the driver's retries,
+            # each after about a second, made two sessions 2.5-3x slower than one
+            n = self._batches(name, rs, batch, 1)
             if n != len(rs):
                 raise DataError(f"{len(rs) - n} of {len(rs)} {kind} edges name hashtags not in the store")
             out[kind] = n
@@ -399,7 +404,7 @@ class GraphStore:
         elif how == "create":
             users = sorted({r["user"] for r in rows})
             self._batches("load/users_create", [{"name": u} for u in users], batch, WORKERS)
-            n = self._batches("load/posts_create", rows, batch, WORKERS)
+            n = self._batches("load/posts_create", rows, batch, 1)  # their TAGGED edges: one session, as edges
         else:
             n = self._batches("load/posts", rows, batch, 1)
         if n != n_tags:

@@ -83,6 +83,24 @@ def test_each_load_path_then_merge_reload_keeps_counts(store, path):
         store.load_hashtags(graph[0], path="create")
 
 
+def test_the_create_path_writes_relationships_without_conflicts(store, caplog):
+    """A fresh build over Bolt (Neo4j, or a store this process does not host)
+    takes the create path. Its edge and post batches run in one session:
+    two sessions writing edges between the same hashtags conflicted on the
+    engine's pages, and every conflict cost a driver retry about a second
+    later (bench_load.py: 2.5-3x slower than one session)."""
+    graph = small_graph(seed=3, n_tags=200, n_edges=6000, n_posts=3000)
+    store.clear()
+    with caplog.at_level("WARNING", logger="neo4j"):
+        tags, edges, posts = graph
+        store.load_hashtags(tags, batch=200, path="create")
+        store.load_edges([e for es in edges.values() for e in es], batch=200, path="create")
+        store.load_posts(posts, batch=200, path="create")
+    assert store.counts() == expected_counts(graph)
+    retried = [r.getMessage() for r in caplog.records if "retried" in r.getMessage()]
+    assert not retried, retried[:2]
+
+
 def test_a_large_bulk_load_takes_one_ingest_batch_per_type(store, monkeypatch):
     # INSVIDEO's 1.8M edges in one shared batch failed at close; above the
     # threshold every type gets its own batch. CI cannot hold that size, so
