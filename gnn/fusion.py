@@ -47,7 +47,7 @@ from .metrics import PairedAccumulator
 
 SEMANTIC = ("cp", "ss", "po")  # the typed relations the graph features propagate over
 GROUPS = ("neural", "memory", "copy", "zeroshot", "graph", "pop", "category", "cf", "recent", "spread", "semantic",
-          "tagsem", "graphsem")
+          "tagsem", "graphsem", "graph2")
 FEATURES = {
     "neural": ("neural",),
     "memory": ("hist_log", "hist_share", "cooc", "hist_sim"),
@@ -63,10 +63,11 @@ FEATURES = {
     "semantic": ("sem_knn", "sem_sharp", "sem_own"),
     "tagsem": ("sem_tag", "sem_proto"),
     "graphsem": tuple(f"g_{t}_{k}" for t in SEMANTIC for k in ("proto", "tag")),
+    "graph2": ("g2_hist", "g2_knn", "g2_lex", "g2_sem"),
 }
 # the groups that need the MiniLM sentence encoder, and the typed graph
-SENTENCE_GROUPS = ("semantic", "tagsem", "graphsem")
-GRAPH_GROUPS = ("graph", "graphsem")
+SENTENCE_GROUPS = ("semantic", "tagsem", "graphsem", "graph2")
+GRAPH_GROUPS = ("graph", "graphsem", "graph2")
 
 
 def uses_sentences(groups: Sequence[str]) -> bool:
@@ -101,6 +102,18 @@ def type_adjacency(graph, n: int) -> dict[str, sp.csr_matrix]:
         a = sp.csr_matrix((np.ones(int(m.sum())), (ei[0, m], ei[1, m])), shape=(n, n))
         out[t] = _row_normalise(a).tocsr()
     return out
+
+
+def two_hop(adjacency: dict) -> sp.csr_matrix:
+    """The tags two typed (cp/ss/po) hops away, each hop over any of the
+    three, weighted by the paths' share of the walk and row-normalised,
+    transposed as the one-hop features use theirs: a signal's matrix times
+    it gives each tag the mean over its two-hop neighbours."""
+    t = sum((adjacency[k] > 0).astype(np.float64) for k in SEMANTIC).tocsr()
+    t = _row_normalise((t > 0).astype(np.float64)).tocsr()
+    t2 = (t @ t).tolil()
+    t2.setdiag(0)
+    return _row_normalise(t2.tocsr()).T.tocsr()
 
 
 class SplitFeatures:
@@ -155,7 +168,7 @@ class SplitFeatures:
                 f[name] = m
         # dense cosines: (query vectors, per-hashtag unit vectors), multiplied per block
         self.products: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        if need & set(FEATURES["semantic"] + FEATURES["tagsem"] + FEATURES["graphsem"]):
+        if need & set(FEATURES["semantic"] + FEATURES["tagsem"] + FEATURES["graphsem"] + ("g2_sem",)):
             if emb is None:
                 raise DataError("the semantic features need sentence embeddings of the posts")
             qv = emb[self.rows] if query is None else query[2]
@@ -173,7 +186,7 @@ class SplitFeatures:
                     if tag_emb is None:
                         raise DataError("the graph's tag-semantic features need sentence embeddings of the hashtags")
                     self.products[f"g_{t}_tag"] = (qv, _unit(adjacency[t] @ tag_emb))
-        if need & set(FEATURES["semantic"]):
+        if need & set(FEATURES["semantic"] + ("g2_sem",)):
             dsim = hist.dense_similar(emb, qv, K_NEIGHBOURS)
             f["sem_knn"] = _row_normalise(dsim @ hist.X).tocsr()
             d8 = dsim.copy()
@@ -191,6 +204,13 @@ class SplitFeatures:
                 f[f"g_{t}_hist"] = (share @ a).tocsr()
                 f[f"g_{t}_knn"] = (knn @ a).tocsr()
                 f[f"g_{t}_lex"] = (lex @ a).tocsr()
+            if need & set(FEATURES["graph2"]):
+                a2 = two_hop(adjacency)
+                f["g2_hist"] = (share @ a2).tocsr()
+                f["g2_knn"] = (knn @ a2).tocsr()
+                f["g2_lex"] = (lex @ a2).tocsr()
+                if "g2_sem" in need:
+                    f["g2_sem"] = (f["sem_knn"] @ a2).tocsr()
         def scaled(v):
             return torch.from_numpy(v / max(float(v.max()), 1e-12)).float()
 

@@ -9,7 +9,8 @@ nearest known posts, or a tag already in the top k. This counts, per test
 use of an in-vocabulary long-tail tag, whether the ranking hits it, and for
 each miss which of those sources hold a typed neighbour of it. The hits the
 bar asks for, set beside the reachable misses, say how far any one-hop use
-of the graph could go.
+of the graph could go. The same count within two typed hops says how far
+a two-hop use could (the opt-in ``graph2`` fusion group is one).
 """
 from __future__ import annotations
 
@@ -64,6 +65,17 @@ def reach_counts(truth: Sequence[Sequence[int]], longtail: np.ndarray, top: np.n
     return out
 
 
+def within_two_hops(typed: sp.csr_matrix) -> sp.csr_matrix:
+    """Non-zero where two hashtags are one or two typed hops apart (a tag is
+    not its own neighbour)."""
+    t = (typed > 0).astype(np.float64)
+    two = ((t @ t + t) > 0).astype(np.float64).tolil()
+    two.setdiag(0)
+    out = two.tocsr()
+    out.eliminate_zeros()
+    return out
+
+
 def run_reach(run, run_dir, split: str = "test", k: int = 10, device: str = "cpu") -> dict:
     """reach_counts for a trained run (V2HT or the fusion head) on ``split``,
     its sources under the run's own protocol."""
@@ -98,5 +110,9 @@ def run_reach(run, run_dir, split: str = "test", k: int = 10, device: str = "cpu
     if available():
         emb = ctx.embeddings()
         sources["semantic"] = hist.dense_similar(emb, emb[rows], K_NEIGHBOURS) @ hist.X
-    out = reach_counts(data.truth(rows), data.ds.longtail_mask(), top, sources, typed)
+    truth, longtail = data.truth(rows), data.ds.longtail_mask()
+    out = reach_counts(truth, longtail, top, sources, typed)
+    two = reach_counts(truth, longtail, top, sources, within_two_hops(typed))
+    out["within_two_hops"] = {k: two[k] for k in ("misses_with_typed_edge", "misses_reachable",
+                                                   "share_of_reachable_misses_needed")}
     return {"split": split, "protocol": protocol, **out}

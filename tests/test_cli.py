@@ -122,6 +122,8 @@ def test_default_model_train_evaluate_recommend(tmp_path):
     reach = json.loads(run("evaluate", "d", "--graph-reach", "-w", wd, "--json").stdout)
     assert reach["hits"] + reach["misses"] == reach["positives"] > 0
     assert reach["misses_reachable"]["any"] <= reach["misses"]
+    # two hops reach every miss one hop reaches, and maybe more
+    assert reach["misses_reachable"]["any"] <= reach["within_two_hops"]["misses_reachable"]["any"] <= reach["misses"]
     assert "--protocol" in one_line_error(run("evaluate", "d", "--graph-reach", "--protocol", "strict", "-w", wd,
                                                ok=False))
     post = next(json.loads(l)["id"] for l in (Path(wd) / "data" / "posts.jsonl").read_text().splitlines()

@@ -6,7 +6,8 @@ import torch
 
 from handmade import CAT_POSTS, CAT_TAGS, graph, write_dataset
 from v2ht_kg.gnn.data import TrainingData
-from v2ht_kg.gnn.fusion import FusionHead, SplitFeatures, evaluate_head, feature_names, fit_fusion, type_adjacency
+from v2ht_kg.gnn.fusion import (FusionHead, SplitFeatures, evaluate_head, feature_names, fit_fusion, two_hop,
+                                type_adjacency)
 from v2ht_kg.gnn.history import History
 from v2ht_kg.gnn.protocol import known_rows
 
@@ -150,6 +151,31 @@ def test_graph_semantics_give_an_unused_tag_its_neighbours_meaning(data):
     assert x[zs, names.index("g_cp_tag")] == pytest.approx(float(tag_emb[etsy] @ emb[row[0]]))
     with pytest.raises(Exception, match="sentence embeddings"):
         SplitFeatures(hist, row, names, adj, emb=emb)  # the tags' word embeddings are missing
+
+
+def test_two_hops_reach_a_tag_one_hop_cannot(tmp_path):
+    """graph2: knit is two typed hops from etsy (cp, then ss, through the
+    unused 'handweavers of etsy'): the author's etsy reaches it there and
+    not in the one-hop group; a co edge is no hop, and a tag is not its
+    own two-hop neighbour."""
+    edges = EDGES + [("handweavers of etsy", "knit", "ss")]
+    posts = POSTS[:4] + [("valid", 0, ["etsy"], "my shop"), ("test", 0, ["knit"], "loom")]
+    write_dataset(tmp_path / "d", TAGS, posts)
+    data = TrainingData.build(tmp_path / "d", None, seed=0, w2v_dim=8)
+    adj = type_adjacency(graph(TAGS, edges), len(TAGS))
+    a2 = two_hop(adj).T.toarray()  # row h: h's two-hop neighbours
+    etsy, zs, knit, car, race = (TAGS.index(t) for t in TAGS)
+    assert a2[knit, etsy] == pytest.approx(1.0) and a2[etsy, knit] == pytest.approx(1.0)
+    assert np.diag(a2).sum() == 0 and a2[race].sum() == 0 and a2[car].sum() == 0
+    hist = History(data, known_rows(data, "test", "strict"))
+    user0 = data.rows["test"][:1]
+    names = feature_names(["memory", "graph", "graph2"])
+    emb = np.zeros((len(data.ds.posts), 4), dtype=np.float32)
+    x = SplitFeatures(hist, user0, names, adj, emb=emb).block(np.array([0]))[0]
+    share = x[:, names.index("hist_share")]
+    assert x[knit, names.index("g2_hist")] == pytest.approx(float(share[etsy]))  # through the unused tag
+    assert all(x[knit, names.index(f"g_{t}_hist")] == 0 for t in ("cp", "ss", "po"))  # one hop: only the unused tag
+    assert x[race, names.index("g2_hist")] == 0
 
 
 def test_results_measure_graph_semantics_where_the_minilm_groups_are_on(tmp_path, monkeypatch):
