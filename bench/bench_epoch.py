@@ -29,7 +29,7 @@ openmp.apply()  # before torch loads OpenMP: the CLI's wait policy, so the figur
 
 import torch
 
-from v2ht_kg.cli.runtime import fewer_gc_passes, keep_freed_memory
+from v2ht_kg.cli import runtime
 
 
 def main() -> None:
@@ -49,8 +49,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    malloc = keep_freed_memory()  # as the CLI does; V2HT_MALLOC=0 for the glibc default
-    fewer_gc_passes()  # as the CLI does; V2HT_GC=0 for Python's default
+    malloc = runtime.apply()  # as the CLI does; V2HT_MALLOC=0 / V2HT_GC=0 for the defaults
 
     from v2ht_kg.gnn import runs
     from v2ht_kg.gnn.data import TrainingData

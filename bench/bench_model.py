@@ -24,7 +24,7 @@ openmp.apply()  # before torch loads OpenMP: the CLI's wait policy, so the figur
 import torch
 from torch_geometric.data import Data
 
-from v2ht_kg.cli.runtime import fewer_gc_passes, keep_freed_memory
+from v2ht_kg.cli import runtime
 from v2ht_kg.gnn import native, native_mlp, ranking
 from v2ht_kg.gnn.batch import PostBatch
 from v2ht_kg.gnn.config import V2HTConfig
@@ -198,8 +198,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    malloc = keep_freed_memory()  # as the CLI does; V2HT_MALLOC=0 for the glibc default
-    fewer_gc_passes()  # as the CLI does; V2HT_GC=0 for Python's default
+    malloc = runtime.apply()  # as the CLI does; V2HT_MALLOC=0 / V2HT_GC=0 for the defaults
     torch.manual_seed(args.seed)
     q = args.quick
     n_tags, n_pairs = (2000, 40_000) if q else (15_751, 300_000)

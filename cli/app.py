@@ -57,8 +57,9 @@ def main() -> None:
     # (folders 0700, files 0600), like the password file: the in-process JVM
     # inherits the mask too.
     os.umask(os.umask(0o077) | 0o077)
-    runtime.keep_freed_memory()  # large tensors reuse freed pages (runtime.py)
-    runtime.fewer_gc_passes()  # imports and data loading create millions of objects, no garbage
+    # large tensors reuse freed pages; the garbage collector runs far less
+    # often (imports and data loading make millions of objects, no garbage)
+    runtime.apply()
     # Standalone mode: click prints usage errors itself (exit 2); everything
     # else propagates here, so user errors become one line instead of a trace.
     try:

@@ -104,13 +104,18 @@ def type_adjacency(graph, n: int) -> dict[str, sp.csr_matrix]:
     return out
 
 
+def typed_pattern(adjacency: dict) -> sp.csr_matrix:
+    """1 where two hashtags share a cp, ss or po edge (type_adjacency's)."""
+    return (sum(adjacency[k] for k in SEMANTIC) > 0).astype(np.float64).tocsr()
+
+
 def two_hop(adjacency: dict) -> sp.csr_matrix:
     """The tags two typed (cp/ss/po) hops away, each hop over any of the
     three, weighted by the paths' share of the walk and row-normalised,
     transposed as the one-hop features use theirs: a signal's matrix times
-    it gives each tag the mean over its two-hop neighbours."""
-    t = sum((adjacency[k] > 0).astype(np.float64) for k in SEMANTIC).tocsr()
-    t = _row_normalise((t > 0).astype(np.float64)).tocsr()
+    it gives each tag the mean over its two-hop neighbours (the one-hop
+    ones are the graph group's)."""
+    t = _row_normalise(typed_pattern(adjacency)).tocsr()
     t2 = (t @ t).tolil()
     t2.setdiag(0)
     return _row_normalise(t2.tocsr()).T.tocsr()

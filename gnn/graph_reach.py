@@ -82,7 +82,7 @@ def run_reach(run, run_dir, split: str = "test", k: int = 10, device: str = "cpu
     from pathlib import Path
 
     from ..kg.errors import DataError
-    from .fusion import K_NEIGHBOURS, SEMANTIC, type_adjacency
+    from .fusion import K_NEIGHBOURS, type_adjacency, typed_pattern
     from .hybrid import HybridContext, HybridScorer, load_hybrid, neural_scores, run_protocol
     from .runs import load_graph
     from .sentence import available
@@ -102,7 +102,7 @@ def run_reach(run, run_dir, split: str = "test", k: int = 10, device: str = "cpu
     if adj is None:
         names = [h.name for h in data.ds.hashtags]
         adj = type_adjacency(load_graph(Path(run.cfg["graph_path"]), names, data.ds.fingerprint), data.n_hashtags)
-    typed = sum((adj[t] > 0).astype(np.float64) for t in SEMANTIC).tocsr()
+    typed = typed_pattern(adj)
     top = torch.topk(scores, min(k, data.n_hashtags), dim=1).indices.numpy()
     hist = ctx.history(split, protocol)
     tokens, users = hist.query(rows)

@@ -336,13 +336,9 @@ static void block_logits(const uint16_t *h, int64_t rows, int64_t k, const uint1
         __m512 l = round_to_bf16(acc);
         if (biased)
             l = round_to_bf16(_mm512_add_ps(l, b));
-        if (j + nr <= n) {
+        if (j + nr < n) { /* the rows stay inside post p's columns */
             _mm512_mask_storeu_ps(out + p * stride + j, (__mmask16)((1u << nr) - 1u), l);
             j += nr;
-            if (j == n) {
-                j = 0;
-                ++p;
-            }
         } else {
             float ls[16];
             _mm512_storeu_ps(ls, l);
