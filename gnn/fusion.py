@@ -65,6 +65,10 @@ FEATURES = {
     "graphsem": tuple(f"g_{t}_{k}" for t in SEMANTIC for k in ("proto", "tag")),
     "graph2": ("g2_hist", "g2_knn", "g2_lex", "g2_sem"),
 }
+# the features read from the MiniLM nearest posts, and those that need the
+# post's own MiniLM vector (all of the former, and the cosines)
+SEM_NEIGHBOURS = FEATURES["semantic"] + ("g2_sem",)
+QUERY_VECTORS = SEM_NEIGHBOURS + FEATURES["tagsem"] + FEATURES["graphsem"]
 # the groups that need the MiniLM sentence encoder, and the typed graph
 SENTENCE_GROUPS = ("semantic", "tagsem", "graphsem", "graph2")
 GRAPH_GROUPS = ("graph", "graphsem", "graph2")
@@ -127,12 +131,14 @@ class SplitFeatures:
 
     def __init__(self, hist: History, rows: np.ndarray | None, names: Sequence[str], adjacency=None,
                  neural: torch.Tensor | None = None, query: tuple | None = None, emb: np.ndarray | None = None,
-                 tag_emb: np.ndarray | None = None, categories: Sequence[Sequence[str]] | None = None):
+                 tag_emb: np.ndarray | None = None, categories: Sequence[Sequence[str]] | None = None,
+                 hop2: sp.csr_matrix | None = None):
         """Rows of the data set, or ``query`` = (token lists, user indices[,
         sentence vectors]) of new posts (then ``rows`` is None), with their
         ``categories`` (category paths; none given: no category). ``emb``: the
         sentence embeddings of every post of the data set (the semantic and
-        tagsem groups); ``tag_emb``: those of every hashtag's words (tagsem)."""
+        tagsem groups); ``tag_emb``: those of every hashtag's words (tagsem);
+        ``hop2``: two_hop(adjacency) where the caller keeps it (graph2)."""
         tokens, users = hist.query(rows) if query is None else query[:2]
         self.rows = None if rows is None else np.asarray(rows, dtype=np.int64)
         self.n = len(tokens)
@@ -173,7 +179,7 @@ class SplitFeatures:
                 f[name] = m
         # dense cosines: (query vectors, per-hashtag unit vectors), multiplied per block
         self.products: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        if need & set(FEATURES["semantic"] + FEATURES["tagsem"] + FEATURES["graphsem"] + ("g2_sem",)):
+        if need & set(QUERY_VECTORS):
             if emb is None:
                 raise DataError("the semantic features need sentence embeddings of the posts")
             qv = emb[self.rows] if query is None else query[2]
@@ -191,7 +197,7 @@ class SplitFeatures:
                     if tag_emb is None:
                         raise DataError("the graph's tag-semantic features need sentence embeddings of the hashtags")
                     self.products[f"g_{t}_tag"] = (qv, _unit(adjacency[t] @ tag_emb))
-        if need & set(FEATURES["semantic"] + ("g2_sem",)):
+        if need & set(SEM_NEIGHBOURS):
             dsim = hist.dense_similar(emb, qv, K_NEIGHBOURS)
             f["sem_knn"] = _row_normalise(dsim @ hist.X).tocsr()
             d8 = dsim.copy()
@@ -210,7 +216,7 @@ class SplitFeatures:
                 f[f"g_{t}_knn"] = (knn @ a).tocsr()
                 f[f"g_{t}_lex"] = (lex @ a).tocsr()
             if need & set(FEATURES["graph2"]):
-                a2 = two_hop(adjacency)
+                a2 = two_hop(adjacency) if hop2 is None else hop2
                 f["g2_hist"] = (share @ a2).tocsr()
                 f["g2_knn"] = (knn @ a2).tocsr()
                 f["g2_lex"] = (lex @ a2).tocsr()

@@ -17,7 +17,7 @@ import torch
 
 from ..kg.errors import DataError
 from .fusion import (AVERAGE_EPOCHS, GROUPS, SENTENCE_GROUPS, SplitFeatures, evaluate_head, feature_names, fit_fusion,
-                     load_head, save_head, type_adjacency, uses_graph, uses_sentences)
+                     load_head, save_head, two_hop, type_adjacency, uses_graph, uses_sentences)
 from .history import History
 from .protocol import check_protocol, known_rows
 
@@ -106,6 +106,7 @@ class HybridContext:
         self._emb = None
         self._tag_emb = None
         self._encoder = None
+        self._hop2 = None  # fusion.two_hop of adj, for graph2
 
     def embeddings(self) -> np.ndarray:
         if self._emb is None:
@@ -176,9 +177,12 @@ class HybridContext:
         ``groups`` need them, its sentence embeddings."""
         if uses_graph(groups) and self.adj is None:
             raise DataError("the graph features need the knowledge graph snapshot (graph.pt)")
+        if "graph2" in groups and self._hop2 is None:
+            self._hop2 = two_hop(self.adj)  # once for every split and the window
         return SplitFeatures(hist, rows, names, self.adj, neural, query=query, categories=categories,
                              emb=self.embeddings() if uses_sentences(groups) else None,
-                             tag_emb=self.tag_embeddings() if {"tagsem", "graphsem"} & set(groups) else None)
+                             tag_emb=self.tag_embeddings() if {"tagsem", "graphsem"} & set(groups) else None,
+                             hop2=self._hop2)
 
 
 def fit_hybrid(ctx: HybridContext, groups: Sequence[str] = DEFAULT_GROUPS, *, protocols: Sequence[str] = ("deployed",),
